@@ -1,0 +1,41 @@
+"""The error types mhlab raises, so faces (CLI, pytest) can tell user mistakes from runtime failures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class MhlabError(Exception):
+    """Base of every error mhlab raises on purpose."""
+
+
+@dataclass
+class Problem:
+    """One thing wrong in an input file, located as precisely as we can."""
+
+    message: str
+    file: str = "<input>"
+    line: int | None = None
+    field: str = ""
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
+
+
+@dataclass
+class TopologyError(MhlabError):
+    """A topology (or scenario) file is invalid; nothing was built.  Carries every problem found."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+class LabError(MhlabError):
+    """The runtime could not do what was asked (deploy, exec, destroy)."""
+
+
+class DependencyError(MhlabError):
+    """A required program is missing or has an untested version."""

@@ -1,0 +1,41 @@
+"""Multihoming mechanisms as plug-ins: each one adds what it needs to the base network of a site.
+
+A mechanism is registered by name and chosen per site in the topology file (``mechanism: sadr-static``).
+It receives the whole NetPlan and its site and adds routes, filters, daemons or agents to that site's
+nodes.  Adding a mechanism never touches ``lab.py``: register it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ..netplan import NetPlan
+    from ..topology import Site
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    name: str
+    summary: str  # one line for `mhlab mechanisms`
+    thesis: str  # where the thesis describes it
+    apply: Callable[["NetPlan", "Site"], None]
+
+
+def _registry() -> dict[str, Mechanism]:
+    from . import none, sadr_static
+
+    return {m.name: m for m in (none.MECHANISM, sadr_static.MECHANISM)}
+
+
+def mechanisms() -> dict[str, Mechanism]:
+    """All known mechanisms by name."""
+    return _registry()
+
+
+def get_mechanism(name: str) -> Mechanism:
+    try:
+        return _registry()[name]
+    except KeyError:
+        raise KeyError(f"unknown mechanism {name!r}; known: {', '.join(sorted(_registry()))}") from None

@@ -1,0 +1,258 @@
+"""The lab's desired state: nodes, links, addresses, routes, BGP, filters and processes, as plain data.
+
+Built from the topology and address plan plus each site's mechanism; rendered to files by ``render`` and
+carried out by ``lab``.  Nothing here touches the kernel, so ``mhlab render`` shows exactly what will run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .addressing import AddressPlan, build_plan
+from .topology import Topology, host_def
+
+Role = Literal["router", "host", "bridge"]
+SERVICE_ARGV = {
+    "http": ["python3", "-m", "http.server", "--bind", "::", "80"],
+    "iperf3": ["iperf3", "--server", "--port", "5201"],
+    "tcpsink": ["python3", "-m", "testbed.tcpsink", "--port", "9000"],
+}
+
+
+@dataclass
+class Route:
+    """A kernel route; ``src`` makes it source-specific (``ip -6 route add DST from SRC …``)."""
+
+    dst: str
+    via: str | None = None
+    dev: str | None = None
+    src: str | None = None
+    metric: int | None = None
+    kind: str = "unicast"  # or "blackhole"
+    why: str = ""
+
+
+@dataclass
+class Neighbor:
+    """An eBGP session seen from one side; ``export`` lists the prefixes this side may announce."""
+
+    peer: str
+    address: str
+    remote_as: int
+    relation: Literal["upstream", "customer"]  # what the peer is to us
+    export: list[str] = field(default_factory=list)  # prefixes (exact or 'P le N') allowed out
+    default_originate: bool = False
+    accept: list[str] = field(default_factory=list)  # prefixes allowed in ('any' = everything)
+
+
+@dataclass
+class Bgp:
+    asn: int
+    router_id: str
+    networks: list[str] = field(default_factory=list)
+    neighbors: list[Neighbor] = field(default_factory=list)
+
+
+@dataclass
+class Process:
+    """A long-running program a node needs (daemon, agent, server); started and recorded by the lab."""
+
+    name: str
+    argv: list[str]
+    ready: str | None = None  # a path that exists once the process serves (e.g. a vty socket)
+
+
+@dataclass
+class Iface:
+    name: str
+    segment: str
+    addresses: list[str]
+
+
+@dataclass
+class Node:
+    name: str
+    role: Role
+    owner: str  # the ISP or site it belongs to
+    ifaces: list[Iface] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    bgp: Bgp | None = None
+    nft: list[str] = field(default_factory=list)  # lines of an nftables ruleset (a full table each)
+    counters: list[str] = field(default_factory=list)  # named nft counters worth showing
+    services: list[Process] = field(default_factory=list)
+    frr_daemons: list[str] = field(default_factory=list)
+    mechanism: str = ""
+
+
+@dataclass
+class Link:
+    a: str
+    a_if: str
+    b: str
+    b_if: str
+    segment: str
+
+
+@dataclass
+class NetPlan:
+    topology: Topology
+    plan: AddressPlan
+    nodes: dict[str, Node] = field(default_factory=dict)
+    links: list[Link] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.topology.name
+
+    def routers(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.role == "router"]
+
+    def hosts(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.role == "host"]
+
+
+ROUTER_SYSCTLS = {
+    "net.ipv6.conf.all.forwarding": "1",
+    "net.ipv6.conf.all.accept_dad": "0",
+    "net.ipv6.conf.default.accept_dad": "0",
+    "net.ipv6.conf.all.accept_ra": "0",
+    "net.ipv6.conf.default.accept_ra": "0",
+    "net.ipv6.conf.all.keep_addr_on_down": "1",
+    "net.ipv6.conf.all.ignore_routes_with_linkdown": "1",
+}
+HOST_SYSCTLS = {
+    "net.ipv6.conf.all.accept_dad": "0",
+    "net.ipv6.conf.default.accept_dad": "0",
+    "net.ipv6.conf.all.accept_ra": "0",
+    "net.ipv6.conf.default.accept_ra": "0",
+    "net.ipv6.conf.all.keep_addr_on_down": "1",
+}
+
+
+def build_netplan(topo: Topology, plan: AddressPlan | None = None) -> NetPlan:
+    """Base network (addresses, eBGP, PA announcements, ingress filters), then each site's mechanism."""
+    from .mechanisms import get_mechanism
+
+    plan = plan or build_plan(topo)
+    net = NetPlan(topo, plan)
+    _nodes_and_links(net)
+    _isp_bgp(net)
+    for site in topo.sites:
+        _site_base(net, site)
+        get_mechanism(site.mechanism).apply(net, site)
+    return net
+
+
+def _nodes_and_links(net: NetPlan) -> None:
+    topo, plan = net.topology, net.plan
+    for isp in topo.isps:
+        net.nodes[isp.name] = Node(isp.name, "router", isp.name, sysctls=dict(ROUTER_SYSCTLS),
+                                   frr_daemons=["zebra", "bgpd", "staticd"])
+        for ref in isp.hosts:
+            h = host_def(ref)
+            net.nodes[h.name] = Node(h.name, "host", isp.name, sysctls=dict(HOST_SYSCTLS))
+    for site in topo.sites:
+        for r in topo.site_routers(site):
+            net.nodes[r] = Node(r, "router", site.name, sysctls=dict(ROUTER_SYSCTLS),
+                                frr_daemons=["zebra", "bgpd", "staticd"], mechanism=site.mechanism)
+        for lan in site.lans:
+            for ref in lan.hosts:
+                h = host_def(ref)
+                net.nodes[h.name] = Node(h.name, "host", site.name, sysctls=dict(HOST_SYSCTLS),
+                                         mechanism=site.mechanism)
+    for ref in [r for isp in topo.isps for r in isp.hosts] + \
+               [r for s in topo.sites for lan in s.lans for r in lan.hosts]:
+        h = host_def(ref)
+        net.nodes[h.name].services = [Process(s, list(SERVICE_ARGV[s])) for s in h.services]
+    for seg in plan.segments:
+        for m in seg.members:
+            net.nodes[m.node].ifaces.append(Iface(m.ifname, seg.name, [str(a) for a in m.addresses]))
+        if seg.kind == "p2p":
+            a, b = seg.members
+            net.links.append(Link(a.node, a.ifname, b.node, b.ifname, seg.name))
+        else:
+            bridge = bridge_name(seg.name)
+            net.nodes[bridge] = Node(bridge, "bridge", seg.owner)
+            for m in seg.members:
+                net.links.append(Link(m.node, m.ifname, bridge, m.node, seg.name))
+            # hosts on a LAN route through the gateway (or the only router there)
+            _host_defaults(net, seg)
+
+
+def bridge_name(segment: str) -> str:
+    """LAN bridges are nodes of their own (a namespace holding a Linux bridge), named after the segment."""
+    return f"br:{segment}"
+
+
+def _host_defaults(net: NetPlan, seg) -> None:
+    topo = net.topology
+    gateway = None
+    for site in topo.sites:
+        for lan in site.lans:
+            if f"{site.name}-{lan.name}" == seg.name:
+                gateway = lan.gateway or topo.lan_routers(site, lan)[0]
+    if gateway is None:  # an ISP's host LAN: the ISP router is the gateway
+        gateway = seg.members[0].node
+    gw = seg.member(gateway)
+    for m in seg.members:
+        if net.nodes[m.node].role == "host":
+            net.nodes[m.node].routes.append(Route("::/0", via=str(gw.addresses[0].ip), dev=m.ifname,
+                                                  why=f"default via the LAN gateway {gateway}"))
+
+
+def _isp_bgp(net: NetPlan) -> None:
+    """ISPs: announce only their aggregate upstream (PA: no site more-specifics leak), everything downstream."""
+    topo, plan = net.topology, net.plan
+    for isp in topo.isps:
+        node = net.nodes[isp.name]
+        agg = str(plan.aggregates[isp.name])
+        node.bgp = Bgp(isp.asn, plan.router_ids[isp.name], networks=[agg])
+        node.routes.append(Route(agg, kind="blackhole", why="anchor for announcing the aggregate"))
+        for up in isp.upstreams:
+            seg = plan.segment(f"{up}-{isp.name}")
+            node.bgp.neighbors.append(Neighbor(up, str(seg.member(up).addresses[0].ip), topo.isp(up).asn,
+                                               "upstream", export=[agg], accept=["any"]))
+        for other in topo.isps:
+            if isp.name in other.upstreams:
+                seg = plan.segment(f"{isp.name}-{other.name}")
+                node.bgp.neighbors.append(Neighbor(other.name, str(seg.member(other.name).addresses[0].ip),
+                                                   other.asn, "customer", export=["any"],
+                                                   accept=[f"{plan.aggregates[other.name]}"]))
+
+
+def _site_base(net: NetPlan, site) -> None:
+    """Each exit router peers with its ISP and announces the PA /48 that ISP delegated; the ISP filters."""
+    topo, plan = net.topology, net.plan
+    site_asn = site.asn or 65100 + topo.sites.index(site)
+    for ex in site.exits:
+        router, isp = net.nodes[ex.router], net.nodes[ex.isp]
+        seg = plan.segment(f"{ex.isp}-{ex.router}")
+        pa = str(plan.site_prefixes[site.name][ex.isp])
+        if router.bgp is None:
+            router.bgp = Bgp(site_asn, plan.router_ids[ex.router])
+        router.bgp.networks.append(pa)
+        router.routes.append(Route(pa, kind="blackhole", why=f"anchor for announcing {pa} to {ex.isp}"))
+        router.bgp.neighbors.append(Neighbor(ex.isp, str(seg.member(ex.isp).addresses[0].ip),
+                                             topo.isp(ex.isp).asn, "upstream", export=[pa],
+                                             accept=["::/0"]))
+        isp.bgp.neighbors.append(Neighbor(ex.router, str(seg.member(ex.router).addresses[0].ip), site_asn,
+                                          "customer", export=["::/0"], default_originate=True, accept=[pa]))
+        cust_if = seg.member(ex.isp).ifname
+        counter = f"ingress_{cust_if}"
+        isp.counters.append(counter)
+        isp.nft.append(ingress_filter(cust_if, [pa, str(seg.subnets[0])], counter))
+
+
+def ingress_filter(ifname: str, allowed: list[str], counter: str) -> str:
+    """RFC 2827/3704 ingress filtering at an ISP's customer-facing interface, with a named drop counter."""
+    allowed_set = ", ".join(allowed)
+    return (f"table ip6 mhlab_ingress_{ifname} {{\n"
+            f"  counter {counter} {{ }}\n"
+            f"  chain forward {{\n"
+            f"    type filter hook forward priority 0; policy accept;\n"
+            f"    iifname \"{ifname}\" ip6 saddr != {{ {allowed_set} }} counter name {counter} drop\n"
+            f"  }}\n"
+            f"}}\n")
