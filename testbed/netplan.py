@@ -16,7 +16,6 @@ Role = Literal["router", "host", "bridge"]
 SERVICE_ARGV = {
     "http": ["python3", "-m", "http.server", "--bind", "::", "80"],
     "iperf3": ["iperf3", "--server", "--port", "5201"],
-    "tcpsink": ["python3", "-m", "testbed.tcpsink", "--port", "9000"],
 }
 
 

@@ -21,7 +21,7 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN,
                             description="lowercase letters and digits, starting with a letter, at most 10")]
 Asn = Annotated[int, Field(ge=1, le=4294967294, description="autonomous system number (not 0, not 23456)")]
 DOC_PREFIX = ipaddress.IPv6Network("2001:db8::/32")
-SERVICES = ("http", "iperf3", "tcpsink")
+SERVICES = ("http", "iperf3")
 
 
 class Strict(BaseModel):
@@ -49,8 +49,8 @@ class HostDef(Strict):
 
     name: Name
     iid: str | None = Field(None, description="interface identifier such as '::10' (overrides the plan)")
-    services: list[Literal["http", "iperf3", "tcpsink"]] = Field(
-        default_factory=list, description="servers started on the host: http (port 80), iperf3, tcpsink")
+    services: list[Literal["http", "iperf3"]] = Field(
+        default_factory=list, description="servers started on the host: http (port 80), iperf3 (port 5201)")
 
     @field_validator("iid")
     @classmethod

@@ -1,0 +1,109 @@
+"""FRR: where its daemons live, which version we accept, and how to ask a router for JSON state."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from .errors import DependencyError
+
+FRR_DIR = Path("/usr/lib/frr")
+TESTED_MAJORS = (8,)  # Debian 12 ships 8.4; other majors change CLI/JSON details we rely on
+
+
+def daemon_path(daemon: str) -> Path:
+    return FRR_DIR / daemon
+
+
+def frr_version() -> str:
+    """The installed FRR version, e.g. '8.4.4'; DependencyError when FRR is missing."""
+    zebra = daemon_path("zebra")
+    if not zebra.exists():
+        raise DependencyError(f"FRR is not installed ({zebra} missing): run `make setup` (apt-get install frr)")
+    out = subprocess.run([str(zebra), "--version"], capture_output=True, text=True, timeout=10).stdout
+    m = re.search(r"version\s+(\d+\.\d+(?:\.\d+)?)", out)
+    if not m:
+        raise DependencyError(f"cannot read FRR's version from `{zebra} --version`: {out.strip()[:200]!r}")
+    return m.group(1)
+
+
+def check_frr(allow_untested: bool = False) -> str:
+    """Fail clearly on an FRR major version the lab was not tested with."""
+    version = frr_version()
+    if int(version.split(".")[0]) not in TESTED_MAJORS and not allow_untested:
+        raise DependencyError(f"FRR {version} is untested (tested: {', '.join(map(str, TESTED_MAJORS))}.x); "
+                              "set MHLAB_ALLOW_UNTESTED_FRR=1 to try anyway")
+    return version
+
+
+def daemon_argv(daemon: str, confdir: Path, rundir: Path) -> list[str]:
+    """Foreground daemon with every path private to the node (no shared /var/run/frr, no TCP vty)."""
+    argv = [str(daemon_path(daemon)), "-u", "frr", "-g", "frr", "-f", str(confdir / f"{daemon}.conf"),
+            "-i", str(rundir / f"{daemon}.pid"), "--vty_socket", str(rundir), "-P", "0"]
+    if daemon == "zebra":
+        argv += ["-z", str(rundir / "zserv.api")]
+    elif daemon == "bfdd":
+        argv += ["-z", str(rundir / "zserv.api"), "--bfdctl", str(rundir / "bfdd.sock")]
+    else:
+        argv += ["-z", str(rundir / "zserv.api")]
+    return argv
+
+
+def check_argv(daemon: str, confdir: Path) -> list[str]:
+    """FRR's own dry run (-C): parse the config and exit non-zero on errors."""
+    return [str(daemon_path(daemon)), "-C", "-u", "frr", "-g", "frr", "-f", str(confdir / f"{daemon}.conf")]
+
+
+def vtysh_argv(rundir: Path, command: str) -> list[str]:
+    return ["vtysh", "--vty_socket", str(rundir), "-c", command]
+
+
+def parse_json(text: str) -> dict:
+    """vtysh prints JSON, or nothing when the daemon is not there; empty means {}."""
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {}
+
+
+def bgp_peers(summary: dict) -> dict[str, dict]:
+    """Peers of ``show bgp summary json`` (IPv6 unicast), keyed by address."""
+    return summary.get("ipv6Unicast", {}).get("peers", {})
+
+
+def json_cmp(actual, expected) -> str | None:
+    """Subset match (as in FRR topotests): every key/value of ``expected`` must be in ``actual``.
+
+    Returns None on a match, else a sentence naming the first difference.  Lists match element-wise for the
+    expected length; a dict value of ``expected`` may be a callable predicate.
+    """
+    return _cmp(actual, expected, "")
+
+
+def _cmp(actual, expected, path: str) -> str | None:
+    if callable(expected):
+        return None if expected(actual) else f"{path or '.'}: {actual!r} does not satisfy the predicate"
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return f"{path or '.'}: expected an object, got {type(actual).__name__}"
+        for k, v in expected.items():
+            if k not in actual:
+                return f"{path}.{k}: missing"
+            diff = _cmp(actual[k], v, f"{path}.{k}")
+            if diff:
+                return diff
+        return None
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) < len(expected):
+            return f"{path or '.'}: expected a list of at least {len(expected)}"
+        for i, v in enumerate(expected):
+            diff = _cmp(actual[i], v, f"{path}[{i}]")
+            if diff:
+                return diff
+        return None
+    return None if actual == expected else f"{path or '.'}: {actual!r} != {expected!r}"

@@ -1,0 +1,357 @@
+"""The runtime: a NetPlan becomes namespaces, veth links, bridges, addresses, routes and daemons - and back.
+
+Deploy order: nodes (each with an anchor process) -> sysctls -> links -> addresses/routes/filters -> FRR ->
+services -> wait until BGP converged.  Every process is recorded in the run directory's journal before it
+is relied on, so :func:`destroy` undoes exactly one lab - also after the deploying process was SIGKILLed.
+Nothing is ever created in the root network namespace: bridges live in namespaces of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mininet.link import Link
+from mininet.node import Node
+
+from .errors import LabError, TopologyError
+from .frr import bgp_peers, check_argv, check_frr, daemon_argv, parse_json, vtysh_argv
+from .mechanisms import mechanisms
+from .netplan import NetPlan, build_netplan
+from .node import NodeHandle, tagged_env
+from .procs import ProcRecord, start_time, stop_all, tagged_pids
+from .render import node_dir, render
+from .rundir import RunDir, list_labs
+from .topology import Topology, load_topology
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class _TaggedNode(Node):
+    """A Mininet node whose shell carries the lab tag in its environment (found again after a crash)."""
+
+    lab_tag: str = ""
+
+    def _popen(self, cmd, **params):  # noqa: D401 - Mininet's hook
+        params.setdefault("env", tagged_env(self.lab_tag))
+        return super()._popen(cmd, **params)
+
+
+@dataclass
+class Lab:
+    """A running lab.  ``with Lab.deploy("topologies/two-isp-site.yaml") as lab: lab["h1"].cmd("ping …")``."""
+
+    net: NetPlan
+    rundir: RunDir
+    nodes: dict[str, NodeHandle] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.rundir.lab
+
+    @property
+    def plan(self):
+        return self.net.plan
+
+    @property
+    def topology(self) -> Topology:
+        return self.net.topology
+
+    def node(self, name: str) -> NodeHandle:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise LabError(f"lab {self.name} has no node {name!r}; nodes: "
+                           f"{', '.join(n for n in self.nodes if ':' not in n)}") from None
+
+    __getitem__ = node
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()
+
+    def destroy(self, progress: Progress = _quiet) -> dict:
+        return destroy(self.name, self.rundir.path.parent, progress)
+
+    # -- state ------------------------------------------------------------------------------------------
+    def vtysh(self, router: str, command: str, timeout: float = 10) -> str:
+        return self.node(router).run(vtysh_argv(self.node(router).dir, command), timeout=timeout).stdout
+
+    def vtysh_json(self, router: str, command: str) -> dict:
+        return parse_json(self.vtysh(router, command if command.endswith("json") else command + " json"))
+
+    def bgp_sessions(self) -> dict[str, dict[str, str]]:
+        """router -> peer name -> BGP state, for every configured session."""
+        out: dict[str, dict[str, str]] = {}
+        for node in self.net.routers():
+            if node.bgp is None:
+                continue
+            peers = bgp_peers(self.vtysh_json(node.name, "show bgp summary json"))
+            out[node.name] = {n.peer: peers.get(n.address, {}).get("state", "Idle") for n in node.bgp.neighbors}
+        return out
+
+    def nft_counter(self, node: str, counter: str) -> int:
+        """Packets counted by a named nftables counter (e.g. an ISP's ingress-filter drops)."""
+        for table in self.net.nodes[node].nft:
+            if f"counter {counter} " in table:
+                tname = table.split()[2]
+                out = self.node(node).run(["nft", "-j", "list", "counter", "ip6", tname, counter]).stdout
+                for item in parse_json(out).get("nftables", []):
+                    if "counter" in item:
+                        return int(item["counter"]["packets"])
+        raise LabError(f"{node} has no counter {counter!r}")
+
+    # -- construction -----------------------------------------------------------------------------------
+    @classmethod
+    def deploy(cls, topology: str | Path | Topology, name: str | None = None, root: str | Path | None = None,
+               progress: Progress = _quiet, timeout: float = 90.0) -> "Lab":
+        """Build and start a lab; on any failure everything created so far is removed and the error raised."""
+        topo = topology if isinstance(topology, Topology) else load_topology(topology, set(mechanisms()))
+        if name:
+            topo = _renamed(topo, name)
+        check_frr(allow_untested=bool(os.environ.get("MHLAB_ALLOW_UNTESTED_FRR")))
+        net = build_netplan(topo)
+        rundir = RunDir.of(topo.name, root)
+        if os.geteuid() != 0:
+            raise LabError("deploying a lab needs root (network namespaces): run with sudo")
+        rundir.create({"name": topo.name, "status": "deploying", "topology": topo.source.file,
+                       "orchestrator_pid": os.getpid(), "created": time.time()})
+        (rundir.path / "topology.yaml").write_text(Path(topo.source.file).read_text()
+                                                  if Path(topo.source.file).exists() else "")
+        lab = cls(net, rundir)
+        try:
+            _Builder(lab, progress).build(timeout)
+        except BaseException:
+            progress("deploy failed: removing everything it created")
+            destroy(topo.name, rundir.path.parent, _quiet)
+            raise
+        rundir.update_meta(status="up", timings=lab.timings)
+        return lab
+
+    @classmethod
+    def attach(cls, name: str, root: str | Path | None = None) -> "Lab":
+        """The lab ``name`` deployed by any process (for `mhlab exec/inspect` and tests)."""
+        rundir = RunDir.of(name, root)
+        if not rundir.exists():
+            known = ", ".join(r.lab for r in list_labs(root)) or "none"
+            raise LabError(f"no lab named {name!r} in {rundir.path.parent} (running labs: {known})")
+        topo = load_topology(rundir.path / "topology.yaml", set(mechanisms()))
+        net = build_netplan(_renamed(topo, name))
+        lab = cls(net, rundir, timings=rundir.meta().get("timings", {}))
+        for rec in rundir.procs():
+            if rec.name == "anchor":
+                lab.nodes[rec.node] = NodeHandle(rec.node, rec, rundir)
+        return lab
+
+
+def _renamed(topo: Topology, name: str) -> Topology:
+    if name == topo.name:
+        return topo
+    import re
+    from .topology import NAME_PATTERN
+    if not re.match(NAME_PATTERN, name):
+        raise TopologyError([topo.source.problem(("name",), f"--name {name!r} is not a valid lab name "
+                                                 "(lowercase letters and digits, at most 10)")])
+    new = topo.model_copy(update={"name": name})
+    new._source = topo.source
+    return new
+
+
+class _Builder:
+    """The deploy steps, each timed into ``lab.timings``."""
+
+    def __init__(self, lab: Lab, progress: Progress) -> None:
+        self.lab, self.progress = lab, progress
+        self.mn: dict[str, _TaggedNode] = {}
+
+    def step(self, label: str, fn, *args) -> None:
+        t0 = time.monotonic()
+        self.progress(f"{label} ...")
+        fn(*args)
+        self.lab.timings[label] = round(time.monotonic() - t0, 3)
+
+    def build(self, timeout: float) -> None:
+        t0 = time.monotonic()
+        net, rd = self.lab.net, self.lab.rundir
+        self.step("render configs", lambda: render(net, rd.path, lambda n: node_dir(rd.path, n)))
+        try:
+            self.step("create nodes", self.create_nodes)
+            self.step("create links", self.create_links)
+            self.step("configure addresses, routes, filters", self.configure)
+        finally:
+            for node in self.mn.values():  # the anchors hold the namespaces; the build shells can go
+                node.terminate()
+        self.step("start FRR", self.start_frr)
+        self.step("start services", self.start_services)
+        self.step("wait for BGP convergence", self.await_bgp, timeout)
+        self.lab.timings["total"] = round(time.monotonic() - t0, 3)
+
+    def create_nodes(self) -> None:
+        lab = self.lab
+        _TaggedNode.lab_tag = lab.name  # class attribute read by _popen; set per build (one lab per process)
+        for spec in lab.net.nodes.values():
+            mn = _TaggedNode(spec.name.replace(":", "-"), inNamespace=True)
+            self.mn[spec.name] = mn
+            lab.rundir.record(ProcRecord(spec.name, "shell", mn.pid, start_time(mn.pid) or 0).as_dict())
+            anchor = subprocess.Popen(["mnexec", "-da", str(mn.pid), "sleep", "infinity"],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, env=tagged_env(lab.name))
+            rec = ProcRecord(spec.name, "anchor", anchor.pid, start_time(anchor.pid) or 0)
+            lab.rundir.record(rec.as_dict())
+            lab.nodes[spec.name] = NodeHandle(spec.name, rec, lab.rundir)
+        for spec in lab.net.nodes.values():
+            handle = lab.nodes[spec.name]
+            self._wait_entered(handle)
+            if spec.role == "bridge":
+                handle.run(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                            "net.ipv6.conf.default.disable_ipv6=1"], check=True)
+            else:
+                handle.run(["sysctl", "-q", "-p", str(handle.dir / "sysctl.conf")], check=True)
+
+    @staticmethod
+    def _wait_entered(handle: NodeHandle) -> None:
+        """mnexec -a joins the namespace just after fork: wait until the anchor is really inside."""
+        shell_ns = None
+        for rec in handle.rundir.procs():
+            if rec.node == handle.name and rec.name == "shell":
+                shell_ns = os.readlink(f"/proc/{rec.pid}/ns/net")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                if os.readlink(f"/proc/{handle.pid}/ns/net") == shell_ns:
+                    return
+            except OSError:
+                break
+            time.sleep(0.002)
+        raise LabError(f"node {handle.name}: its anchor process did not enter the namespace")
+
+    def create_links(self) -> None:
+        for link in self.lab.net.links:
+            Link(self.mn[link.a], self.mn[link.b], intfName1=link.a_if, intfName2=link.b_if)
+            self.lab.rundir.record({"kind": "link", "a": link.a, "a_if": link.a_if, "b": link.b,
+                                    "b_if": link.b_if, "segment": link.segment})
+        for spec in self.lab.net.nodes.values():
+            if spec.role == "bridge":
+                ports = [l.b_if for l in self.lab.net.links if l.b == spec.name]
+                script = ["ip link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0"]
+                script += [f"ip link set dev {p} master br0 up" for p in ports]
+                script += ["ip link set dev br0 up"]
+                self.lab.nodes[spec.name].run(" && ".join(script), check=True)
+
+    def configure(self) -> None:
+        for spec in self.lab.net.nodes.values():
+            if spec.role == "bridge":
+                continue
+            handle = self.lab.nodes[spec.name]
+            handle.run(["ip", "-6", "-batch", str(handle.dir / "setup.ip")], check=True)
+            if spec.nft:
+                handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
+
+    def start_frr(self) -> None:
+        routers = [n for n in self.lab.net.routers() if n.frr_daemons]
+        checks = []
+        for spec in routers:
+            handle = self.lab.nodes[spec.name]
+            os.chown(handle.dir, *_frr_ids())
+            for daemon in spec.frr_daemons:
+                checks.append((spec.name, daemon, subprocess.Popen(check_argv(daemon, handle.dir),
+                                                                     stdout=subprocess.PIPE,
+                                                                     stderr=subprocess.STDOUT, text=True)))
+        bad = []
+        for router, daemon, proc in checks:
+            out, _ = proc.communicate(timeout=30)
+            if proc.returncode != 0:
+                bad.append(f"{router}/{daemon}.conf: {out.strip()[-400:]}")
+        if bad:
+            raise LabError("FRR rejected a rendered config (see `mhlab render`):\n" + "\n".join(bad))
+        for spec in routers:  # zebra first everywhere, then the protocol daemons that connect to it
+            handle = self.lab.nodes[spec.name]
+            handle.spawn("zebra", daemon_argv("zebra", handle.dir, handle.dir))
+        _wait_paths([self.lab.nodes[s.name].dir / "zserv.api" for s in routers], 10, "zebra's zserv socket")
+        for spec in routers:
+            handle = self.lab.nodes[spec.name]
+            for daemon in spec.frr_daemons[1:]:
+                handle.spawn(daemon, daemon_argv(daemon, handle.dir, handle.dir))
+        _wait_paths([self.lab.nodes[s.name].dir / f"{d}.vty" for s in routers for d in s.frr_daemons], 10,
+                    "FRR vty sockets")
+
+    def start_services(self) -> None:
+        for spec in self.lab.net.nodes.values():
+            for svc in spec.services:
+                argv = [sys.executable if a == "python3" else a for a in svc.argv]
+                self.lab.nodes[spec.name].spawn(svc.name, argv, cwd=self.lab.nodes[spec.name].dir)
+
+    def await_bgp(self, timeout: float) -> None:
+        """All sessions Established, and every ISP router knows every ISP aggregate (the DFZ converged)."""
+        lab = self.lab
+        deadline = time.monotonic() + timeout
+        aggregates = {str(p) for p in lab.plan.aggregates.values()}
+        isp_routers = [i.name for i in lab.topology.isps]
+        missing: list[str] = []
+        while time.monotonic() < deadline:
+            missing = [f"{r}->{p}: {s}" for r, peers in lab.bgp_sessions().items()
+                       for p, s in peers.items() if s != "Established"]
+            if not missing:
+                for r in isp_routers:
+                    routes = lab.vtysh_json(r, "show bgp ipv6 unicast json").get("routes", {})
+                    missing += [f"{r} lacks {a}" for a in aggregates if a not in routes]
+            if not missing:
+                return
+            time.sleep(0.1)
+        raise LabError(f"BGP did not converge within {timeout:.0f} s: " + "; ".join(missing[:8]))
+
+
+def _frr_ids() -> tuple[int, int]:
+    import grp
+    import pwd
+    try:
+        return pwd.getpwnam("frr").pw_uid, grp.getgrnam("frr").gr_gid
+    except KeyError:
+        raise LabError("the 'frr' user is missing: is FRR installed? (make setup)") from None
+
+
+def _wait_paths(paths: list[Path], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        missing = [p for p in paths if not p.exists()]
+        if not missing:
+            return
+        time.sleep(0.01)
+    raise LabError(f"{what} did not appear within {timeout:.0f} s: {', '.join(map(str, missing[:5]))} "
+                   "(see the node's *.out and *.log files)")
+
+
+def destroy(name: str, root: str | Path | None = None, progress: Progress = _quiet,
+            keep_dir: bool = False) -> dict:
+    """Stop every process of lab ``name`` (recorded or tagged) - which frees its namespaces, links, bridges
+    and mounts - then remove its run directory.  Touches nothing else.  Returns what it did."""
+    rundir = RunDir.of(name, root)
+    if not rundir.path.exists():
+        raise LabError(f"no lab named {name!r} in {rundir.path.parent}")
+    rundir.update_meta(status="destroying")
+    recs = rundir.procs()
+    targets = {r.pid: r.start for r in recs if r.name not in ("anchor", "shell")}
+    tagged = {p: s for p, s in tagged_pids(name).items() if p != os.getpid()}
+    holders = {r.pid: r.start for r in recs if r.name in ("anchor", "shell")}
+    targets.update({p: s for p, s in tagged.items() if p not in holders})
+    progress(f"stopping {len(targets)} processes of lab {name}")
+    left = stop_all(targets)
+    progress(f"releasing {len({r.node for r in recs if r.name == 'anchor'})} nodes")
+    left += stop_all({**holders, **{p: s for p, s in tagged_pids(name).items() if p != os.getpid()}}, grace=0.5)
+    if left:
+        raise LabError(f"lab {name}: processes {left} would not stop; run directory kept in {rundir.path}")
+    if not keep_dir:
+        rundir.remove()
+    return {"lab": name, "processes": len(targets), "nodes": len(holders) // 2 if holders else 0}

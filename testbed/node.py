@@ -1,0 +1,97 @@
+"""Running a command inside a lab node, from the deploying process or any later one (CLI, tests).
+
+A node is a network + mount namespace held open by an *anchor* process; commands enter it with Mininet's
+``mnexec -a PID``.  Every long-running process started here is tagged with the lab's name and recorded in the
+journal before anything relies on it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from .errors import LabError
+from .procs import TAG, ProcRecord, is_alive, start_time
+from .rundir import RunDir
+
+
+def tagged_env(lab: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, TAG: lab, **(extra or {})}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    return env
+
+
+@dataclass(frozen=True)
+class NodeHandle:
+    """One node of a running lab: run commands in it, start recorded processes in it."""
+
+    name: str
+    anchor: ProcRecord
+    rundir: RunDir
+
+    @property
+    def lab(self) -> str:
+        return self.rundir.lab
+
+    @property
+    def pid(self) -> int:
+        return self.anchor.pid
+
+    def _enter(self, argv: list[str], detach: bool = False) -> list[str]:
+        if not is_alive(self.anchor):
+            raise LabError(f"node {self.name} of lab {self.lab} is not running (its anchor process is gone)")
+        return ["mnexec", "-da" if detach else "-a", str(self.anchor.pid), *argv]
+
+    def run(self, argv: list[str] | str, timeout: float | None = 30, check: bool = False,
+            input: str | None = None) -> subprocess.CompletedProcess:
+        """Run to completion inside the node; a string is run by ``sh -c``."""
+        if isinstance(argv, str):
+            argv = ["sh", "-c", argv]
+        try:
+            res = subprocess.run(self._enter(argv), capture_output=True, text=True, timeout=timeout,
+                                 input=input, env=tagged_env(self.lab), stdin=None if input else subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"{self.name}: `{shlex.join(argv)}` did not finish within {timeout} s") from None
+        if check and res.returncode != 0:
+            raise LabError(f"{self.name}: `{shlex.join(argv)}` failed ({res.returncode}): "
+                           f"{(res.stderr or res.stdout).strip()[:500]}")
+        return res
+
+    def cmd(self, command: str, timeout: float | None = 30) -> str:
+        """Mininet-style: a shell command line, returns stdout and stderr together."""
+        res = self.run(command, timeout=timeout)
+        return res.stdout + res.stderr
+
+    def popen(self, argv: list[str], name: str | None = None, stdout: int | IO | None = None,
+              stderr: int | IO | None = None, env: dict[str, str] | None = None,
+              cwd: str | Path | None = None) -> subprocess.Popen:
+        """Start a long-running process in the node; it is recorded so ``destroy`` stops exactly it."""
+        proc = subprocess.Popen(self._enter(argv, detach=True), stdin=subprocess.DEVNULL,
+                                stdout=stdout if stdout is not None else subprocess.DEVNULL,
+                                stderr=stderr if stderr is not None else subprocess.STDOUT,
+                                env=tagged_env(self.lab, env), cwd=cwd)
+        st = start_time(proc.pid)
+        if st is not None:
+            self.rundir.record(ProcRecord(self.name, name or Path(argv[0]).name, proc.pid, st,
+                                          tuple(argv)).as_dict())
+        return proc
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+              cwd: str | Path | None = None) -> subprocess.Popen:
+        """A daemon: output to ``<node dir>/<name>.out``."""
+        log = self.dir / f"{name}.out"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            return self.popen(argv, name=name, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+
+    @property
+    def dir(self) -> Path:
+        return self.rundir.path / "nodes" / self.name.replace(":", "_")
+
+    def processes(self) -> list[tuple[ProcRecord, bool]]:
+        """Every recorded process of this node with whether it still runs."""
+        return [(p, is_alive(p)) for p in self.rundir.procs() if p.node == self.name and p.name != "anchor"]

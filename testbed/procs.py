@@ -1,0 +1,117 @@
+"""Processes the lab starts: identified by PID *and* kernel start time, tagged with the lab's name.
+
+A PID alone can be reused after a crash; the start time (field 22 of /proc/PID/stat) makes a record name
+exactly one process.  Every process also carries ``MHLAB_LAB=<lab>`` in its environment (as munet does), so
+``destroy`` finds children a daemon forked even if they were never recorded.  Nothing is ever killed by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+TAG = "MHLAB_LAB"
+
+
+@dataclass(frozen=True)
+class ProcRecord:
+    """One process of a lab: a node's anchor, a daemon, a service or an agent."""
+
+    node: str
+    name: str
+    pid: int
+    start: int
+    argv: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {"kind": "proc", **asdict(self), "argv": list(self.argv)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ProcRecord":
+        return cls(d["node"], d["name"], int(d["pid"]), int(d["start"]), tuple(d.get("argv", ())))
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` in clock ticks, or None when no such process exists."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
+    return int(stat[stat.rindex(")") + 2:].split()[19])
+
+
+def is_alive(rec: ProcRecord) -> bool:
+    """True only if the very process recorded still runs (same PID and same start time), not a zombie."""
+    if start_time(rec.pid) != rec.start:
+        return False
+    try:
+        state = Path(f"/proc/{rec.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def tagged_pids(lab: str) -> dict[int, int]:
+    """PID -> start time of every process whose environment says it belongs to ``lab``."""
+    want = f"{TAG}={lab}".encode()
+    found: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = Path(entry.path, "environ").read_bytes()
+        except OSError:
+            continue
+        if want in env.split(b"\0"):
+            st = start_time(int(entry.name))
+            if st is not None:
+                found[int(entry.name)] = st
+    return found
+
+
+def signal_exact(pid: int, start: int, sig: int) -> bool:
+    """Send ``sig`` to ``pid`` only if it is still the process that started at ``start``."""
+    if start_time(pid) != start:
+        return False
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_all(targets: dict[int, int], grace: float = 2.0) -> list[int]:
+    """SIGTERM each exact process, wait up to ``grace`` seconds, SIGKILL what is left; returns survivors."""
+    for pid, start in targets.items():
+        signal_exact(pid, start, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    left = dict(targets)
+    while left and time.monotonic() < deadline:
+        left = {p: s for p, s in left.items() if _running(p, s)}
+        if left:
+            time.sleep(0.02)
+    for pid, start in left.items():
+        signal_exact(pid, start, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while left and time.monotonic() < deadline:
+        left = {p: s for p, s in left.items() if _running(p, s)}
+        if left:
+            time.sleep(0.02)
+    return list(left)
+
+
+def _running(pid: int, start: int) -> bool:
+    _reap(pid)
+    return is_alive(ProcRecord("", "", pid, start))
+
+
+def _reap(pid: int) -> None:
+    """Collect our own exited children so they do not linger as zombies."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,101 @@
+"""A lab's run directory: its rendered configs, logs, sockets, and the journal of every side effect.
+
+The journal is append-only JSON lines, flushed and fsync'ed per record *before* the side effect is relied on,
+so that ``destroy`` can undo a deploy that was killed with SIGKILL half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LabError
+from .procs import ProcRecord
+
+DEFAULT_ROOT = "/run/mhlab"
+
+
+def run_root(explicit: str | Path | None = None) -> Path:
+    """Where labs live: ``explicit``, else ``$MHLAB_RUN_ROOT``, else /run/mhlab."""
+    return Path(explicit or os.environ.get("MHLAB_RUN_ROOT") or DEFAULT_ROOT)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @classmethod
+    def of(cls, lab: str, root: str | Path | None = None) -> "RunDir":
+        return cls(run_root(root) / lab)
+
+    @property
+    def lab(self) -> str:
+        return self.path.name
+
+    @property
+    def journal(self) -> Path:
+        return self.path / "journal.jsonl"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / "lab.json"
+
+    def exists(self) -> bool:
+        return self.meta_path.exists()
+
+    def create(self, meta: dict) -> None:
+        if self.exists():
+            raise LabError(f"lab {self.lab!r} already exists in {self.path} "
+                           f"(run `mhlab destroy {self.lab}` first, or pick another --name)")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.write_meta(meta)
+        self.journal.touch()
+
+    def write_meta(self, meta: dict) -> None:
+        tmp = self.meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        os.replace(tmp, self.meta_path)
+
+    def meta(self) -> dict:
+        try:
+            return json.loads(self.meta_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def update_meta(self, **fields) -> None:
+        self.write_meta({**self.meta(), **fields})
+
+    def record(self, entry: dict) -> None:
+        with open(self.journal, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def records(self) -> list[dict]:
+        try:
+            lines = self.journal.read_text().splitlines()
+        except OSError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a torn last line after a crash
+        return out
+
+    def procs(self) -> list[ProcRecord]:
+        return [ProcRecord.from_dict(r) for r in self.records() if r.get("kind") == "proc"]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def list_labs(root: str | Path | None = None) -> list[RunDir]:
+    base = run_root(root)
+    if not base.is_dir():
+        return []
+    return sorted((RunDir(p) for p in base.iterdir() if (p / "lab.json").exists()), key=lambda r: r.lab)
