@@ -1,0 +1,267 @@
+"""The ``mhlab`` command: validate, plan, render, deploy, inspect, exec, check, destroy multihoming labs.
+
+Exit status: 0 success; 1 a runtime failure or a failed check; 2 bad input (topology file, arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import DependencyError, LabError, MhlabError, TopologyError
+
+EPILOG = """\
+examples:
+  mhlab validate topologies/two-isp-site.yaml     check a topology file, build nothing
+  mhlab plan topologies/two-isp-site.yaml         print the address plan
+  mhlab render topologies/two-isp-site.yaml -o /tmp/cfg   write every node's configs (no root)
+  sudo mhlab deploy topologies/two-isp-site.yaml  bring the lab up (named after the file's `name:`)
+  sudo mhlab inspect twoisp                       nodes, addresses, daemons, BGP sessions
+  sudo mhlab exec twoisp h1 -- ping -c1 2001:db8:f000::10
+  sudo mhlab check twoisp                         ping/curl from every source address
+  sudo mhlab destroy twoisp                       remove exactly what deploy created
+  sudo mhlab demo                                 deploy the default lab, check it, tear it down
+"""
+
+DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "two-isp-site.yaml"
+
+
+def _progress(quiet: bool):
+    t0 = time.monotonic()
+
+    def show(msg: str) -> None:
+        if not quiet:
+            print(f"[{time.monotonic() - t0:6.2f}s] {msg}", file=sys.stderr, flush=True)
+    return show
+
+
+def _load(path: str):
+    from .mechanisms import mechanisms
+    from .topology import load_topology
+    return load_topology(path, set(mechanisms()))
+
+
+def cmd_validate(args) -> int:
+    topo = _load(args.file)
+    from .netplan import build_netplan
+    net = build_netplan(topo)
+    print(f"{args.file}: ok - lab {topo.name!r}: {len(topo.isps)} ISPs, {len(topo.sites)} sites, "
+          f"{sum(n.role == 'router' for n in net.nodes.values())} routers, "
+          f"{sum(n.role == 'host' for n in net.nodes.values())} hosts, {len(net.links)} links")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from .addressing import build_plan
+    topo = _load(args.file)
+    plan = build_plan(topo)
+    if args.json:
+        print(json.dumps(plan.as_dict(), indent=2))
+        return 0
+    print(f"lab {topo.name}")
+    print("\nISP aggregates:")
+    for isp, agg in plan.aggregates.items():
+        print(f"  {isp:<10} AS{topo.isp(isp).asn:<7} {agg}")
+    for site, prefixes in plan.site_prefixes.items():
+        print(f"\nsite {site} (PA prefixes delegated by its ISPs):")
+        for isp, p in prefixes.items():
+            print(f"  from {isp:<10} {p}")
+        if site in plan.pi_prefixes:
+            print(f"  PI          {plan.pi_prefixes[site]}")
+    print("\nsegments:")
+    for seg in plan.segments:
+        print(f"  {seg.name:<16} {seg.kind:<4} {', '.join(map(str, seg.subnets))}")
+        for m in seg.members:
+            print(f"      {m.node:<8} {m.ifname:<8} {', '.join(str(a) for a in m.addresses)}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .netplan import build_netplan
+    from .render import render
+    net = build_netplan(_load(args.file))
+    written = render(net, Path(args.output))
+    for note in net.notes:
+        print(f"note: {note}")
+    print(f"wrote {len(written)} files under {args.output}")
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from .lab import Lab
+    lab = Lab.deploy(args.file, name=args.name, root=args.run_root, progress=_progress(args.quiet))
+    print(f"lab {lab.name} is up in {lab.timings['total']:.2f} s ({len(lab.nodes)} nodes); "
+          f"run directory {lab.rundir.path}")
+    print(f"next: mhlab inspect {lab.name} | mhlab exec {lab.name} NODE -- CMD | mhlab destroy {lab.name}")
+    return 0
+
+
+def cmd_destroy(args) -> int:
+    from .lab import destroy
+    from .rundir import list_labs
+    names = [r.lab for r in list_labs(args.run_root)] if args.all else args.labs
+    if not names:
+        print("no labs to destroy" if args.all else "name a lab (or --all)", file=sys.stderr)
+        return 0 if args.all else 2
+    for name in names:
+        res = destroy(name, args.run_root, _progress(args.quiet))
+        print(f"lab {name} destroyed: {res['processes']} processes stopped, its namespaces released")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .rundir import list_labs
+    labs = list_labs(args.run_root)
+    rows = [{"name": r.lab, **{k: r.meta().get(k) for k in ("status", "topology")}} for r in labs]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no labs")
+    else:
+        for r in rows:
+            print(f"{r['name']:<12} {r['status']:<10} {r['topology']}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .inspect import inspect_lab, inspect_text
+    from .lab import Lab
+    data = inspect_lab(Lab.attach(args.lab, args.run_root))
+    print(json.dumps(data, indent=2) if args.json else inspect_text(data))
+    return 0
+
+
+def cmd_exec(args) -> int:
+    from .lab import Lab
+    from .node import tagged_env
+    if not args.command:
+        print("usage: mhlab exec LAB NODE -- COMMAND [ARGS...]", file=sys.stderr)
+        return 2
+    lab = Lab.attach(args.lab, args.run_root)
+    node = lab.node(args.node)
+    argv = args.command[1:] if args.command[0] == "--" else args.command
+    return subprocess.call(["mnexec", "-a", str(node.pid), *argv], env=tagged_env(lab.name))
+
+
+def cmd_check(args) -> int:
+    from .checks import run_all, table, to_json
+    from .lab import Lab
+    checks = run_all(Lab.attach(args.lab, args.run_root))
+    print(to_json(checks) if args.json else table(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_demo(args) -> int:
+    from .checks import run_all, table
+    from .lab import Lab
+    show = _progress(False)
+    lab = Lab.deploy(args.file, name=args.name, root=args.run_root, progress=show)
+    try:
+        print(f"\nlab {lab.name} up in {lab.timings['total']:.2f} s\n")
+        checks = run_all(lab)
+        print(table(checks))
+        for note in lab.net.notes:
+            print(f"note: {note}")
+    finally:
+        show("tearing down")
+        lab.destroy()
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_mechanisms(args) -> int:
+    from .mechanisms import mechanisms
+    for m in mechanisms().values():
+        print(f"{m.name:<14} thesis {m.thesis:<8} {m.summary}")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .topology import json_schema
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mhlab", description="Build and run IPv6 multihoming labs on real Linux "
+                                "kernels: namespaces, veth links, FRR, real traffic.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-root", help="where run directories live (default /run/mhlab or $MHLAB_RUN_ROOT)")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    def add(name, fn, help_, example, *arguments):
+        sp = sub.add_parser(name, help=help_, description=help_, epilog=f"example:\n  {example}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        for a in arguments:
+            a(sp)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    file_arg = lambda sp: sp.add_argument("file", help="topology YAML file")  # noqa: E731
+    opt_file = lambda sp: sp.add_argument("file", nargs="?", default=str(DEFAULT_TOPOLOGY),  # noqa: E731
+                                          help="topology YAML file (default: topologies/two-isp-site.yaml)")
+    lab_arg = lambda sp: sp.add_argument("lab", help="lab name (see `mhlab list`)")  # noqa: E731
+    json_arg = lambda sp: sp.add_argument("--json", action="store_true", help="machine-readable output")  # noqa
+    name_arg = lambda sp: sp.add_argument("--name", help="lab name (default: the file's `name:`)")  # noqa: E731
+    quiet = lambda sp: sp.add_argument("-q", "--quiet", action="store_true", help="no progress lines")  # noqa
+
+    add("validate", cmd_validate, "check a topology file and build nothing (exit 2 when invalid)",
+        "mhlab validate topologies/two-isp-site.yaml", file_arg)
+    add("plan", cmd_plan, "print the address plan derived from a topology file",
+        "mhlab plan topologies/two-isp-site.yaml --json", file_arg, json_arg)
+    add("render", cmd_render, "write every node's configs (FRR, ip batch, nftables, sysctl) without root",
+        "mhlab render topologies/two-isp-site.yaml -o /tmp/twoisp",
+        file_arg, lambda sp: sp.add_argument("-o", "--output", required=True, help="output directory"))
+    add("deploy", cmd_deploy, "bring a lab up (root); it stays up until `mhlab destroy`",
+        "sudo mhlab deploy topologies/two-isp-site.yaml --name lab2", file_arg, name_arg, quiet)
+    d = add("destroy", cmd_destroy, "stop exactly the processes of a lab and release its namespaces",
+            "sudo mhlab destroy twoisp", quiet)
+    d.add_argument("labs", nargs="*", help="lab names")
+    d.add_argument("--all", action="store_true", help="every lab in the run root")
+    add("list", cmd_list, "list labs in the run root", "mhlab list --json", json_arg)
+    add("inspect", cmd_inspect, "nodes, addresses, processes and BGP sessions of a running lab",
+        "sudo mhlab inspect twoisp --json", lab_arg, json_arg)
+    e = add("exec", cmd_exec, "run a command inside a node of a running lab (exit status passed through)",
+            "sudo mhlab exec twoisp h1 -- curl -s http://[2001:db8:f000::10]/", lab_arg)
+    e.add_argument("node", help="node name")
+    e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    add("check", cmd_check, "BGP sessions and ping/curl from every host address (exit 1 on a failure)",
+        "sudo mhlab check twoisp", lab_arg, json_arg)
+    add("demo", cmd_demo, "deploy a lab, run its checks as a table, tear it down",
+        "sudo mhlab demo topologies/two-isp-site.yaml", opt_file, name_arg)
+    add("mechanisms", cmd_mechanisms, "list the multihoming mechanisms a site can use", "mhlab mechanisms")
+    add("schema", cmd_schema, "print the JSON schema of topology files", "mhlab schema > topology.schema.json")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "fn", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.fn(args)
+    except TopologyError as exc:
+        print(f"error: invalid topology\n{exc}", file=sys.stderr)
+        return 2
+    except DependencyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (LabError, MhlabError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `mhlab plan … | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""`mhlab inspect`: what a running lab is made of, read live from its nodes (addresses, processes, BGP)."""
+
+from __future__ import annotations
+
+import json
+
+from .lab import Lab
+from .procs import is_alive
+
+
+def inspect_lab(lab: Lab) -> dict:
+    nodes = []
+    sessions = lab.bgp_sessions() if any(is_alive(h.anchor) for h in lab.nodes.values()) else {}
+    for name, spec in lab.net.nodes.items():
+        handle = lab.nodes.get(name)
+        entry = {"name": name, "role": spec.role, "owner": spec.owner, "mechanism": spec.mechanism,
+                 "running": bool(handle and is_alive(handle.anchor)), "interfaces": [], "processes": []}
+        if handle and entry["running"] and spec.role != "bridge":
+            out = handle.run(["ip", "-j", "-6", "addr", "show", "scope", "global"]).stdout
+            for link in json.loads(out or "[]"):
+                entry["interfaces"].append({"name": link["ifname"], "state": link.get("operstate"),
+                                            "addresses": [f"{a['local']}/{a['prefixlen']}" +
+                                                          (" deprecated" if a.get("deprecated") else "")
+                                                          for a in link.get("addr_info", []) if "local" in a]})
+        if handle:
+            entry["processes"] = [{"name": p.name, "pid": p.pid, "running": alive}
+                                  for p, alive in handle.processes() if p.name != "shell"]
+        if name in sessions:
+            entry["bgp"] = sessions[name]
+        nodes.append(entry)
+    return {"lab": lab.name, "status": lab.rundir.meta().get("status"), "run_dir": str(lab.rundir.path),
+            "nodes": nodes}
+
+
+def inspect_text(data: dict) -> str:
+    lines = [f"lab {data['lab']} ({data['status']})  run directory {data['run_dir']}", ""]
+    lines.append(f"{'node':<8} {'role':<7} {'owner':<8} {'interface':<10} addresses")
+    for n in data["nodes"]:
+        if n["role"] == "bridge":
+            continue
+        first = True
+        for i in n["interfaces"] or [{"name": "-", "addresses": []}]:
+            head = f"{n['name']:<8} {n['role']:<7} {n['owner']:<8}" if first else " " * 25
+            lines.append(f"{head} {i['name']:<10} {', '.join(i['addresses'])}")
+            first = False
+    lines += ["", f"{'node':<8} processes"]
+    for n in data["nodes"]:
+        if n["processes"]:
+            procs = ", ".join(f"{p['name']}({p['pid']}{'' if p['running'] else ' DEAD'})" for p in n["processes"])
+            lines.append(f"{n['name']:<8} {procs}")
+    lines += ["", f"{'router':<8} BGP sessions"]
+    for n in data["nodes"]:
+        if "bgp" in n:
+            lines.append(f"{n['name']:<8} " + ", ".join(f"{p}={s}" for p, s in n["bgp"].items()))
+    return "\n".join(lines)
