@@ -164,6 +164,11 @@ def build_plan(topo: Topology) -> AddressPlan:
             if ex.isp in site_prefixes[site.name]:
                 continue
             if ex.prefix:
+                if not Net(ex.prefix).subnet_of(aggregates[ex.isp]):
+                    raise TopologyError([doc.problem(("sites", s_i, "exits", e_i, "prefix"),
+                                                     f"{ex.prefix} is not inside {ex.isp}'s aggregate "
+                                                     f"{aggregates[ex.isp]}: a PA prefix comes from the ISP's "
+                                                     "space")])
                 site_prefixes[site.name][ex.isp] = Net(ex.prefix)
                 continue
             agg = aggregates[ex.isp]

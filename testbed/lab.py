@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import yaml
 from mininet.link import Link
 from mininet.node import Node
 
@@ -128,8 +129,8 @@ class Lab:
             raise LabError("deploying a lab needs root (network namespaces): run with sudo")
         rundir.create({"name": topo.name, "status": "deploying", "topology": topo.source.file,
                        "orchestrator_pid": os.getpid(), "created": time.time()})
-        (rundir.path / "topology.yaml").write_text(Path(topo.source.file).read_text()
-                                                  if Path(topo.source.file).exists() else "")
+        (rundir.path / "topology.yaml").write_text(yaml.safe_dump(topo.model_dump(exclude_none=True),
+                                                                  sort_keys=False))
         lab = cls(net, rundir)
         try:
             _Builder(lab, progress).build(timeout)

@@ -135,6 +135,7 @@ class Site(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="options for the mechanism")
     pi_prefix: str | None = Field(None, description="provider-independent /48 (mechanism pi-bgp)")
     exits: list[Exit] = Field(min_length=1, description="exit routers, one or more per ISP")
+    routers: list[Name] = Field(default_factory=list, description="internal (non-exit) routers of the site")
     lans: list[Lan] = Field(default_factory=list)
     links: list[tuple[Name, Name]] | None = Field(
         None, description="internal router-to-router links (default: full mesh of exit routers)")
@@ -163,13 +164,8 @@ class Topology(Strict):
         return next(i for i in self.isps if i.name == name)
 
     def site_routers(self, site: Site) -> list[str]:
-        """Exit routers first (in file order, without repeats), then routers named only in links."""
-        names = list(dict.fromkeys(e.router for e in site.exits))
-        for a, b in site.links or []:
-            for n in (a, b):
-                if n not in names:
-                    names.append(n)
-        return names
+        """Exit routers first (in file order, without repeats), then the internal ones."""
+        return list(dict.fromkeys([e.router for e in site.exits] + list(site.routers)))
 
     def lan_routers(self, site: Site, lan: Lan) -> list[str]:
         return list(lan.routers) if lan.routers is not None else list(dict.fromkeys(e.router for e in site.exits))
@@ -265,18 +261,19 @@ def _cross_check(topo: Topology, doc: MarkedDoc, mechanisms: set[str] | None) ->
                 continue
             if (ex.router, ex.isp) in {(x.router, x.isp) for x in site.exits[:e]}:
                 problems.append(doc.problem(path, f"{ex.router} already connects to {ex.isp}"))
-            agg = topo.isp(ex.isp).network
-            if ex.prefix and agg and not ipaddress.IPv6Network(ex.prefix).subnet_of(agg):
-                problems.append(doc.problem(path + ("prefix",), f"{ex.prefix} is not inside {ex.isp}'s "
-                                            f"aggregate {agg}: a PA prefix comes from the ISP's space"))
             if ex.prefix:
                 site_prefixes.append((ipaddress.IPv6Network(ex.prefix), path + ("prefix",)))
         exit_routers = {ex.router for ex in site.exits}
         for r in topo.site_routers(site):
-            claim(r, ("sites", s, "exits") if r in exit_routers else ("sites", s, "links"), "router")
+            claim(r, ("sites", s, "exits") if r in exit_routers else ("sites", s, "routers"), "router")
         for l_i, (a, b) in enumerate(topo.internal_links(site)):
             if a == b:
                 problems.append(doc.problem(("sites", s, "links", l_i), f"a link from {a} to itself"))
+            for end in (a, b):
+                if end not in routers:
+                    problems.append(doc.problem(("sites", s, "links", l_i), f"dangling link: {end!r} is not a "
+                                                f"router of site {site.name!r} ({', '.join(sorted(routers))}); "
+                                                "declare internal routers under routers:"))
         for l, lan in enumerate(site.lans):
             lpath = ("sites", s, "lans", l)
             claim(f"{site.name}/{lan.name}", lpath + ("name",), "lan")

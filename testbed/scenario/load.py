@@ -107,8 +107,12 @@ def cross_problems(s: Scenario) -> Iterator[tuple[Path_, str]]:
                 yield ("faults", i, "until"), f"{fault.kind} has no undo; remove until"  # type: ignore[attr-defined]
             elif fault.until <= fault.at or fault.until > s.duration:
                 yield ("faults", i, "until"), f"until must be after at ({fault.at:g}) and within {s.duration:g} s"
-    flows = {f.name: f for f in s.traffic}
-    faults = {f.name: f for f in s.faults}
+    flows: dict[str, Any] = {}
+    faults: dict[str, Any] = {}
+    for flow in s.traffic:
+        flows.setdefault(flow.name, flow)  # with duplicate names, the first one counts
+    for fault in s.faults:
+        faults.setdefault(fault.name, fault)
     for i, exp in enumerate(s.expect):
         flow = flows.get(exp.flow)
         if flow is None:

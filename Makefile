@@ -1,0 +1,24 @@
+# mhlab: run as root (sudo make …).  Every target installs what it needs first (scripts/setup.sh).
+PY := .venv/bin/python
+.PHONY: setup demo test test-unit bench clean-labs
+
+setup:
+	@bash scripts/setup.sh
+
+## Bring up the default lab (topologies/two-isp-site.yaml), check it and tear it down, with a report.
+demo: setup
+	@.venv/bin/mhlab demo
+
+## The whole test suite: unit tests (no root) and lab tests (root, real namespaces).
+test: setup
+	@$(PY) -m pytest -ra
+
+test-unit: setup
+	@$(PY) -m pytest -m "not lab" -q
+
+bench: setup
+	@$(PY) benchmarks/bringup.py
+
+## Remove every lab left in /run/mhlab (by their records; nothing else is touched).
+clean-labs: setup
+	@.venv/bin/mhlab destroy --all
