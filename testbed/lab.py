@@ -127,6 +127,7 @@ class Lab:
         rundir = RunDir.of(topo.name, root)
         if os.geteuid() != 0:
             raise LabError("deploying a lab needs root (network namespaces): run with sudo")
+        _check_traversable(rundir.path.parent)
         rundir.create({"name": topo.name, "status": "deploying", "topology": topo.source.file,
                        "orchestrator_pid": os.getpid(), "created": time.time()})
         (rundir.path / "topology.yaml").write_text(yaml.safe_dump(topo.model_dump(exclude_none=True),
@@ -312,6 +313,15 @@ class _Builder:
                 return
             time.sleep(0.1)
         raise LabError(f"BGP did not converge within {timeout:.0f} s: " + "; ".join(missing[:8]))
+
+
+def _check_traversable(root: Path) -> None:
+    """FRR's daemons run as user frr and must reach their node folder: every parent needs o+x."""
+    for parent in [root, *root.parents]:
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            raise LabError(f"FRR runs as user 'frr' and cannot enter {parent} (mode "
+                           f"{oct(parent.stat().st_mode & 0o777)}): choose a run root whose parents are "
+                           "world-searchable, e.g. the default /run/mhlab")
 
 
 def _frr_ids() -> tuple[int, int]:

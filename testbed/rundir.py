@@ -51,6 +51,8 @@ class RunDir:
             raise LabError(f"lab {self.lab!r} already exists in {self.path} "
                            f"(run `mhlab destroy {self.lab}` first, or pick another --name)")
         self.path.mkdir(parents=True, exist_ok=True)
+        for p in (self.path, self.path.parent):
+            p.chmod(p.stat().st_mode | 0o755)
         self.write_meta(meta)
         self.journal.touch()
 

@@ -1,0 +1,89 @@
+"""The pure core on the default lab: address plan, netplan, and rendered configs (no root)."""
+
+import ipaddress
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from testbed.addressing import build_plan
+from testbed.netplan import build_netplan
+from testbed.pytest_plugin import with_mechanism
+from testbed.render import render
+from testbed.topology import load_topology
+
+DEFAULT = Path(__file__).resolve().parents[2] / "topologies" / "two-isp-site.yaml"
+
+
+@pytest.fixture
+def topo():
+    return load_topology(DEFAULT)
+
+
+def test_plan_is_deterministic_and_pa(topo):
+    a, b = build_plan(topo), build_plan(load_topology(DEFAULT))
+    assert a.as_dict() == b.as_dict()
+    for isp, prefix in a.site_prefixes["site"].items():
+        assert prefix.prefixlen == 48 and prefix.subnet_of(a.aggregates[isp])
+    h1 = a.addresses("h1")
+    assert set(h1) == {"ispa", "ispb"}  # one address per ISP prefix
+    assert ipaddress.IPv6Address(h1["ispa"][0]) in a.site_prefixes["site"]["ispa"]
+    assert ipaddress.IPv6Address(h1["ispb"][0]) in a.site_prefixes["site"]["ispb"]
+    every = [str(x) for s in a.segments for m in s.members for x in m.addresses]
+    assert len(every) == len(set(every)), "an address is used twice"
+
+
+def test_overrides(tmp_path, topo):
+    text = DEFAULT.read_text().replace("{router: ra, isp: ispa}", "{router: ra, isp: ispa, prefix: '2001:db8:a0ff::/48'}")
+    text = text.replace("{name: h2, services: [http]}", "{name: h2, iid: '::beef', services: [http]}")
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    plan = build_plan(load_topology(path))
+    assert plan.address("h2", "ispa") == "2001:db8:a0ff:1::beef"
+    assert plan.address("h2", "ispb").endswith("::beef")
+
+
+def test_isps_announce_only_aggregates_upstream(topo):
+    net = build_netplan(topo)
+    for isp in ("ispa", "ispb"):
+        to_core = next(n for n in net.nodes[isp].bgp.neighbors if n.peer == "core")
+        assert to_core.export == [str(net.plan.aggregates[isp])]
+    to_ra = next(n for n in net.nodes["ispa"].bgp.neighbors if n.peer == "ra")
+    assert to_ra.accept == [str(net.plan.site_prefixes["site"]["ispa"])] and to_ra.default_originate
+
+
+def test_sadr_static_routes_m_r_e(topo):
+    net = build_netplan(topo)
+    sadr = {r: [x for x in net.nodes[r].routes if x.src] for r in ("ra", "rb")}
+    # 2 prefixes x 2 exit routers: every router has one source-specific default per site prefix
+    assert {r: len(v) for r, v in sadr.items()} == {"ra": 2, "rb": 2}
+    ra_b = next(x for x in sadr["ra"] if x.src == str(net.plan.site_prefixes["site"]["ispb"]))
+    assert ra_b.dev == "rb"  # ISP-B-sourced traffic goes to rb over the internal link
+    none = build_netplan(with_mechanism(topo, "none"))
+    assert not [x for x in none.nodes["ra"].routes if x.src]
+
+
+def test_render_writes_every_config(tmp_path, topo):
+    net = build_netplan(topo)
+    render(net, tmp_path)
+    bgpd = (tmp_path / "nodes/ispa/bgpd.conf").read_text()
+    assert "ipv6 prefix-list to-core seq 5 permit 2001:db8:a000::/40" in bgpd
+    assert "neighbor 2001:db8:a000::2 default-originate" in bgpd
+    nft = (tmp_path / "nodes/ispa/ruleset.nft").read_text()
+    assert 'iifname "ra" ip6 saddr != { 2001:db8:a001::/48, 2001:db8:a000::/64 } counter name ingress_ra drop' in nft
+    ip = (tmp_path / "nodes/ra/setup.ip").read_text()
+    assert "route add ::/0 from 2001:db8:b001::/48 via 2001:db8:a001:f000::2 dev rb" in ip
+    assert (tmp_path / "plan.json").exists()
+
+
+@pytest.mark.skipif(not Path("/usr/lib/frr/bgpd").exists() or not shutil.which("nft"), reason="FRR/nft missing")
+def test_rendered_configs_pass_the_daemons_own_checks(tmp_path, topo):
+    net = build_netplan(topo)
+    render(net, tmp_path)
+    for router in net.routers():
+        for daemon in router.frr_daemons:
+            conf = tmp_path / "nodes" / router.name / f"{daemon}.conf"
+            res = subprocess.run([f"/usr/lib/frr/{daemon}", "-C", "-u", "frr", "-g", "frr", "-f", str(conf)],
+                                 capture_output=True, text=True)
+            assert res.returncode == 0, f"{conf}: {res.stdout}{res.stderr}"
