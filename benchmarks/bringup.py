@@ -1,0 +1,139 @@
+"""Bring-up cost: mhlab deploy of a lab next to the raw cost of the same namespaces, veths and daemons.
+
+Prints, for the default lab and generated labs of N sites (N = 1, 5, 20):
+- mhlab: time from `Lab.deploy` to "all BGP sessions Established, every ISP knows every aggregate" plus one
+  end-to-end ping from each host address;
+- raw: a straight-line script doing the same work with no orchestration (same namespaces, veths, addresses,
+  FRR daemons and configs, polling until BGP is up, one ping) - the floor;
+- the ratio, and the time mhlab spent waiting for BGP (protocol time, in both columns).
+Run as root: `sudo .venv/bin/python benchmarks/bringup.py [--sizes 1,5,20] [--repeat 1]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mininet.link import Link  # noqa: E402
+from mininet.node import Node  # noqa: E402
+
+from testbed.checks import ping  # noqa: E402
+from testbed.frr import daemon_argv, parse_json  # noqa: E402
+from testbed.generate import n_sites  # noqa: E402
+from testbed.lab import Lab  # noqa: E402
+from testbed.netplan import build_netplan  # noqa: E402
+from testbed.render import node_dir, render  # noqa: E402
+from testbed.topology import load_topology  # noqa: E402
+
+DEFAULT = Path(__file__).resolve().parent.parent / "topologies" / "two-isp-site.yaml"
+
+
+def mhlab_once(topo, name: str) -> tuple[float, float]:
+    t0 = time.monotonic()
+    lab = Lab.deploy(topo, name=name)
+    try:
+        for host in lab.net.hosts():
+            if host.owner in {s.name for s in lab.topology.sites}:
+                for addrs in lab.plan.addresses(host.name).values():
+                    srv = next(h.name for h in lab.net.hosts() if h.owner not in {s.name for s in lab.topology.sites})
+                    assert ping(lab, host.name, addrs[0], lab.plan.address(srv)), "end-to-end ping failed"
+                break  # one host per lab is enough to prove end-to-end reachability
+        return time.monotonic() - t0, lab.timings["wait for BGP convergence"]
+    finally:
+        lab.destroy()
+
+
+def raw_once(topo) -> float:
+    """The same lab by a straight-line script: Mininet nodes and veths, `ip -batch`, nft, the same FRR
+    daemons on the same configs, then poll vtysh until every session is Established and ping once.
+    No journal, no config dry-run, no anchors, no records: the floor an orchestrator cannot beat."""
+    net = build_netplan(topo)
+    with tempfile.TemporaryDirectory(dir="/run") as tmp:
+        root = Path(tmp)
+        os.chmod(root, 0o755)
+        render(net, root)
+        t0 = time.monotonic()
+        nodes = {n: Node(n.replace(":", "-")) for n in net.nodes}
+        procs = []
+        try:
+            for spec in net.nodes.values():
+                if spec.role != "bridge":
+                    nodes[spec.name].cmd(f"sysctl -q -p {node_dir(root, spec.name)}/sysctl.conf")
+            for link in net.links:
+                Link(nodes[link.a], nodes[link.b], intfName1=link.a_if, intfName2=link.b_if)
+            for spec in net.nodes.values():
+                d = node_dir(root, spec.name)
+                if spec.role == "bridge":
+                    ports = [l.b_if for l in net.links if l.b == spec.name]
+                    nodes[spec.name].cmd("ip link add br0 type bridge && ip link set br0 up && " +
+                                         " && ".join(f"ip link set {p} master br0 up" for p in ports))
+                    continue
+                nodes[spec.name].cmd(f"ip -6 -batch {d}/setup.ip")
+                if spec.nft:
+                    nodes[spec.name].cmd(f"nft -f {d}/ruleset.nft")
+            for spec in net.routers():
+                d = node_dir(root, spec.name)
+                subprocess.run(["chown", "-R", "frr:frr", str(d)], check=True)
+                for daemon in spec.frr_daemons:
+                    procs.append(nodes[spec.name].popen(daemon_argv(daemon, d, d)))
+                    if daemon == "zebra":
+                        while not (d / "zserv.api").exists():
+                            time.sleep(0.005)
+            pending = {s.name for s in net.routers()}
+            while pending:
+                for name in list(pending):
+                    out = nodes[name].cmd(f"vtysh --vty_socket {node_dir(root, name)} -c 'show bgp summary json'")
+                    peers = parse_json(out).get("ipv6Unicast", {}).get("peers", {})
+                    if peers and all(p.get("state") == "Established" and p.get("pfxRcd", 0) > 0
+                                     for p in peers.values()):
+                        pending.discard(name)
+                time.sleep(0.05)
+            host = next(h for h in net.hosts() if h.owner in {s.name for s in topo.sites})
+            srv = next(h for h in net.hosts() if h.owner not in {s.name for s in topo.sites})
+            dst = net.plan.address(srv.name)
+            while "1 received" not in nodes[host.name].cmd(f"ping -c1 -W1 {dst}"):
+                pass
+            return time.monotonic() - t0
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait()
+            for n in nodes.values():
+                n.terminate()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1,5,20", help="generated labs with this many sites (comma list)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per lab (median reported)")
+    args = ap.parse_args()
+    labs = [("two-isp-site (default)", load_topology(DEFAULT))]
+    labs += [(f"{n} sites x 2 ISPs", n_sites(n, mechanism="sadr-static")) for n in map(int, args.sizes.split(","))]
+    print(f"{'lab':<24} {'nodes':>5} {'mhlab s':>8} {'raw s':>7} {'ratio':>6} {'BGP conv s':>10}")
+    for label, topo in labs:
+        nodes = len(build_netplan(topo).nodes)
+        m, conv, r = [], [], []
+        for i in range(args.repeat):
+            total, c = mhlab_once(topo, f"bench{i}")
+            m.append(total)
+            conv.append(c)
+            r.append(raw_once(topo))
+        mm, rr = statistics.median(m), statistics.median(r)
+        print(f"{label:<24} {nodes:>5} {mm:>8.2f} {rr:>7.2f} {mm / rr:>6.2f} {statistics.median(conv):>10.2f}",
+              flush=True)
+    print("\nmhlab = Lab.deploy until BGP converged + end-to-end ping; raw = the same bring-up as a straight-line "
+          "script with no journal, checks or records.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
