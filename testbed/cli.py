@@ -25,10 +25,12 @@ examples:
   sudo mhlab exec twoisp h1 -- ping -c1 2001:db8:f000::10
   sudo mhlab check twoisp                         ping/curl from every source address
   sudo mhlab destroy twoisp                       remove exactly what deploy created
-  sudo mhlab demo                                 deploy the default lab, check it, tear it down
+  sudo mhlab run topologies/baseline-link-down.yaml   a failover scenario with a report
+  sudo mhlab demo                                 the default lab: checks + its failover scenario
 """
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "two-isp-site.yaml"
+DEFAULT_SCENARIO = DEFAULT_TOPOLOGY.parent / "baseline-link-down.yaml"
 
 
 def _progress(quiet: bool):
@@ -157,20 +159,41 @@ def cmd_check(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """The main job: the default lab, its checks, and its failover scenario with a report."""
     from .checks import run_all, table
     from .lab import Lab
+    from .scenario.report import summary
+    from .scenario.run import run_scenario
     show = _progress(False)
     lab = Lab.deploy(args.file, name=args.name, root=args.run_root, progress=show)
     try:
-        print(f"\nlab {lab.name} up in {lab.timings['total']:.2f} s\n")
+        print(f"\n== lab {lab.name} up in {lab.timings['total']:.2f} s ==\n")
         checks = run_all(lab)
         print(table(checks))
         for note in lab.net.notes:
             print(f"note: {note}")
+        ok = all(c.ok for c in checks)
+        if args.scenario:
+            print(f"\n== failover scenario {Path(args.scenario).name} ==\n", flush=True)
+            outcome = run_scenario(args.scenario, args.output, lab=lab, progress=show)
+            print(summary(outcome.result))
+            print(f"report: {outcome.files.markdown}\n        {outcome.files.json}\n        {outcome.files.timeline}")
+            ok = ok and outcome.result.passed
     finally:
         show("tearing down")
         lab.destroy()
-    return 0 if all(c.ok for c in checks) else 1
+    return 0 if ok else 1
+
+
+def cmd_run(args) -> int:
+    from .scenario.report import summary
+    from .scenario.run import run_scenario
+    pcap = [p for p in (args.pcap or "").split(";") if p] if args.pcap else []
+    outcome = run_scenario(args.scenario, args.output, lab_name=args.name, keep_lab=args.keep_lab, pcap=pcap,
+                           progress=_progress(args.quiet))
+    print(summary(outcome.result))
+    print(f"report: {outcome.files.markdown}  {outcome.files.json}  {outcome.files.timeline}")
+    return 0 if outcome.result.passed else 1
 
 
 def cmd_mechanisms(args) -> int:
@@ -231,8 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     add("check", cmd_check, "BGP sessions and ping/curl from every host address (exit 1 on a failure)",
         "sudo mhlab check twoisp", lab_arg, json_arg)
-    add("demo", cmd_demo, "deploy a lab, run its checks as a table, tear it down",
-        "sudo mhlab demo topologies/two-isp-site.yaml", opt_file, name_arg)
+    dm = add("demo", cmd_demo, "deploy a lab, run its checks as a table, run its failover scenario with a "
+             "report, tear it down", "sudo mhlab demo", opt_file, name_arg)
+    dm.add_argument("--scenario", default=str(DEFAULT_SCENARIO),
+                    help="scenario to run on the lab ('' for none; default topologies/baseline-link-down.yaml)")
+    dm.add_argument("-o", "--output", default="reports/demo", help="report directory (default reports/demo)")
+    r = add("run", cmd_run, "run a scenario: lab up, traffic, timed faults, expectations, report "
+            "(exit 1 when an expectation fails)", "sudo mhlab run topologies/baseline-link-down.yaml -o reports/ld",
+            lambda sp: sp.add_argument("scenario", help="scenario YAML file"), name_arg, quiet)
+    r.add_argument("-o", "--output", help="report directory (default reports/<scenario name>)")
+    r.add_argument("--keep-lab", action="store_true", help="leave the lab up afterwards")
+    r.add_argument("--pcap", help="capture these links to pcap files in the report directory, ';'-separated: "
+                                  "link names (ispa-ra) or node pairs (ra,ispa)")
     add("mechanisms", cmd_mechanisms, "list the multihoming mechanisms a site can use", "mhlab mechanisms")
     add("schema", cmd_schema, "print the JSON schema of topology files", "mhlab schema > topology.schema.json")
     return p

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from . import measures as m
-from .model import TIME_REF, Expectation, Scenario
+from .model import Expectation, Scenario, parse_time_ref
 
 TIMELINE_BIN_S = 0.1
 
@@ -218,14 +218,14 @@ def resolve_time(ref: float | str | None, run: RunRecord, default: float) -> flo
         return default
     if isinstance(ref, (int, float)):
         return run.t0 + float(ref)
-    match = TIME_REF.match(ref)
-    fault = next((f for f in run.faults if match and f.name == match["fault"]), None)
-    if match is None or fault is None:
+    parsed = parse_time_ref(ref, [f.name for f in run.faults])
+    fault = next((f for f in run.faults if parsed and f.name == parsed.fault), None)
+    if parsed is None or fault is None:
         raise ValueError(f"no applied fault matches {ref!r}")
     base = fault.at
-    if match["end"]:
+    if parsed.end:
         base = fault.until if fault.until is not None else run.t_end
-    return base + float(match["offset"] or 0.0)
+    return base + parsed.offset
 
 
 def _measured_gap(ctx: FlowContext, window: m.Window, _run: RunRecord, _e: Expectation) -> float | None:
@@ -234,8 +234,9 @@ def _measured_gap(ctx: FlowContext, window: m.Window, _run: RunRecord, _e: Expec
 
 def _measured_failover(ctx: FlowContext, _window: m.Window, run: RunRecord, e: Expectation) -> float | None:
     """From the fault named in ``after`` (default: the first applied fault)."""
-    match = TIME_REF.match(e.bound.after) if isinstance(e.bound.after, str) else None
-    faults = [f for f in run.faults if match is None or f.name == match["fault"]]
+    ref = e.bound.after
+    parsed = parse_time_ref(ref, [f.name for f in run.faults]) if isinstance(ref, str) else None
+    faults = [f for f in run.faults if parsed is None or f.name == parsed.fault]
     if not faults:
         raise ValueError("that fault was not applied, so there is no failover to measure")
     fault = min(faults, key=lambda f: f.at)

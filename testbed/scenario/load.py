@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ..errors import Problem, TopologyError
 from ..yamlmarks import MarkedDoc, Path_, load_marked
-from .model import FLOW_KINDS, METRIC_KINDS, TIME_REF, Scenario
+from .model import FLOW_KINDS, METRIC_KINDS, Scenario, parse_time_ref
 
 ScenarioError = TopologyError  # one error type for "an input file is wrong", whichever file it is
 
@@ -129,13 +129,13 @@ def cross_problems(s: Scenario) -> Iterator[tuple[Path_, str]]:
 
 
 def _time_ref_problems(path: Path_, ref: str, faults: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
-    m = TIME_REF.match(ref)
-    assert m is not None  # the model's pattern already matched
-    fault = faults.get(m["fault"])
+    parsed = parse_time_ref(ref, faults)
+    assert parsed is not None  # the model's pattern already matched
+    fault = faults.get(parsed.fault)
     if fault is None:
-        yield path, f"no fault named {m['fault']!r} (faults: {', '.join(faults) or 'none'})"
-    elif m["end"] and fault.until is None:
-        yield path, f"{m['fault']}.end: that fault has no until"
+        yield path, f"no fault named {parsed.fault!r} (faults: {', '.join(faults) or 'none'})"
+    elif parsed.end and fault.until is None:
+        yield path, f"{parsed.fault}.end: that fault has no until"
 
 
 def _duplicates(section: str, names: list[str]) -> Iterator[tuple[Path_, str]]:

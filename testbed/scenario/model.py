@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Collection
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -34,7 +36,7 @@ METRIC_KINDS = MappingProxyType({
     "rtt_ms": frozenset({"ping"}),
 })
 
-TIME_REF = re.compile(r"^(?P<fault>[A-Za-z0-9_.-]+?)(?P<end>\.end)?(?:\+(?P<offset>\d+(?:\.\d+)?))?$")
+TIME_REF = re.compile(r"^(?P<fault>[A-Za-z0-9_.-]+?)(?P<end>\.end)?(?P<offset>[+-]\d+(?:\.\d+)?)?$")
 RATE = re.compile(r"^\d+(?:\.\d+)?(?:bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$")
 
 
@@ -270,6 +272,27 @@ Fault = Annotated[Union[LinkDown, LinkUp, IspDown, UpstreamCut, BgpReset, Daemon
 
 # ---------------------------------------------------------------- expectations
 
+@dataclass(frozen=True)
+class FaultTime:
+    """A parsed window reference: fault name, its start or its end (``.end``), plus an offset in seconds."""
+
+    fault: str
+    end: bool
+    offset: float
+
+
+def parse_time_ref(ref: str, fault_names: Collection[str]) -> FaultTime | None:
+    """``cut``, ``cut.end``, ``cut+2``, ``cut.end-0.5``; a fault whose whole name looks like an offset
+    (``link-1``) wins over the offset reading.  None when the text does not parse."""
+    for suffix, end in ((".end", True), ("", False)):
+        if ref.endswith(suffix) and ref[: len(ref) - len(suffix)] in fault_names:
+            return FaultTime(ref[: len(ref) - len(suffix)], end, 0.0)
+    match = TIME_REF.match(ref)
+    if match is None:
+        return None
+    return FaultTime(match["fault"], bool(match["end"]), float(match["offset"] or 0.0))
+
+
 def _number(value: Any) -> Any:
     return float(value) if isinstance(value, bool) else value
 
@@ -282,7 +305,7 @@ class Bound(Strict):
     """One or more comparisons that must all hold, over an optional window.
 
     ``after``/``before`` are seconds, or a fault reference: ``fault1`` (its ``at``), ``fault1.end``
-    (its ``until``), optionally plus seconds: ``fault1+2``.  For ``failover_ms`` the fault named in
+    (its ``until``), optionally plus or minus seconds: ``fault1+2``, ``fault1-0.1``.  For ``failover_ms`` the fault named in
     ``after`` is the one measured (default: the first fault).
     """
 

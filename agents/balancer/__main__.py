@@ -1,0 +1,5 @@
+"""Entry point: ``python -m agents.balancer``."""
+
+from .cli import main
+
+raise SystemExit(main())

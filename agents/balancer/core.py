@@ -1,0 +1,190 @@
+"""The balancer's decisions, with no I/O and no clock of its own (time is passed in).
+
+Events come from the frontends (a router's session is up, it asked for a LeaseSet with these
+leases, it is gone, time passed); the core answers with actions (hand this LeaseSet to that
+router, make that router publish or not). Rules, from Proposal 140 and what i2pd 2.45.1 enforces:
+
+* every RequestVariableLeaseSet is answered at once (i2pd drops a session after 10 s);
+* ONE LeaseSet2 of at most 16 leases is built from all routers' leases (see :mod:`.policy`) and
+  handed to every live router, so each one's local LeaseSet is the merged one;
+* a new LeaseSet is built when the selected tunnels change, at most once per ``min_interval``
+  (i2pd publishes at most every 20 s), with ``published`` strictly newer than the last one
+  (floodfills keep only strictly newer LeaseSets);
+* only ``publish_count`` routers publish (chosen from ``preferred_publishers`` first); the
+  others run with ``i2cp.dontPublishLeaseSet=true``; a lost publisher is replaced;
+* a lost router's leases are dropped at once, expired leases at the next tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from .policy import fair_share, lease_key
+from .structures import Lease, Lease2, LeaseSet2
+
+LeaseSetBuilder = Callable[[tuple[Lease2, ...], int], LeaseSet2]
+Policy = Callable[[dict[str, tuple[Lease2, ...]], int], tuple[Lease2, ...]]
+
+PUBLISH_MIN_INTERVAL = 20.0
+
+
+@dataclass(frozen=True)
+class AnswerLeaseSet:
+    """Send CreateLeaseSet2 with this LeaseSet to ``router``."""
+
+    router: str
+    lease_set: LeaseSet2
+
+
+@dataclass(frozen=True)
+class SetPublishing:
+    """ReconfigureSession ``router`` with ``i2cp.dontPublishLeaseSet = not publish``."""
+
+    router: str
+    publish: bool
+
+
+Action = AnswerLeaseSet | SetPublishing
+
+
+@dataclass
+class RouterState:
+    up: bool = False
+    publishing: bool = False
+    leases: tuple[Lease2, ...] = ()
+    requests: int = 0
+    answers: int = 0
+    sessions: int = 0
+
+
+@dataclass
+class BalancerCore:
+    """State of one multihomed Destination across its hosting routers."""
+
+    build: LeaseSetBuilder
+    preferred_publishers: Sequence[str] = ()
+    publish_count: int = 1
+    min_interval: float = PUBLISH_MIN_INTERVAL
+    policy: Policy = fair_share
+    routers: dict[str, RouterState] = field(default_factory=dict)
+    current: LeaseSet2 | None = None
+    last_build_at: float | None = None
+    publications: int = 0
+    pending: bool = False
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def router_up(self, router: str, now: float) -> list[Action]:
+        state = self.routers.setdefault(router, RouterState())
+        state.up, state.leases, state.publishing = True, (), False
+        state.sessions += 1
+        return self._choose_publishers()
+
+    def router_down(self, router: str, now: float) -> list[Action]:
+        state = self.routers.setdefault(router, RouterState())
+        state.up, state.leases, state.publishing = False, (), False
+        return self._choose_publishers() + self._refresh(now, requester=None)
+
+    def leases_requested(self, router: str, leases: Sequence[Lease], now: float) -> list[Action]:
+        state = self.routers.setdefault(router, RouterState())
+        if not state.up:
+            state.up = True
+            state.sessions += 1
+        state.requests += 1
+        state.leases = tuple(Lease2.from_lease(lease) for lease in leases)
+        return self._choose_publishers() + self._refresh(now, requester=router)
+
+    def tick(self, now: float) -> list[Action]:
+        for state in self.routers.values():
+            state.leases = tuple(lease for lease in state.leases if lease.end_s > int(now))
+        return self._refresh(now, requester=None)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must run next for a deferred publication (None: nothing waits)."""
+        if self.pending and self.last_build_at is not None:
+            return self.last_build_at + self.min_interval
+        return None
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def selection(self, now: float) -> tuple[Lease2, ...]:
+        live = {name: s.leases for name, s in self.routers.items() if s.up}
+        return self.policy(live, int(now))
+
+    def _refresh(self, now: float, requester: str | None) -> list[Action]:
+        chosen = self.selection(now)
+        changed = self.current is None or {lease_key(x) for x in chosen} != {
+            lease_key(x) for x in self.current.leases
+        }
+        # Never build an empty LeaseSet unless a router is waiting for an answer and there is
+        # nothing else to give it (an empty one would also hold back the real one for 20 s).
+        must_answer = self.current is None and requester is not None
+        self.pending = changed and (bool(chosen) or must_answer)
+        allowed = self.last_build_at is None or now - self.last_build_at >= self.min_interval
+        if self.pending and allowed and self._live():
+            return self._build_and_hand_out(chosen, now)
+        if requester is not None and self.current is not None:
+            return [self._answer(requester, self.current)]
+        return []
+
+    def _build_and_hand_out(self, chosen: tuple[Lease2, ...], now: float) -> list[Action]:
+        published = int(now)
+        if self.current is not None and published <= self.current.published:
+            published = self.current.published + 1
+        self.current = self.build(chosen, published)
+        self.last_build_at = now
+        self.publications += 1
+        self.pending = False
+        return [self._answer(name, self.current) for name in self._live()]
+
+    def _answer(self, router: str, lease_set: LeaseSet2) -> AnswerLeaseSet:
+        self.routers[router].answers += 1
+        return AnswerLeaseSet(router, lease_set)
+
+    def _live(self) -> list[str]:
+        return sorted(name for name, s in self.routers.items() if s.up)
+
+    def _choose_publishers(self) -> list[Action]:
+        live = self._live()
+        order = [r for r in self.preferred_publishers if r in live] + [r for r in live if r not in self.preferred_publishers]
+        wanted = set(order[: self.publish_count])
+        actions: list[Action] = []
+        for name in order:
+            state = self.routers[name]
+            if state.publishing != (name in wanted):
+                state.publishing = name in wanted
+                actions.append(SetPublishing(name, state.publishing))
+        return actions
+
+    # -- observation ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        """JSON-ready state for the control socket and tests."""
+        current = self.current
+        return {
+            "publications": self.publications,
+            "pending": self.pending,
+            "current": None
+            if current is None
+            else {
+                "published": current.published,
+                "expires": current.expires,
+                "leases": [_lease_json(lease) for lease in current.leases],
+            },
+            "routers": {
+                name: {
+                    "up": s.up,
+                    "publishing": s.publishing,
+                    "leases": [_lease_json(lease) for lease in s.leases],
+                    "requests": s.requests,
+                    "answers": s.answers,
+                    "sessions": s.sessions,
+                }
+                for name, s in sorted(self.routers.items())
+            },
+        }
+
+
+def _lease_json(lease: Lease2) -> dict[str, object]:
+    return {"gateway": lease.gateway.hex(), "tunnel_id": lease.tunnel_id, "end": lease.end_s}

@@ -1,0 +1,182 @@
+"""The multi-process layout: the same ports as the single-process one, over JSON-lines links.
+
+frontend -> balancer   {"op": "up"|"down", "router": R}, {"op": "leases", "router": R, "leases": [...]}
+balancer -> frontend   {"op": "lease_set", "data": HEX}, {"op": "publish", "value": BOOL}
+frontend -> backend    {"op": "payload", "router": R, "data": HEX}
+backend  -> frontend   {"op": "send", "to": HEX-destination, "data": HEX}
+
+A dropped frontend link counts as that router's session being lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Sequence
+
+from .links import open_link, read_lines, send_line, serve_link
+from .ports import BackendPort, PayloadSender, RouterHandle
+from .service import BalancerService
+from .structures import Destination, Lease, LeaseSet2
+from .wire import DecodeError
+
+log = logging.getLogger(__name__)
+
+
+def leases_to_json(leases: Sequence[Lease]) -> list[list[Any]]:
+    return [[lease.gateway.hex(), lease.tunnel_id, lease.end_ms] for lease in leases]
+
+
+def leases_from_json(items: Any) -> tuple[Lease, ...]:
+    try:
+        return tuple(Lease(bytes.fromhex(g), int(t), int(e)) for g, t, e in items)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"bad lease list: {exc}") from None
+
+
+# -- frontend-process side ----------------------------------------------------------------------
+
+
+class _Outbox:
+    """Lines waiting for a link that may not be connected yet (sent in order once it is)."""
+
+    def __init__(self) -> None:
+        self.writer: asyncio.StreamWriter | None = None
+        self.pending: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            send_line(self.writer, message)
+        else:
+            self.pending.append(message)
+
+    def attach(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        for message in self.pending:
+            send_line(writer, message)
+        self.pending.clear()
+
+
+class RemoteBalancer:
+    """BalancerPort for a frontend whose balancer is another process."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.frontend: RouterHandle | None = None
+        self._out = _Outbox()
+
+    def router_up(self, handle: RouterHandle) -> None:
+        self.frontend = handle
+        self._out.send({"op": "up", "router": handle.name})
+
+    def leases_requested(self, router: str, leases: Sequence[Lease]) -> None:
+        self._out.send({"op": "leases", "router": router, "leases": leases_to_json(leases)})
+
+    def router_down(self, router: str) -> None:
+        self._out.send({"op": "down", "router": router})
+
+    async def run(self) -> None:
+        reader, writer = await open_link(self.endpoint)
+        self._out.attach(writer)
+        async for message in read_lines(reader):
+            if self.frontend is None:
+                continue
+            if message.get("op") == "lease_set":
+                try:
+                    self.frontend.give_lease_set(LeaseSet2.from_bytes(bytes.fromhex(message["data"])))
+                except (DecodeError, ValueError, KeyError) as exc:
+                    log.warning("bad lease_set from balancer: %s", exc)
+            elif message.get("op") == "publish":
+                self.frontend.set_publishing(bool(message.get("value")))
+        raise ConnectionError("balancer link closed")
+
+
+class RemoteBackend:
+    """BackendPort for a frontend whose backend is another process."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.frontend: PayloadSender | None = None
+        self._out = _Outbox()
+
+    def deliver(self, via: PayloadSender, payload: bytes) -> None:
+        self.frontend = via
+        self._out.send({"op": "payload", "router": via.name, "data": payload.hex()})
+
+    async def run(self, frontend: PayloadSender) -> None:
+        self.frontend = frontend
+        reader, writer = await open_link(self.endpoint)
+        self._out.attach(writer)
+        async for message in read_lines(reader):
+            if message.get("op") == "send":
+                try:
+                    to = Destination.from_bytes(bytes.fromhex(message["to"]))
+                    frontend.send_payload(to, bytes.fromhex(message["data"]))
+                except (DecodeError, ValueError, KeyError) as exc:
+                    log.warning("bad send from backend: %s", exc)
+        raise ConnectionError("backend link closed")
+
+
+# -- balancer- and backend-process side ---------------------------------------------------------
+
+
+class _LinkedRouter:
+    """RouterHandle / PayloadSender standing for a frontend at the other end of a link."""
+
+    def __init__(self, name: str, writer: asyncio.StreamWriter) -> None:
+        self.name, self.writer = name, writer
+
+    def give_lease_set(self, lease_set: LeaseSet2) -> None:
+        send_line(self.writer, {"op": "lease_set", "data": lease_set.to_bytes().hex()})
+
+    def set_publishing(self, publish: bool) -> None:
+        send_line(self.writer, {"op": "publish", "value": publish})
+
+    def send_payload(self, to: Destination, payload: bytes) -> None:
+        send_line(self.writer, {"op": "send", "to": to.to_bytes().hex(), "data": payload.hex()})
+
+
+async def serve_balancer(endpoint: str, service: BalancerService) -> asyncio.AbstractServer:
+    """Accept frontends; each link's events go to the balancer service."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        names: set[str] = set()
+        try:
+            async for message in read_lines(reader):
+                router = str(message.get("router", ""))
+                op = message.get("op")
+                if op == "up" and router:
+                    names.add(router)
+                    service.router_up(_LinkedRouter(router, writer))
+                elif op == "leases" and router in names:
+                    try:
+                        service.leases_requested(router, leases_from_json(message.get("leases")))
+                    except DecodeError as exc:
+                        log.warning("frontend %s sent bad leases: %s", router, exc)
+                elif op == "down" and router in names:
+                    names.discard(router)
+                    service.router_down(router)
+        finally:
+            for router in names:
+                service.router_down(router)
+            writer.close()
+
+    return await serve_link(endpoint, handle)
+
+
+async def serve_backend(endpoint: str, backend: BackendPort) -> asyncio.AbstractServer:
+    """Accept frontends; their payloads go to the one shared backend."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async for message in read_lines(reader):
+                if message.get("op") == "payload":
+                    try:
+                        payload = bytes.fromhex(str(message.get("data", "")))
+                    except ValueError:
+                        continue
+                    backend.deliver(_LinkedRouter(str(message.get("router", "?")), writer), payload)
+        finally:
+            writer.close()
+
+    return await serve_link(endpoint, handle)

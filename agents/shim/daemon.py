@@ -1,0 +1,209 @@
+"""The shim daemon: runs in one host's network namespace and drives the engine.
+
+I/O only: a raw IPv6 socket for protocol 140 (Shim6), optionally a raw ICMPv6 socket
+(parameter problem = peer without shim; destination unreachable = a failing pair) and an
+AF_PACKET socket that observes data packets (REAP and the context policy need to know who
+sends to whom), plus the local JSON control socket.  Everything else is ``engine``.
+
+Run::
+
+    python -m agents.shim.daemon --socket /run/hA-shim.sock \\
+        --prefix 2001:db8:a1:1::/64 --prefix 2001:db8:a2:1::/64 --sec 0 \\
+        --modifier 00112233445566778899aabbccddeeff --pseudo-key <96 hex> \\
+        --profile tuned --policy immediate --observe
+
+It prints one JSON line with its ULIDs when ready, then logs events (JSON lines) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import selectors
+import socket
+import struct
+import sys
+import time
+from typing import TextIO
+
+from . import control
+from . import messages as m
+from .actions import Action, Event, Send
+from .config import DaemonConfig
+from .engine import ShimEngine
+
+Address = ipaddress.IPv6Address
+ETH_P_IPV6 = 0x86DD
+PACKET_OUTGOING = 4
+ICMP6_DST_UNREACH, ICMP6_PARAM_PROB = 1, 4
+ND_TYPES = range(133, 138)
+
+
+class ShimDaemon:
+    def __init__(self, engine: ShimEngine, socket_path: str, observe: bool, icmp: bool, log: TextIO) -> None:
+        self.engine = engine
+        self.socket_path = socket_path
+        self.log = log
+        self.start = time.monotonic()
+        self.selector = selectors.DefaultSelector()
+        self.running = True
+        self.raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 140)
+        self.raw.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        self.selector.register(self.raw, selectors.EVENT_READ, self._on_shim)
+        if icmp:
+            self.icmp = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+            self.selector.register(self.icmp, selectors.EVENT_READ, self._on_icmp)
+        if observe:
+            self.sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+            self.selector.register(self.sniffer, selectors.EVENT_READ, self._on_data)
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(socket_path)
+        self.server.listen(8)
+        self.selector.register(self.server, selectors.EVENT_READ, self._on_accept)
+        self.buffers: dict[socket.socket, bytes] = {}
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    # --- output ---------------------------------------------------------------------------
+
+    def perform(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self._send(action)
+            elif isinstance(action, Event):
+                self.log.write(json.dumps(action.as_dict()) + "\n")
+        self.log.flush()
+
+    def _send(self, action: Send) -> None:
+        pktinfo = struct.pack("16sI", action.src.packed, 0)
+        try:
+            self.raw.sendmsg([m.encode(action.message)], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)], 0,
+                             (str(action.dst), 0))
+        except OSError as exc:  # unreachable route, address gone: REAP will notice
+            self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "send-error", "dst": str(action.dst),
+                                       "error": exc.strerror or str(exc)}) + "\n")
+
+    # --- input ----------------------------------------------------------------------------
+
+    def _on_shim(self, sock: socket.socket) -> None:
+        data, ancdata, _flags, addr = sock.recvmsg(65535, socket.CMSG_SPACE(20))
+        dst = next((Address(c[2][:16]) for c in ancdata if c[1] == socket.IPV6_PKTINFO), None)
+        if dst is None or not self.engine.identity.owns(dst):
+            return  # raw sockets see every protocol-140 packet of the namespace, ours or not
+        self.perform(self.engine.receive(self.now(), Address(addr[0].split("%")[0]), dst, data))
+
+    def _on_icmp(self, sock: socket.socket) -> None:
+        data, _ = sock.recvfrom(65535)
+        if len(data) < 8 + 40 or data[0] not in (ICMP6_DST_UNREACH, ICMP6_PARAM_PROB):
+            return
+        inner = data[8:]
+        nh, src, dst = inner[6], Address(inner[8:24]), Address(inner[24:40])
+        if data[0] == ICMP6_PARAM_PROB and nh == 140:
+            self.perform(self.engine.icmp_parameter_problem(self.now(), dst))
+        elif data[0] == ICMP6_DST_UNREACH and self.engine.identity.owns(src):
+            self.perform(self.engine.icmp_unreachable(self.now(), src, dst))
+
+    def _on_data(self, sock: socket.socket) -> None:
+        data, addr = sock.recvfrom(256)
+        if len(data) < 40 or data[6] == 140 or (data[6] == 58 and len(data) > 40 and data[40] in ND_TYPES):
+            return
+        src, dst = Address(data[8:24]), Address(data[24:40])
+        outgoing = addr[2] == PACKET_OUTGOING
+        local, peer = (src, dst) if outgoing else (dst, src)
+        if self.engine.identity.owns(local) and not peer.is_multicast and not peer.is_link_local:
+            self.perform(self.engine.observe(self.now(), local, peer, outgoing))
+
+    def _on_accept(self, server: socket.socket) -> None:
+        conn, _ = server.accept()
+        conn.setblocking(False)
+        self.buffers[conn] = b""
+        self.selector.register(conn, selectors.EVENT_READ, self._on_client)
+
+    def _on_client(self, conn: socket.socket) -> None:
+        try:
+            chunk = conn.recv(65536)
+        except (BlockingIOError, ConnectionResetError):
+            chunk = b""
+        if not chunk:
+            self._close(conn)
+            return
+        self.buffers[conn] += chunk
+        while b"\n" in self.buffers[conn]:
+            line, self.buffers[conn] = self.buffers[conn].split(b"\n", 1)
+            response, actions, stop = control.answer(self.engine, self.now(), line)
+            self.running = self.running and not stop
+            self.perform(actions)
+            conn.setblocking(True)
+            conn.sendall(response)
+            conn.setblocking(False)
+
+    def _close(self, conn: socket.socket) -> None:
+        self.selector.unregister(conn)
+        self.buffers.pop(conn, None)
+        conn.close()
+
+    # --- loop -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while self.running:
+                deadline = self.engine.next_deadline()
+                timeout = None if deadline is None else max(0.0, deadline - self.now())
+                for key, _ in self.selector.select(timeout if timeout is None else min(timeout, 1.0)):
+                    key.data(key.fileobj)
+                self.perform(self.engine.tick(self.now()))
+        finally:
+            self.server.close()
+            if os.path.exists(self.socket_path):
+                os.unlink(self.socket_path)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m agents.shim.daemon",
+        description="Shim6/HBA agent for one host namespace (thesis 6.4; RFC 5533/5534/5535).",
+        epilog="Flags override the JSON file given with --config; see agents/shim/README.md.",
+    )
+    p.add_argument("--config", help="JSON configuration file")
+    p.add_argument("--socket", help="control socket path (default /tmp/shim6.sock)")
+    p.add_argument("--prefix", dest="prefixes", action="append", help="a /64 of this host (repeat per ISP)")
+    p.add_argument("--sec", type=int, help="CGA Sec parameter (0 or 1 are practical)")
+    p.add_argument("--modifier", help="32 hex digits: where the modifier search starts")
+    p.add_argument("--pseudo-key", dest="pseudo_key", help="96 hex digits: the HBA 384-bit pseudo-key")
+    p.add_argument("--key", help="RSA private key (PEM): hybrid HBA/CGA addresses")
+    p.add_argument("--profile", choices=["rfc", "tuned"], help="timer profile")
+    p.add_argument("--timer", action="append", default=[], metavar="NAME=SECONDS", help="override one timer")
+    p.add_argument("--policy", help="immediate | packets:N | seconds:T")
+    p.add_argument("--connect", action="append", help="peer ULID to start a context with at once")
+    p.add_argument("--observe", action="store_true", default=None, help="sniff data packets (AF_PACKET)")
+    p.add_argument("--no-icmp", dest="icmp", action="store_false", default=None, help="do not open the ICMPv6 socket")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k not in ("config", "timer")}
+    if args.timer:
+        flags["timers"] = {name: float(value) for name, _, value in (t.partition("=") for t in args.timer)}
+    try:
+        config = DaemonConfig.from_sources(args.config, flags)
+        engine = ShimEngine(config.identity(), config.timer_profile(), config.context_policy())
+        daemon = ShimDaemon(engine, config.socket, config.observe, config.icmp, sys.stdout)
+    except (ValueError, OSError) as exc:
+        print(f"shim daemon: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"kind": "ready", "pid": os.getpid(), "socket": config.socket,
+                      "ulids": [str(a) for a in engine.identity.ulids], "profile": engine.profile.name}), flush=True)
+    for peer in config.connect:
+        daemon.perform(engine.connect(daemon.now(), Address(peer)))
+    daemon.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
