@@ -105,8 +105,8 @@ def family_of(address: str) -> socket.AddressFamily:
 def os_error_fields(exc: OSError) -> dict[str, Any]:
     """An OSError as log fields: the errno name is what analysis and people read."""
     code = exc.errno
-    name = os.strerror(code) if code else str(exc)
-    return {"errno": code, "error": errno_name(code) if code else type(exc).__name__, "message": name}
+    message = os.strerror(code) if code else str(exc)
+    return {"errno": code, "error": errno_name(code) if code else type(exc).__name__, "message": message}
 
 
 def errno_name(code: int) -> str:

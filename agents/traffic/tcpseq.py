@@ -222,7 +222,8 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--src", default=None, help="source address to bind (which of the host's addresses)")
     send.add_argument("--interval", type=float, default=10.0, help="ms between records (default 10)")
     send.add_argument("--size", type=int, default=64, help=f"record size in bytes (min {RECORD.size})")
-    send.add_argument("--reconnect", action="store_true", help="open a new connection after one breaks")
+    send.add_argument("--reconnect", action="store_true",
+                      help="open a new connection after one breaks (the first one is always retried until it works)")
     send.add_argument("--retry", type=float, default=100.0, help="ms between connection attempts (default 100)")
     send.add_argument("--connect-timeout", type=float, default=1.0, help="seconds per connection attempt")
     send.add_argument("--user-timeout", type=int, default=0,

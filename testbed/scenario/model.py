@@ -305,8 +305,8 @@ class Bound(Strict):
     """One or more comparisons that must all hold, over an optional window.
 
     ``after``/``before`` are seconds, or a fault reference: ``fault1`` (its ``at``), ``fault1.end``
-    (its ``until``), optionally plus or minus seconds: ``fault1+2``, ``fault1-0.1``.  For ``failover_ms`` the fault named in
-    ``after`` is the one measured (default: the first fault).
+    (its ``until``), optionally plus or minus seconds: ``fault1+2``, ``fault1-0.1``.  For ``failover_ms``
+    the fault named in ``after`` is the one measured (default: the first fault).
     """
 
     OPS: ClassVar[tuple[str, ...]] = ("lt", "le", "gt", "ge", "eq", "ne")

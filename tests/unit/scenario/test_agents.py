@@ -23,7 +23,7 @@ def test_tcpseq_records_survive_arbitrary_stream_splits():
 
 def test_tcpseq_rejects_a_stream_that_is_not_records():
     with pytest.raises(ValueError, match="out of sync"):
-        tcpseq.decode_records(bytearray(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        tcpseq.decode_records(bytearray(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n"))
 
 
 def test_udpcbr_packets_round_trip_and_foreign_datagrams_are_ignored():

@@ -169,3 +169,12 @@ def test_report_files_carry_the_measurements(run):
     assert "| PASS | t1 connections_broken == 1 |" in md and "### u1 (udpcbr)" in md
     assert files.timeline.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files.timeline.stat().st_size > 10_000
     assert os.path.getsize(files.json) > 0 and "loopback: PASS" in summary(result)
+
+
+def test_every_agent_flushed_a_stop_event_on_sigterm(run):
+    _, plans, *_ = run
+    for plan in plans.values():
+        for cmd in filter(None, (plan.client, plan.server)):
+            last = read_events(cmd.log)[-1]
+            assert last["ev"] == "stop" and last["reason"] in ("SIGTERM", "duration"), cmd.log
+    assert read_events(plans["t1"].client.log)[-1]["reason"] == "SIGTERM"
