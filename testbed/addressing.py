@@ -229,6 +229,13 @@ def _number_isps(topo: Topology, plan: AddressPlan, nums: _Numberer, used: dict)
             plan.segments.append(Segment(f"{isp.name}-hosts", "lan", isp.name, (subnet,), tuple(members)))
 
 
+def _mechanism_iids(site: Site):
+    """A mechanism may choose its hosts' interface identifiers (the shim's HBA addresses)."""
+    from .mechanisms import mechanisms
+    mech = mechanisms().get(site.mechanism)
+    return mech.host_iids if mech else None
+
+
 def _number_site(topo: Topology, site: Site, plan: AddressPlan, nums: _Numberer, used: dict) -> None:
     prefixes = list(plan.site_prefixes[site.name].values())
     if site.name in plan.pi_prefixes:
@@ -245,8 +252,11 @@ def _number_site(topo: Topology, site: Site, plan: AddressPlan, nums: _Numberer,
         subnets = tuple(Net((int(p.network_address) + ((k + 1) << 64), 64)) for p in prefixes)
         members = [Member(r, _ifname(r, lan.name, used), tuple(_iface(n, i + 1) for n in subnets))
                    for i, r in enumerate(topo.lan_routers(site, lan))]
+        custom = _mechanism_iids(site)
         for h_i, ref in enumerate(lan.hosts):
             h = host_def(ref)
             iid = int(ipaddress.IPv6Address(h.iid)) if h.iid else HOST_IID_BASE + h_i
-            members.append(Member(h.name, _ifname(h.name, lan.name, used), tuple(_iface(n, iid) for n in subnets)))
+            iids = custom(site, h.name, subnets) if custom and not h.iid else (iid,) * len(subnets)
+            members.append(Member(h.name, _ifname(h.name, lan.name, used),
+                                  tuple(_iface(n, i) for n, i in zip(subnets, iids))))
         plan.segments.append(Segment(f"{site.name}-{lan.name}", "lan", site.name, subnets, tuple(members)))

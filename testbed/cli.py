@@ -43,16 +43,15 @@ def _progress(quiet: bool):
 
 
 def _load(path: str):
-    from .mechanisms import mechanisms
-    from .topology import load_topology
-    return load_topology(path, set(mechanisms()))
+    from .kinds import load_lab
+    return load_lab(path)
 
 
 def cmd_validate(args) -> int:
     topo = _load(args.file)
-    from .netplan import build_netplan
-    net = build_netplan(topo)
-    print(f"{args.file}: ok - lab {topo.name!r}: {len(topo.isps)} ISPs, {len(topo.sites)} sites, "
+    from .kinds import netplan_for
+    net = netplan_for(topo)
+    print(f"{args.file}: ok - lab {topo.name!r}: "
           f"{sum(n.role == 'router' for n in net.nodes.values())} routers, "
           f"{sum(n.role == 'host' for n in net.nodes.values())} hosts, {len(net.links)} links")
     return 0
@@ -84,9 +83,9 @@ def cmd_plan(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from .netplan import build_netplan
+    from .kinds import netplan_for
     from .render import render
-    net = build_netplan(_load(args.file))
+    net = netplan_for(_load(args.file))
     written = render(net, Path(args.output))
     for note in net.notes:
         print(f"note: {note}")

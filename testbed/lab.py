@@ -22,13 +22,13 @@ from mininet.node import Node
 
 from .errors import LabError, TopologyError
 from .frr import bgp_peers, check_argv, check_frr, daemon_argv, parse_json, vtysh_argv
-from .mechanisms import mechanisms
-from .netplan import NetPlan, build_netplan
+from .kinds import load_lab, netplan_for
+from .netplan import NetPlan
 from .node import NodeHandle, tagged_env
 from .procs import ProcRecord, start_time, stop_all, tagged_pids
 from .render import node_dir, render
 from .rundir import RunDir, list_labs
-from .topology import Topology, load_topology
+from .topology import Topology
 
 Progress = Callable[[str], None]
 
@@ -119,18 +119,20 @@ class Lab:
     def deploy(cls, topology: str | Path | Topology, name: str | None = None, root: str | Path | None = None,
                progress: Progress = _quiet, timeout: float = 90.0) -> "Lab":
         """Build and start a lab; on any failure everything created so far is removed and the error raised."""
-        topo = topology if isinstance(topology, Topology) else load_topology(topology, set(mechanisms()))
+        topo = load_lab(topology) if isinstance(topology, (str, Path)) else topology
         if name:
             topo = _renamed(topo, name)
-        check_frr(allow_untested=bool(os.environ.get("MHLAB_ALLOW_UNTESTED_FRR")))
-        net = build_netplan(topo)
+        net = netplan_for(topo)
+        if any(n.frr_daemons for n in net.nodes.values()):
+            check_frr(allow_untested=bool(os.environ.get("MHLAB_ALLOW_UNTESTED_FRR")))
         rundir = RunDir.of(topo.name, root)
         if os.geteuid() != 0:
             raise LabError("deploying a lab needs root (network namespaces): run with sudo")
         _check_traversable(rundir.path.parent)
         rundir.create({"name": topo.name, "status": "deploying", "topology": topo.source.file,
                        "orchestrator_pid": os.getpid(), "created": time.time()})
-        (rundir.path / "topology.yaml").write_text(yaml.safe_dump(topo.model_dump(exclude_none=True),
+        (rundir.path / "topology.yaml").write_text(yaml.safe_dump(topo.model_dump(exclude_none=True,
+                                                                                  mode="json"),
                                                                   sort_keys=False))
         lab = cls(net, rundir)
         try:
@@ -149,8 +151,8 @@ class Lab:
         if not rundir.exists():
             known = ", ".join(r.lab for r in list_labs(root)) or "none"
             raise LabError(f"no lab named {name!r} in {rundir.path.parent} (running labs: {known})")
-        topo = load_topology(rundir.path / "topology.yaml", set(mechanisms()))
-        net = build_netplan(_renamed(topo, name))
+        topo = load_lab(rundir.path / "topology.yaml")
+        net = netplan_for(_renamed(topo, name))
         lab = cls(net, rundir, timings=rundir.meta().get("timings", {}))
         for rec in rundir.procs():
             if rec.name == "anchor":
@@ -197,7 +199,8 @@ class _Builder:
                 node.terminate()
         self.step("start FRR", self.start_frr)
         self.step("start services", self.start_services)
-        self.step("wait for BGP convergence", self.await_bgp, timeout)
+        if any(n.bgp for n in self.lab.net.nodes.values()):
+            self.step("wait for BGP convergence", self.await_bgp, timeout)
         self.lab.timings["total"] = round(time.monotonic() - t0, 3)
 
     def create_nodes(self) -> None:
@@ -257,7 +260,7 @@ class _Builder:
             if spec.role == "bridge":
                 continue
             handle = self.lab.nodes[spec.name]
-            handle.run(["ip", "-6", "-batch", str(handle.dir / "setup.ip")], check=True)
+            handle.run(["ip", "-batch", str(handle.dir / "setup.ip")], check=True)
             if spec.nft:
                 handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
 
@@ -290,17 +293,24 @@ class _Builder:
                     "FRR vty sockets")
 
     def start_services(self) -> None:
+        """Servers and agents; ``{node_dir}`` in an argument is the node's folder, ``python3`` this Python."""
+        ready = []
         for spec in self.lab.net.nodes.values():
+            handle = self.lab.nodes[spec.name]
             for svc in spec.services:
-                argv = [sys.executable if a == "python3" else a for a in svc.argv]
-                self.lab.nodes[spec.name].spawn(svc.name, argv, cwd=self.lab.nodes[spec.name].dir)
+                argv = [sys.executable if a == "python3" else a.replace("{node_dir}", str(handle.dir))
+                        for a in svc.argv]
+                handle.spawn(svc.name, argv, cwd=handle.dir, env=svc.env)
+                if svc.ready:
+                    ready.append(Path(svc.ready.replace("{node_dir}", str(handle.dir))))
+        _wait_paths(ready, 30, "services' ready files")
 
     def await_bgp(self, timeout: float) -> None:
         """All sessions Established, and every ISP router knows every ISP aggregate (the DFZ converged)."""
         lab = self.lab
         deadline = time.monotonic() + timeout
         aggregates = {str(p) for p in lab.plan.aggregates.values()}
-        isp_routers = [i.name for i in lab.topology.isps]
+        isp_routers = [i.name for i in getattr(lab.topology, "isps", [])]
         missing: list[str] = []
         while time.monotonic() < deadline:
             missing = [f"{r}->{p}: {s}" for r, peers in lab.bgp_sessions().items()

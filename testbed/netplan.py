@@ -59,7 +59,8 @@ class Process:
 
     name: str
     argv: list[str]
-    ready: str | None = None  # a path that exists once the process serves (e.g. a vty socket)
+    ready: str | None = None  # a path that exists once the process serves ("{node_dir}/x.sock")
+    env: dict[str, str] | None = None
 
 
 @dataclass

@@ -7,8 +7,9 @@ nodes.  Adding a mechanism never touches ``lab.py``: register it here.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
     from ..netplan import NetPlan
@@ -21,6 +22,8 @@ class Mechanism:
     summary: str  # one line for `mhlab mechanisms`
     thesis: str  # where the thesis describes it
     apply: Callable[["NetPlan", "Site"], None]
+    # optional: the interface identifier of a site host in each of its /64s (e.g. HBA addresses); None = plan's
+    host_iids: Optional[Callable[["Site", str, tuple[ipaddress.IPv6Network, ...]], tuple[int, ...]]] = None
 
 
 def _registry() -> dict[str, Mechanism]:
