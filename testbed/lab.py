@@ -199,6 +199,8 @@ class _Builder:
                 node.terminate()
         self.step("start FRR", self.start_frr)
         self.step("start services", self.start_services)
+        for hook in self.lab.net.hooks:
+            self.step(hook.name, hook.run, self.lab)
         if any(n.bgp for n in self.lab.net.nodes.values()):
             self.step("wait for BGP convergence", self.await_bgp, timeout)
         self.lab.timings["total"] = round(time.monotonic() - t0, 3)

@@ -7,7 +7,7 @@ carried out by ``lab``.  Nothing here touches the kernel, so ``mhlab render`` sh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Callable, Literal
 
 from .addressing import AddressPlan, build_plan
 from .topology import Topology, host_def
@@ -39,10 +39,11 @@ class Neighbor:
     peer: str
     address: str
     remote_as: int
-    relation: Literal["upstream", "customer"]  # what the peer is to us
+    relation: Literal["upstream", "customer", "internal"]  # what the peer is to us (internal = iBGP)
     export: list[str] = field(default_factory=list)  # prefixes (exact or 'P le N') allowed out
     default_originate: bool = False
     accept: list[str] = field(default_factory=list)  # prefixes allowed in ('any' = everything)
+    next_hop_self: bool = False  # iBGP without an IGP: the peer must reach what we pass on through us
 
 
 @dataclass
@@ -95,13 +96,23 @@ class Link:
     segment: str
 
 
+@dataclass(frozen=True)
+class Hook:
+    """A step a lab kind or mechanism needs at runtime after services start (e.g. bootstrapping a private
+    I2P network from the routers' first identities).  ``run(lab)`` may start recorded processes."""
+
+    name: str
+    run: Callable[[Any], None]
+
+
 @dataclass
 class NetPlan:
-    topology: Topology
+    topology: Any  # a Topology, or another kind's model
     plan: AddressPlan
     nodes: dict[str, Node] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    hooks: list[Hook] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -148,16 +159,17 @@ def build_netplan(topo: Topology, plan: AddressPlan | None = None) -> NetPlan:
 
 def _nodes_and_links(net: NetPlan) -> None:
     topo, plan = net.topology, net.plan
+    daemons = ["zebra", "bgpd", "staticd"] + (["bfdd"] if topo.bgp.bfd else [])  # bgpd's `bfd` needs bfdd
     for isp in topo.isps:
         net.nodes[isp.name] = Node(isp.name, "router", isp.name, sysctls=dict(ROUTER_SYSCTLS),
-                                   frr_daemons=["zebra", "bgpd", "staticd"])
+                                   frr_daemons=list(daemons))
         for ref in isp.hosts:
             h = host_def(ref)
             net.nodes[h.name] = Node(h.name, "host", isp.name, sysctls=dict(HOST_SYSCTLS))
     for site in topo.sites:
         for r in topo.site_routers(site):
             net.nodes[r] = Node(r, "router", site.name, sysctls=dict(ROUTER_SYSCTLS),
-                                frr_daemons=["zebra", "bgpd", "staticd"], mechanism=site.mechanism)
+                                frr_daemons=list(daemons), mechanism=site.mechanism)
         for lan in site.lans:
             for ref in lan.hosts:
                 h = host_def(ref)

@@ -1,0 +1,88 @@
+"""``pi-bgp``: IPv4-style multihoming with a provider-independent prefix (thesis ch. 2.6) - the baseline.
+
+The site owns a PI /48 (``plan.pi_prefixes``) that is not part of any ISP's aggregate.  Every exit router
+announces it to its ISP; every ISP accepts it from that customer, lets it through its ingress filter and
+passes it on to its upstreams, so each default-free router carries one more route per multihomed site -
+the table growth PA addressing avoids (``experiments/table_growth.py`` measures it).
+
+Failover is BGP's: the exit routers peer over iBGP (``next-hop-self``: there is no IGP inside the site, so
+a route learnt from the other exit must point at that exit), hence when ISP A fails its exit router falls
+back to the default route learnt from the other exit, and upstream the PI route through ISP A is
+withdrawn.  How fast depends on how the failure is detected: a link going down is seen at once, a silent
+one only when the hold timer (or BFD) expires - the topology's ``bgp:`` block sets both.
+
+Hosts keep their PA addresses too (the plan numbers every site segment from every site prefix), but only
+the PI address (selector ``{isp: pi}``, and every host's first address) is meant to be used: PA sources are
+routed by destination only, as with mechanism ``none``.
+"""
+
+from __future__ import annotations
+
+from ..netplan import Neighbor, NetPlan, Node, Route
+from . import Mechanism
+
+
+def _apply(net: NetPlan, site) -> None:
+    plan, topo = net.plan, net.topology
+    pi = str(plan.pi_prefixes[site.name])
+    for ex in site.exits:
+        router, isp = net.nodes[ex.router], net.nodes[ex.isp]
+        if pi not in router.bgp.networks:
+            router.bgp.networks.append(pi)
+            router.routes.append(Route(pi, kind="blackhole", why=f"anchor for announcing the PI prefix {pi}"))
+        _add(_neighbor(router, ex.isp).export, pi)
+        _add(_neighbor(isp, ex.router).accept, pi)
+        permit_in_ingress_filter(isp, plan.segment(f"{ex.isp}-{ex.router}").member(ex.isp).ifname, pi)
+        _transit(net, ex.isp, pi, set())
+    _ibgp_between_exits(net, site)
+
+
+def _transit(net: NetPlan, isp: str, prefix: str, seen: set[str]) -> None:
+    """``isp`` passes ``prefix`` to each upstream and each upstream accepts it, all the way up."""
+    for up in net.topology.isp(isp).upstreams:
+        _add(_neighbor(net.nodes[isp], up).export, prefix)
+        _add(_neighbor(net.nodes[up], isp).accept, prefix)
+        if up not in seen:
+            seen.add(up)
+            _transit(net, up, prefix, seen)
+
+
+def _ibgp_between_exits(net: NetPlan, site) -> None:
+    """iBGP over each internal link between two exit routers, exchanging the ISPs' default routes."""
+    plan = net.plan
+    pi = plan.pi_prefixes[site.name]
+    exits = {ex.router for ex in site.exits}
+    for a, b in net.topology.internal_links(site):
+        if a not in exits or b not in exits:
+            net.notes.append(f"site {site.name}: {a}-{b} is not between two exit routers; pi-bgp runs iBGP "
+                             "only between directly linked exits (no IGP inside the site)")
+            continue
+        seg = plan.segment(f"{a}-{b}")
+        for here, there in ((a, b), (b, a)):
+            node = net.nodes[here]
+            node.bgp.neighbors.append(Neighbor(there, str(seg.member(there).address_in(pi)), node.bgp.asn,
+                                               "internal", export=["::/0"], accept=["::/0"], next_hop_self=True))
+
+
+def permit_in_ingress_filter(isp: Node, ifname: str, prefix: str) -> None:
+    """Add ``prefix`` to the sources ``isp`` accepts on customer interface ``ifname`` (netplan.ingress_filter)."""
+    head, marker = f"table ip6 mhlab_ingress_{ifname} ", "ip6 saddr != { "
+    for i, table in enumerate(isp.nft):
+        if table.startswith(head) and marker in table:
+            if f" {prefix}," not in table and f" {prefix} " not in table:
+                isp.nft[i] = table.replace(marker, f"{marker}{prefix}, ", 1)
+            return
+    raise ValueError(f"{isp.name} has no ingress filter on {ifname} to open for {prefix}")
+
+
+def _neighbor(node: Node, peer: str) -> Neighbor:
+    return next(n for n in node.bgp.neighbors if n.peer == peer)
+
+
+def _add(prefixes: list[str], prefix: str) -> None:
+    if prefix not in prefixes:
+        prefixes.append(prefix)
+
+
+MECHANISM = Mechanism("pi-bgp", "IPv4-style multihoming: a provider-independent /48 announced through every ISP "
+                      "(baseline: one more global route per site)", "ch. 2.6", _apply)
