@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from .errors import Problem, TopologyError
 from .yamlmarks import MarkedDoc, load_marked
 
-NAME_PATTERN = r"^[a-z][a-z0-9]{0,9}$"
+NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9]{0,9}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN,
-                            description="lowercase letters and digits, starting with a letter, at most 10")]
+                            description="letters and digits, starting with a letter, at most 10")]
 Asn = Annotated[int, Field(ge=1, le=4294967294, description="autonomous system number (not 0, not 23456)")]
 DOC_PREFIX = ipaddress.IPv6Network("2001:db8::/32")
 SERVICES = ("http", "iperf3")
@@ -209,7 +209,7 @@ def _pydantic_problem(doc: MarkedDoc, err: dict[str, Any]) -> Problem:
     if err["type"] == "extra_forbidden":
         message = f"unknown field {err['loc'][-1]!r}"
     elif err["type"] == "string_pattern_mismatch":
-        message = f"{err.get('input')!r} is not a valid name (lowercase letters and digits, start with a letter, " \
+        message = f"{err.get('input')!r} is not a valid name (letters and digits, start with a letter, " \
                   f"at most 10)"
     return doc.problem(loc if err["type"] != "extra_forbidden" else tuple(err["loc"]), message)
 

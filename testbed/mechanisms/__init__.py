@@ -27,9 +27,9 @@ class Mechanism:
 
 
 def _registry() -> dict[str, Mechanism]:
-    from . import none, pi_bgp, sadr_static
+    from . import none, pi_bgp, sadr_static, shim
 
-    return {m.name: m for m in (none.MECHANISM, sadr_static.MECHANISM, pi_bgp.MECHANISM)}
+    return {m.name: m for m in (none.MECHANISM, sadr_static.MECHANISM, pi_bgp.MECHANISM, shim.MECHANISM)}
 
 
 def mechanisms() -> dict[str, Mechanism]:
