@@ -179,6 +179,7 @@ class _Builder:
     def __init__(self, lab: Lab, progress: Progress) -> None:
         self.lab, self.progress = lab, progress
         self.mn: dict[str, _TaggedNode] = {}
+        self.checks: list[tuple[str, str, subprocess.Popen]] = []
 
     def step(self, label: str, fn, *args) -> None:
         t0 = time.monotonic()
@@ -190,6 +191,7 @@ class _Builder:
         t0 = time.monotonic()
         net, rd = self.lab.net, self.lab.rundir
         self.step("render configs", lambda: render(net, rd.path, lambda n: node_dir(rd.path, n)))
+        self.check_configs()
         try:
             self.step("create nodes", self.create_nodes)
             self.step("create links", self.create_links)
@@ -197,6 +199,10 @@ class _Builder:
         finally:
             for node in self.mn.values():  # the anchors hold the namespaces; the build shells can go
                 node.terminate()
+            if sys.exc_info()[0] is not None:
+                for _, _, proc in self.checks:
+                    proc.kill()
+                    proc.wait()
         self.step("start FRR", self.start_frr)
         self.step("start services", self.start_services)
         for hook in self.lab.net.hooks:
@@ -266,17 +272,22 @@ class _Builder:
             if spec.nft:
                 handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
 
+    def check_configs(self) -> None:
+        """FRR's dry runs of every rendered config, started in the background right after rendering: they
+        need no namespace, so they overlap with building the nodes and links; ``start_frr`` collects them."""
+        rd = self.lab.rundir.path
+        for spec in self.lab.net.routers():
+            for daemon in spec.frr_daemons:
+                self.checks.append((spec.name, daemon, subprocess.Popen(check_argv(daemon, node_dir(rd, spec.name)),
+                                                                          stdout=subprocess.PIPE,
+                                                                          stderr=subprocess.STDOUT, text=True)))
+
     def start_frr(self) -> None:
         routers = [n for n in self.lab.net.routers() if n.frr_daemons]
-        checks = []
         for spec in routers:
-            handle = self.lab.nodes[spec.name]
-            os.chown(handle.dir, *_frr_ids())
-            for daemon in spec.frr_daemons:
-                checks.append((spec.name, daemon, subprocess.Popen(check_argv(daemon, handle.dir),
-                                                                     stdout=subprocess.PIPE,
-                                                                     stderr=subprocess.STDOUT, text=True)))
+            os.chown(self.lab.nodes[spec.name].dir, *_frr_ids())
         bad = []
+        checks, self.checks = self.checks, []
         for router, daemon, proc in checks:
             out, _ = proc.communicate(timeout=30)
             if proc.returncode != 0:
