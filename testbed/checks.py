@@ -28,6 +28,24 @@ def bgp_checks(lab: Lab) -> list[Check]:
             for router, peers in lab.bgp_sessions().items() for peer, state in peers.items()]
 
 
+def bfd_peers(lab: Lab, router: str) -> dict[str, str]:
+    """BFD peer address -> status ('up', 'down', 'init') on a router running bfdd."""
+    return {p["peer"]: p["status"] for p in lab.vtysh_json(router, "show bfd peers json") or []}
+
+
+def routing_settled(lab: Lab, router: str, prefix: str, paths: int) -> bool:
+    """Every BGP session Established, every BFD session up where bfdd runs (it comes up after BGP: a fault
+    injected before would be seen only by the hold timer), and ``router`` holding ``paths`` paths to
+    ``prefix`` - the state to wait for before injecting the next fault."""
+    sessions = lab.bgp_sessions()
+    if not all(state == "Established" for peers in sessions.values() for state in peers.values()):
+        return False
+    with_bfd = [n.name for n in lab.net.routers() if "bfdd" in n.frr_daemons]
+    if not all(set(bfd_peers(lab, r).values()) <= {"up"} for r in with_bfd):
+        return False
+    return len(lab.vtysh_json(router, "show bgp ipv6 unicast json").get("routes", {}).get(prefix, [])) == paths
+
+
 def ping(lab: Lab, node: str, src: str, dst: str, count: int = 1, wait: float = 1.0) -> bool:
     return lab[node].run(["ping", "-6", "-n", "-q", "-c", str(count), "-W", str(wait), "-I", src, dst],
                          timeout=count * wait + 5).returncode == 0

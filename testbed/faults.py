@@ -108,12 +108,15 @@ def _loss(lab: Lab, name: str, link: LinkEnds, percent: float, direction: str) -
     """Drop ``percent`` % of packets arriving at the receiving end(s) - nftables, no netem needed."""
     receivers = {"forward": [link.b], "reverse": [link.a], "both": [link.a, link.b]}[direction]
     table = _loss_table(name)
-    threshold = max(1, min(10000, round(percent * 100)))
+    threshold = max(1, round(percent * 100))
+    # numgen's range is 0..9999, so "< 10000" is rejected: 100 % is a plain drop
+    verdict = "counter drop" if threshold >= 10000 else f"numgen random mod 10000 < {threshold} counter drop"
 
     def apply() -> None:
         for e in receivers:
+            # on one line nft wants a ';' after the chain's closing brace too
             rules = (f"table netdev {table} {{ chain in {{ type filter hook ingress device \"{e.ifname}\" "
-                     f"priority -500; numgen random mod 10000 < {threshold} counter drop; }} }}")
+                     f"priority -500; {verdict}; }}; }}")
             lab[e.node].run(["nft", rules], check=True)
 
     def undo() -> None:

@@ -105,14 +105,16 @@ class Lab:
 
     def nft_counter(self, node: str, counter: str) -> int:
         """Packets counted by a named nftables counter (e.g. an ISP's ingress-filter drops)."""
-        for table in self.net.nodes[node].nft:
-            if f"counter {counter} " in table:
-                tname = table.split()[2]
-                out = self.node(node).run(["nft", "-j", "list", "counter", "ip6", tname, counter]).stdout
-                for item in parse_json(out).get("nftables", []):
-                    if "counter" in item:
-                        return int(item["counter"]["packets"])
-        raise LabError(f"{node} has no counter {counter!r}")
+        from .netplan import ingress_table
+        spec = self.net.nodes[node]
+        ifname = next((i for i in spec.ingress if f"ingress_{i}" == counter), None)
+        if ifname is None:
+            raise LabError(f"{node} has no counter {counter!r} (it has {', '.join(spec.counters) or 'none'})")
+        out = self.node(node).run(["nft", "-j", "list", "counter", "ip6", ingress_table(ifname), counter]).stdout
+        for item in parse_json(out).get("nftables", []):
+            if "counter" in item:
+                return int(item["counter"]["packets"])
+        raise LabError(f"{node}: cannot read counter {counter!r}")
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -269,7 +271,7 @@ class _Builder:
                 continue
             handle = self.lab.nodes[spec.name]
             handle.run(["ip", "-batch", str(handle.dir / "setup.ip")], check=True)
-            if spec.nft:
+            if spec.nft or spec.ingress:
                 handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
 
     def check_configs(self) -> None:

@@ -81,10 +81,18 @@ class Node:
     sysctls: dict[str, str] = field(default_factory=dict)
     bgp: Bgp | None = None
     nft: list[str] = field(default_factory=list)  # lines of an nftables ruleset (a full table each)
-    counters: list[str] = field(default_factory=list)  # named nft counters worth showing
+    # RFC 2827/3704 ingress filtering: customer interface -> source prefixes accepted from it (the rest is
+    # dropped and counted in the named nftables counter ``ingress_<interface>``)
+    ingress: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def counters(self) -> list[str]:
+        """Named nftables counters worth showing (one per ingress filter)."""
+        return [ingress_counter(ifname) for ifname in self.ingress]
     services: list[Process] = field(default_factory=list)
     frr_daemons: list[str] = field(default_factory=list)
     mechanism: str = ""
+    templates: list[tuple[str, str]] = field(default_factory=list)  # (template, file in the node folder)
 
 
 @dataclass
@@ -252,19 +260,12 @@ def _site_base(net: NetPlan, site) -> None:
                                              accept=["::/0"]))
         isp.bgp.neighbors.append(Neighbor(ex.router, str(seg.member(ex.router).addresses[0].ip), site_asn,
                                           "customer", export=["::/0"], default_originate=True, accept=[pa]))
-        cust_if = seg.member(ex.isp).ifname
-        counter = f"ingress_{cust_if}"
-        isp.counters.append(counter)
-        isp.nft.append(ingress_filter(cust_if, [pa, str(seg.subnets[0])], counter))
+        isp.ingress[seg.member(ex.isp).ifname] = [pa, str(seg.subnets[0])]
 
 
-def ingress_filter(ifname: str, allowed: list[str], counter: str) -> str:
-    """RFC 2827/3704 ingress filtering at an ISP's customer-facing interface, with a named drop counter."""
-    allowed_set = ", ".join(allowed)
-    return (f"table ip6 mhlab_ingress_{ifname} {{\n"
-            f"  counter {counter} {{ }}\n"
-            f"  chain forward {{\n"
-            f"    type filter hook forward priority 0; policy accept;\n"
-            f"    iifname \"{ifname}\" ip6 saddr != {{ {allowed_set} }} counter name {counter} drop\n"
-            f"  }}\n"
-            f"}}\n")
+def ingress_counter(ifname: str) -> str:
+    return f"ingress_{ifname}"
+
+
+def ingress_table(ifname: str) -> str:
+    return f"mhlab_ingress_{ifname}"

@@ -36,16 +36,19 @@ def node_dir(root: Path, node: str) -> Path:
 
 def render_node(net: NetPlan, node: Node, rundir: Path) -> list[RenderedFile]:
     env = _env()
-    ctx = {"node": node, "rundir": str(rundir), "timers": net.topology.bgp, "bgp": node.bgp}
+    ctx = {"node": node, "rundir": str(rundir), "timers": getattr(net.topology, "bgp", None), "bgp": node.bgp,
+           "lab": net.topology}
     files = []
     if node.role != "bridge":
         files.append(RenderedFile(node.name, "setup.ip", env.get_template("ip/setup.ip.j2").render(ctx)))
         files.append(RenderedFile(node.name, "sysctl.conf", env.get_template("sysctl/sysctl.conf.j2").render(ctx)))
-    if node.nft:
+    if node.nft or node.ingress:
         files.append(RenderedFile(node.name, "ruleset.nft", env.get_template("nft/ruleset.nft.j2").render(ctx)))
     for daemon in node.frr_daemons:
         files.append(RenderedFile(node.name, f"{daemon}.conf",
                                   env.get_template(f"frr/{daemon}.conf.j2").render(ctx)))
+    for template, relpath in node.templates:  # other kinds' per-node files (e.g. i2pd's config)
+        files.append(RenderedFile(node.name, relpath, env.get_template(template).render(ctx)))
     return files
 
 

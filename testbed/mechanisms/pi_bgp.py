@@ -11,15 +11,16 @@ back to the default route learnt from the other exit, and upstream the PI route 
 withdrawn.  How fast depends on how the failure is detected: a link going down is seen at once, a silent
 one only when the hold timer (or BFD) expires - the topology's ``bgp:`` block sets both.
 
-Hosts keep their PA addresses too (the plan numbers every site segment from every site prefix), but only
-the PI address (selector ``{isp: pi}``, and every host's first address) is meant to be used: PA sources are
-routed by destination only, as with mechanism ``none``.
+Hosts keep their PA addresses too (the plan numbers every site segment from every site prefix).  The PI
+address is the one to use (scenario selector ``{isp: pi}``; it is also every host's first address); so
+that the PA ones are not simply broken (``mhlab check`` tries every address), they are routed as with
+``sadr-static`` - each leaves through its own ISP and fails with it, as PA addresses do.
 """
 
 from __future__ import annotations
 
 from ..netplan import Neighbor, NetPlan, Node, Route
-from . import Mechanism
+from . import Mechanism, sadr_static
 
 
 def _apply(net: NetPlan, site) -> None:
@@ -32,9 +33,10 @@ def _apply(net: NetPlan, site) -> None:
             router.routes.append(Route(pi, kind="blackhole", why=f"anchor for announcing the PI prefix {pi}"))
         _add(_neighbor(router, ex.isp).export, pi)
         _add(_neighbor(isp, ex.router).accept, pi)
-        permit_in_ingress_filter(isp, plan.segment(f"{ex.isp}-{ex.router}").member(ex.isp).ifname, pi)
+        _add(isp.ingress[plan.segment(f"{ex.isp}-{ex.router}").member(ex.isp).ifname], pi)
         _transit(net, ex.isp, pi, set())
     _ibgp_between_exits(net, site)
+    sadr_static.MECHANISM.apply(net, site)
 
 
 def _transit(net: NetPlan, isp: str, prefix: str, seen: set[str]) -> None:
@@ -62,17 +64,6 @@ def _ibgp_between_exits(net: NetPlan, site) -> None:
             node = net.nodes[here]
             node.bgp.neighbors.append(Neighbor(there, str(seg.member(there).address_in(pi)), node.bgp.asn,
                                                "internal", export=["::/0"], accept=["::/0"], next_hop_self=True))
-
-
-def permit_in_ingress_filter(isp: Node, ifname: str, prefix: str) -> None:
-    """Add ``prefix`` to the sources ``isp`` accepts on customer interface ``ifname`` (netplan.ingress_filter)."""
-    head, marker = f"table ip6 mhlab_ingress_{ifname} ", "ip6 saddr != { "
-    for i, table in enumerate(isp.nft):
-        if table.startswith(head) and marker in table:
-            if f" {prefix}," not in table and f" {prefix} " not in table:
-                isp.nft[i] = table.replace(marker, f"{marker}{prefix}, ", 1)
-            return
-    raise ValueError(f"{isp.name} has no ingress filter on {ifname} to open for {prefix}")
 
 
 def _neighbor(node: Node, peer: str) -> Neighbor:

@@ -49,7 +49,8 @@ class Strict(BaseModel):
 # ---------------------------------------------------------------- address and link references
 
 class IspAddress(Strict):
-    """``{isp: ispa}``: the node's address from that ISP's prefix (``index`` if it has several)."""
+    """``{isp: ispa}``: the node's address from that ISP's prefix (``index`` if it has several);
+    ``{isp: pi}`` is the address from the site's provider-independent prefix (mechanism pi-bgp)."""
 
     isp: str
     index: int = Field(0, ge=0)

@@ -86,7 +86,8 @@ def run_loaded(loaded: LoadedScenario, out_dir: str | Path, *, lab: Lab | None =
 
 def _check_references(loaded: LoadedScenario, lab: Lab) -> None:
     links = {l.segment for l in lab.net.links}
-    problems = reference_problems(loaded, set(lab.net.nodes), {i.name for i in lab.topology.isps}, links)
+    spaces = {i.name for i in lab.topology.isps} | ({"pi"} if lab.plan.pi_prefixes else set())  # {isp: pi}
+    problems = reference_problems(loaded, set(lab.net.nodes), spaces, links)
     if problems:
         raise TopologyError(problems)
 

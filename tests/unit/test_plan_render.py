@@ -78,8 +78,9 @@ def test_render_writes_every_config(tmp_path, topo):
 
 
 @pytest.mark.skipif(not Path("/usr/lib/frr/bgpd").exists() or not shutil.which("nft"), reason="FRR/nft missing")
-def test_rendered_configs_pass_the_daemons_own_checks(tmp_path, topo):
-    net = build_netplan(topo)
+@pytest.mark.parametrize("path", [DEFAULT, DEFAULT.with_name("two-isp-site-pi-bfd.yaml")], ids=["pa", "pi-bfd"])
+def test_rendered_configs_pass_the_daemons_own_checks(tmp_path, path):
+    net = build_netplan(load_topology(path))
     render(net, tmp_path)
     for router in net.routers():
         for daemon in router.frr_daemons:
