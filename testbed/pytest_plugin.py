@@ -7,6 +7,9 @@ Use in a test module::
     def test_bgp(lab):
         wait_json(lab, "ra", "show bgp summary json", {"ipv6Unicast": {"peers": {...}}})
 
+    def test_failover(lab, scenario):
+        assert scenario(lab, "topologies/baseline-link-down.yaml").passed
+
 Tests marked ``lab`` are skipped when not root.  ``--keep-lab`` leaves labs up for a look afterwards.
 """
 
@@ -56,6 +59,20 @@ def lab(request):
     yield the_lab
     if not request.config.getoption("--keep-lab"):
         the_lab.destroy()
+
+
+@pytest.fixture
+def scenario(request, tmp_path):
+    """``scenario(lab, "topologies/x.yaml")`` runs a scenario file on a running lab (relative paths from the
+    rootdir), writes its report under the test's tmp_path and returns the ScenarioResult."""
+    from .scenario.run import run_scenario
+
+    def run(lab: Lab, path: str | Path):
+        path = Path(path)
+        if not path.is_absolute():
+            path = Path(request.config.rootpath) / path
+        return run_scenario(path, tmp_path / path.stem, lab=lab).result
+    return run
 
 
 def deploy_for_test(path: Path, config, name: str | None = None, mechanism: str | None = None) -> Lab:

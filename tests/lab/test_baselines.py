@@ -50,7 +50,7 @@ def test_upstream_cut_keeps_site_bgp_up_but_kills_traffic(lab):
         action.revert()
 
 
-def test_upstream_cut_scenario(lab, tmp_path):
-    result = run_scenario(TOPO / "baseline-upstream-cut.yaml", tmp_path, lab=lab).result
+def test_upstream_cut_scenario(lab, scenario):
+    result = scenario(lab, "topologies/baseline-upstream-cut.yaml")
     assert result.passed, [v for v in result.verdicts if not v.passed]
     assert _flow(result, "est_a").connections_broken == 1
