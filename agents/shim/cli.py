@@ -80,7 +80,13 @@ def show(cmd: str, result: Any, as_json: bool) -> str:
             row["state"] = ("*" if row["preferred"] else " ") + row["state"]
         return table(result, ["peer", "local", "remote", "state", "reap", "since", "pinned"]) + "\n(* = preferred)"
     if cmd == "contexts":
-        return table(result, ["peer_ulid", "local_ulid", "state", "role", "local_context_tag", "peer_context_tag", "reap"])
+        for row in result:
+            dp = row.get("datapath") or {}
+            row["locators"] = " -> ".join(dp.get("locators", [])) + (" (translated)" if dp.get("translated") else "")
+            row["packets out/in"] = "/".join(str(sum(c["packets"] for k, c in dp.get("counters", {}).items() if k.endswith(d)))
+                                             for d in ("out", "in"))
+        return table(result, ["peer_ulid", "local_ulid", "state", "role", "local_context_tag", "peer_context_tag", "reap",
+                              "locators", "packets out/in"])
     if cmd == "events":
         return "\n".join(f"{e.pop('time'):>10.3f}  {e.pop('kind'):<22} {json.dumps(e)}" for e in result) or "(none)"
     return json.dumps(result, indent=2)

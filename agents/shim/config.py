@@ -42,6 +42,8 @@ class DaemonConfig:
     connect: list[str] = field(default_factory=list)
     observe: bool = False
     icmp: bool = True
+    datapath: str = "none"
+    steering_device: str = "shim0"
 
     @classmethod
     def from_sources(cls, file: str | None, flags: dict[str, Any]) -> "DaemonConfig":

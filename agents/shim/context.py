@@ -59,6 +59,7 @@ class Context:
     local_generation: int = 0
     pending: Retransmission | None = None
     update_nonce: int | None = None
+    confirmed: set[tuple[Address, Address]] = field(default_factory=set)  # pairs a probe exchange proved
 
     def as_dict(self) -> dict[str, object]:
         preferred = self.pairs.preferred if self.pairs else None

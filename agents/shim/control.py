@@ -26,6 +26,7 @@ import json
 from typing import Any
 
 from .actions import Action
+from .datapath import DataPath
 from .engine import ShimEngine
 
 Address = ipaddress.IPv6Address
@@ -57,13 +58,17 @@ def _prefix(request: dict[str, Any]) -> bytes:
         raise ControlError(str(exc)) from exc
 
 
-def handle(engine: ShimEngine, now: float, request: dict[str, Any]) -> tuple[Any, list[Action]]:
+def handle(engine: ShimEngine, now: float, request: dict[str, Any], datapath: DataPath | None = None) -> tuple[Any, list[Action]]:
     """Run one request; returns the result and the actions it caused (packets to send)."""
     cmd = request.get("cmd")
+    datapath = datapath or DataPath()
     if cmd == "status":
-        return engine.status(), []
+        return {**engine.status(), "datapath": {"mode": datapath.mode, **datapath.stats()}}, []
     if cmd == "contexts":
-        return engine.contexts_view(), []
+        views = engine.contexts_view()
+        for view in views:
+            view["datapath"] = datapath.describe((Address(view["local_ulid"]), Address(view["peer_ulid"])))
+        return views, []
     if cmd == "pairs":
         return engine.pairs_view(), []
     if cmd == "events":
@@ -102,13 +107,13 @@ def handle(engine: ShimEngine, now: float, request: dict[str, Any]) -> tuple[Any
     raise ControlError(f"unknown command {cmd!r}")
 
 
-def answer(engine: ShimEngine, now: float, line: bytes) -> tuple[bytes, list[Action], bool]:
+def answer(engine: ShimEngine, now: float, line: bytes, datapath: DataPath | None = None) -> tuple[bytes, list[Action], bool]:
     """Parse one request line; the response line, the actions, and whether to stop (never raises)."""
     try:
         request = json.loads(line)
         if not isinstance(request, dict):
             raise ControlError("a request is a JSON object")
-        result, actions = handle(engine, now, request)
+        result, actions = handle(engine, now, request, datapath)
         stop = request.get("cmd") == "shutdown"
         return json.dumps({"ok": True, "result": result}).encode() + b"\n", actions, stop
     except (ControlError, ValueError) as exc:

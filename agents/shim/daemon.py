@@ -32,7 +32,9 @@ from . import control
 from . import messages as m
 from .actions import Action, Event, Send
 from .config import DaemonConfig
+from .datapath import DataPath, make_datapath
 from .engine import ShimEngine
+from .plan import plan_for
 
 Address = ipaddress.IPv6Address
 ETH_P_IPV6 = 0x86DD
@@ -42,8 +44,12 @@ ND_TYPES = range(133, 138)
 
 
 class ShimDaemon:
-    def __init__(self, engine: ShimEngine, socket_path: str, observe: bool, icmp: bool, log: TextIO) -> None:
+    def __init__(self, engine: ShimEngine, socket_path: str, observe: bool, icmp: bool, log: TextIO,
+                 datapath: DataPath | None = None, poll_interval: float = 0.1) -> None:
         self.engine = engine
+        self.datapath = datapath or DataPath()
+        self.poll_interval = poll_interval
+        self.next_poll = 0.0
         self.socket_path = socket_path
         self.log = log
         self.start = time.monotonic()
@@ -65,6 +71,9 @@ class ShimDaemon:
         self.server.listen(8)
         self.selector.register(self.server, selectors.EVENT_READ, self._on_accept)
         self.buffers: dict[socket.socket, bytes] = {}
+        self.datapath.start()
+        for reader, handler in self.datapath.readers():
+            self.selector.register(reader, selectors.EVENT_READ, lambda _sock, h=handler: self._observed(h()))
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -78,6 +87,20 @@ class ShimDaemon:
             elif isinstance(action, Event):
                 self.log.write(json.dumps(action.as_dict()) + "\n")
         self.log.flush()
+        if actions:
+            self._program()
+
+    def _program(self) -> None:
+        """Bring the data path in line with the contexts (after anything that may change them)."""
+        try:
+            self.datapath.apply(plan_for(self.engine.contexts.values(), self.engine.identity.locators))
+        except OSError as exc:
+            self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "datapath-error", "error": str(exc)}) + "\n")
+
+    def _observed(self, observations: list) -> None:
+        """Data the data path carried: REAP's inputs (Send Timeout, received on a pair)."""
+        for ob in observations:
+            self.perform(self.engine.observe(self.now(), ob.local, ob.peer, ob.outgoing))
 
     def _send(self, action: Send) -> None:
         pktinfo = struct.pack("16sI", action.src.packed, 0)
@@ -135,7 +158,7 @@ class ShimDaemon:
         self.buffers[conn] += chunk
         while b"\n" in self.buffers[conn]:
             line, self.buffers[conn] = self.buffers[conn].split(b"\n", 1)
-            response, actions, stop = control.answer(self.engine, self.now(), line)
+            response, actions, stop = control.answer(self.engine, self.now(), line, self.datapath)
             self.running = self.running and not stop
             self.perform(actions)
             conn.setblocking(True)
@@ -154,10 +177,17 @@ class ShimDaemon:
             while self.running:
                 deadline = self.engine.next_deadline()
                 timeout = None if deadline is None else max(0.0, deadline - self.now())
+                if self.datapath.mode != "none":
+                    timeout = max(0.0, min(timeout if timeout is not None else 1.0, self.next_poll - self.now()))
                 for key, _ in self.selector.select(timeout if timeout is None else min(timeout, 1.0)):
                     key.data(key.fileobj)
+                if self.datapath.mode != "none" and self.now() >= self.next_poll:
+                    self.next_poll = self.now() + self.poll_interval
+                    self._observed(self.datapath.poll())
                 self.perform(self.engine.tick(self.now()))
+                self._program()
         finally:
+            self.datapath.stop()
             self.server.close()
             if os.path.exists(self.socket_path):
                 os.unlink(self.socket_path)
@@ -182,6 +212,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connect", action="append", help="peer ULID to start a context with at once")
     p.add_argument("--observe", action="store_true", default=None, help="sniff data packets (AF_PACKET)")
     p.add_argument("--no-icmp", dest="icmp", action="store_false", default=None, help="do not open the ICMPv6 socket")
+    p.add_argument("--datapath", choices=["none", "ebpf"],
+                   help="rewrite data packets after a pair switch: ebpf (tc programs, needs clang) or none "
+                        "(default: control plane only)")
+    p.add_argument("--steering-device", dest="steering_device",
+                   help="name of the veth pair made for translated contexts (default shim0, its peer shim1)")
     return p
 
 
@@ -193,12 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = DaemonConfig.from_sources(args.config, flags)
         engine = ShimEngine(config.identity(), config.timer_profile(), config.context_policy())
-        daemon = ShimDaemon(engine, config.socket, config.observe, config.icmp, sys.stdout)
-    except (ValueError, OSError) as exc:
+        datapath = make_datapath(config.datapath, config.steering_device)
+        daemon = ShimDaemon(engine, config.socket, config.observe, config.icmp, sys.stdout, datapath)
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"shim daemon: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"kind": "ready", "pid": os.getpid(), "socket": config.socket,
-                      "ulids": [str(a) for a in engine.identity.ulids], "profile": engine.profile.name}), flush=True)
+                      "ulids": [str(a) for a in engine.identity.ulids], "profile": engine.profile.name,
+                      "datapath": datapath.mode}), flush=True)
     for peer in config.connect:
         daemon.perform(engine.connect(daemon.now(), Address(peer)))
     daemon.run()

@@ -161,6 +161,7 @@ def on_probe(now: float, ctx: "Context", profile: TimerProfile, src: Address, ds
     confirmed = next((reap.in_flight[r.nonce] for r in probe.received if r.nonce in reap.in_flight), None)
     if confirmed is not None and confirmed in ctx.pairs.pairs:
         pair = ctx.pairs.pairs[confirmed]
+        ctx.confirmed.add(pair.key)
         out += pair_events(now, ctx, ctx.pairs.fire(now, pair, PairEvent.TEST_OK))
         if pair.state is not PairState.REACHABLE:  # probed while unreachable: the reply is rx
             out += pair_events(now, ctx, ctx.pairs.fire(now, pair, PairEvent.RX))

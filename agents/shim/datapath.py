@@ -1,0 +1,213 @@
+"""The shim data path: turns a ``plan.Plan`` into kernel state, and reports what it carried.
+
+Backends (``--datapath``):
+
+- ``ebpf`` (default when clang is present): tc programs (``bpf/shim_tc.c``) and BPF maps.
+  Untranslated packets never leave the kernel's normal path (one hash lookup at tc).
+- ``nfqueue`` (not written yet): the fallback without clang would queue translated packets
+  to the daemon and rewrite them with ``packet.py`` (already written and unit-tested).
+- ``none``: control plane only (issue 4 behaviour).
+
+Both real backends steer translated contexts with a /128 route through the steering device
+(``netops.SteeringDevice``).  ``poll`` returns what REAP must hear about (data sent, data
+received on a pair), taken from the counters, so no per-packet sniffing is needed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import bpfload, netops
+from .plan import Plan, Translation, UlidPair
+
+Address = ipaddress.IPv6Address
+STAT_NAMES = ("translated_out", "restored_in", "unknown_in", "malformed_in", "out_without_context",
+              "out_failed", "no_route", "in_failed")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A data packet went ``local`` -> ``peer`` (outgoing) or came ``peer`` -> ``local``."""
+
+    local: Address
+    peer: Address
+    outgoing: bool
+
+
+class DataPath:
+    """No data path: nothing is rewritten (the control plane alone, as in issue 4)."""
+
+    mode = "none"
+
+    def start(self) -> None:
+        pass
+
+    def apply(self, plan: Plan) -> None:
+        pass
+
+    def poll(self) -> list[Observation]:
+        return []
+
+    def describe(self, ulids: UlidPair) -> dict[str, Any]:
+        return {"mode": self.mode, "translated": False}
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+    def readers(self) -> list[tuple[Any, Callable[[], list[Observation]]]]:
+        """Sockets the daemon's selector must watch (a queue-based backend would have one)."""
+        return []
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass
+class Counters:
+    packets: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class SteeredDataPath(DataPath):
+    """What both real backends share: the steering device and the translation routes."""
+
+    device: netops.SteeringDevice = field(default_factory=netops.SteeringDevice)
+    current: Plan = field(default_factory=Plan)
+
+    def _start_device(self) -> None:
+        devices = netops.real_devices((self.device.name, self.device.peer))
+        mtus = [netops.device_mtu(d) for d in devices] or [1500]
+        self.device.mtu = min(mtus) - 8
+        self.device.delete()  # a leftover from a daemon that died
+        self.device.create()
+
+    def _reroute(self, plan: Plan) -> None:
+        """Map entries go in before their route and come out after it (never a gap)."""
+        for ulids in self.current.translate.keys() - plan.translate.keys():
+            self.device.unroute(*ulids)
+        for ulids, translation in plan.translate.items():
+            if self.current.translate.get(ulids) is None:
+                self.device.route(*ulids)
+
+
+def _pair_key(ulids: UlidPair) -> bytes:
+    return ulids[0].packed + ulids[1].packed
+
+
+@dataclass
+class EbpfDataPath(SteeredDataPath):
+    mode = "ebpf"
+    obj: bpfload.BpfObject | None = None
+    tc: netops.TcAttachments | None = None
+    seen: dict[tuple[str, bytes], tuple[int, ...]] = field(default_factory=dict)
+    totals: dict[UlidPair, dict[str, Counters]] = field(default_factory=dict)
+
+    def start(self) -> None:
+        with tempfile.TemporaryDirectory(prefix="shim-bpf-") as workdir:
+            self.obj = bpfload.load_object(bpfload.compile_object(workdir))
+        self._start_device()
+        self.tc = netops.TcAttachments()
+        self.tc.attach(self.device.peer, "ingress", self.obj.programs["tc/out"], "shim_out")
+        for dev in netops.real_devices((self.device.name, self.device.peer)):
+            self.tc.attach(dev, "ingress", self.obj.programs["tc/in"], "shim_in")
+            self.tc.attach(dev, "egress", self.obj.programs["tc/watch"], "shim_watch")
+
+    def apply(self, plan: Plan) -> None:
+        maps = self.obj.maps
+        for ulids, tr in plan.translate.items():
+            if self.current.translate.get(ulids) != tr:
+                value = tr.local_locator.packed + tr.peer_locator.packed + struct.pack("<QQQ", tr.peer_tag, 0, 0)
+                self._harvest("out_map", _pair_key(ulids))
+                maps["out_map"].update(_pair_key(ulids), value)
+        for key, ulids in plan.restore.items():
+            if key not in self.current.restore:
+                maps["in_map"].update(struct.pack("<Q", key[0]) + key[1].packed + key[2].packed,
+                                      ulids[0].packed + ulids[1].packed + bytes(16))
+        for ulids in plan.watch - self.current.watch:
+            maps["watch_map"].update(_pair_key(ulids), bytes(32))
+        self._reroute(plan)
+        for ulids in self.current.translate.keys() - plan.translate.keys():
+            self._harvest("out_map", _pair_key(ulids))
+            maps["out_map"].delete(_pair_key(ulids))
+        for key in self.current.restore.keys() - plan.restore.keys():
+            maps["in_map"].delete(struct.pack("<Q", key[0]) + key[1].packed + key[2].packed)
+        for ulids in self.current.watch - plan.watch:
+            maps["watch_map"].delete(_pair_key(ulids))
+        self.current = plan
+
+    def _harvest(self, name: str, key: bytes) -> None:
+        """Read an entry's counters before it is overwritten or deleted (they are cumulative)."""
+        self._delta(name, key)
+        self.seen.pop((name, key), None)
+
+    def _delta(self, name: str, key: bytes) -> tuple[int, ...]:
+        raw = self.obj.maps[name].lookup(key)
+        if raw is None:
+            return ()
+        offset = {"out_map": 40, "in_map": 32, "watch_map": 0}[name]
+        now = struct.unpack_from(f"<{(len(raw) - offset) // 8}Q", raw, offset)
+        before = self.seen.get((name, key), (0,) * len(now))
+        self.seen[(name, key)] = now
+        return tuple(a - b for a, b in zip(now, before))
+
+    def _count(self, ulids: UlidPair, what: str, packets: int, nbytes: int) -> None:
+        c = self.totals.setdefault(ulids, {}).setdefault(what, Counters())
+        c.packets += packets
+        c.bytes += nbytes
+
+    def poll(self) -> list[Observation]:
+        out: list[Observation] = []
+        for ulids in self.current.translate:
+            d = self._delta("out_map", _pair_key(ulids))
+            if d and d[0]:
+                self._count(ulids, "translated_out", d[0], d[1])
+                out.append(Observation(ulids[0], ulids[1], True))
+        for (tag, remote, local), ulids in self.current.restore.items():
+            d = self._delta("in_map", struct.pack("<Q", tag) + remote.packed + local.packed)
+            if d and d[0]:
+                self._count(ulids, "restored_in", d[0], d[1])
+                out.append(Observation(local, remote, False))
+        for ulids in self.current.watch:
+            d = self._delta("watch_map", _pair_key(ulids))
+            if d and d[0]:
+                self._count(ulids, "ulid_out", d[0], d[1])
+                out.append(Observation(ulids[0], ulids[1], True))
+            if d and d[2]:
+                self._count(ulids, "ulid_in", d[2], d[3])
+                out.append(Observation(ulids[0], ulids[1], False))
+        return out
+
+    def describe(self, ulids: UlidPair) -> dict[str, Any]:
+        tr: Translation | None = self.current.translate.get(ulids)
+        counters = {k: vars(v).copy() for k, v in self.totals.get(ulids, {}).items()}
+        return {"mode": self.mode, "translated": tr is not None,
+                "locators": [str(tr.local_locator), str(tr.peer_locator)] if tr else [str(ulids[0]), str(ulids[1])],
+                "counters": counters}
+
+    def stats(self) -> dict[str, int]:
+        stats = self.obj.maps["stats"]
+        return {name: struct.unpack("<Q", stats.lookup(struct.pack("<I", i)))[0] for i, name in enumerate(STAT_NAMES)}
+
+    def stop(self) -> None:
+        for ulids in self.current.translate:
+            self.device.unroute(*ulids)
+        if self.tc is not None:
+            self.tc.detach_all()
+        self.device.delete()
+        if self.obj is not None:
+            self.obj.close()
+
+
+def make_datapath(mode: str, device: str = "shim0") -> DataPath:
+    """``none`` or ``ebpf`` (the NFQUEUE fallback is not written yet: see the README)."""
+    steering = netops.SteeringDevice(device, device[:-1] + "1" if device.endswith("0") else device + "p")
+    if mode == "none":
+        return DataPath()
+    if mode == "ebpf":
+        return EbpfDataPath(steering)
+    raise ValueError(f"unknown data path {mode!r} (none, ebpf)")

@@ -1,0 +1,78 @@
+"""iperf3 throughput between ULIDs through the shim data path, baseline in the same run.
+
+Builds its own namespaces (``agents.shim.twohosts``: hosts hA, hB, ISP routers r1, r2), then
+measures A1 -> B1 (both ULIDs):
+
+1. plain kernel, no agent;
+2. agents running (eBPF data path loaded, context established), untranslated;
+3. translated: ISP 1 blackholed, REAP switched the context to (A2, B2), every packet is
+   rewritten and carries the 8-octet payload extension header.
+
+Run as root:  python benchmarks/shim_datapath.py [--seconds 5] [--datapath ebpf]
+Targets (issue 5): untranslated >= 95 % of plain, translated >= 50 % of plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.shim.twohosts import TwoHosts, wait_for  # noqa: E402
+
+
+def iperf(net: TwoHosts, seconds: float, src: str, dst: str) -> float:
+    server = net.popen("hB", "iperf3", "-s", "-1", "-B", dst, "-p", "5301", stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    time.sleep(0.4)
+    try:
+        out = net.run("hA", "iperf3", "-c", dst, "-B", src, "-p", "5301", "-t", str(seconds), "-J")
+    finally:
+        server.wait(10)
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--datapath", default="ebpf", choices=["ebpf"])
+    args = p.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (it creates network namespaces)", file=sys.stderr)
+        return 2
+    net = TwoHosts(f"mhshimb{os.getpid() % 100000}")
+    rows: list[tuple[str, float]] = []
+    try:
+        net.build()
+        a1, b1 = net.ulids["hA"][0], net.ulids["hB"][0]
+        rows.append(("plain kernel (no agent)", iperf(net, args.seconds, a1, b1)))
+        net.start_daemons(args.datapath, "tuned")
+        net.ask("hA", cmd="connect", peer=b1)
+        if not wait_for(lambda: [c for c in net.ask("hA", cmd="contexts") if c["state"] == "established"], 10):
+            raise RuntimeError("no context")
+        rows.append((f"agent ({args.datapath}), untranslated", iperf(net, args.seconds, a1, b1)))
+        net.blackhole("r1")
+        pinger = net.popen("hA", "ping", "-q", "-i", "0.1", "-c", "80", "-I", a1, b1, stdout=subprocess.DEVNULL)
+        if not wait_for(lambda: net.ask("hA", cmd="contexts")[0]["datapath"]["translated"], 15):
+            raise RuntimeError("no switch: " + net.log("hA")[-2000:])
+        pinger.kill()
+        rows.append((f"agent ({args.datapath}), translated (A2->B2 + header)", iperf(net, args.seconds, a1, b1)))
+        stats = net.ask("hA", cmd="status")["datapath"]
+    finally:
+        net.close()
+    plain = rows[0][1]
+    print(f"\n{'iperf3 A1 -> B1 (ULIDs), ' + str(args.seconds) + ' s each':<52} {'Gb/s':>8} {'% plain':>8}")
+    for name, gbps in rows:
+        print(f"{name:<52} {gbps:>8.2f} {100 * gbps / plain:>7.0f}%")
+    print(f"\ndata path counters (hA): {json.dumps(stats)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
