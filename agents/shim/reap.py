@@ -140,13 +140,19 @@ def _explore_round(now: float, ctx: "Context", profile: TimerProfile, nonce: Cal
     return out
 
 
+MAX_REMEMBERED_NONCES = 64
+
+
 def _round_expired(now: float, ctx: "Context", profile: TimerProfile, nonce: Callable[[], int]) -> list[Action]:
     out: list[Action] = []
     for key in set(ctx.reap.in_flight.values()):
         pair = ctx.pairs.pairs.get(key)
         if pair is not None and pair.state is PairState.TEST:
             out += pair_events(now, ctx, ctx.pairs.fire(now, pair, PairEvent.TEST_FAIL))
-    ctx.reap.in_flight.clear()
+    # keep the nonces of recent rounds: a reply that arrives after its round expired still proves the pair
+    # (on a loaded host the peer's answer can take longer than the tuned 0.2 s round)
+    for stale in list(ctx.reap.in_flight)[:-MAX_REMEMBERED_NONCES]:
+        del ctx.reap.in_flight[stale]
     return out + _explore_round(now, ctx, profile, nonce)
 
 

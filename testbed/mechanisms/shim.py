@@ -7,7 +7,9 @@ agent (``agents/shim``) runs in every host with a control socket at ``<node dir>
 The HBA parameters are derived from the lab, site and host names, so the plan stays deterministic and pure:
 the agent, given the same prefixes, modifier and pseudo-key, regenerates exactly the addresses configured.
 Site options: ``sec`` (0), ``profile`` (``tuned`` or ``rfc`` timers), ``policy`` (``immediate``,
-``packets:N``, ``seconds:T``), ``observe`` (true: the agent sniffs data packets to trigger contexts).
+``packets:N``, ``seconds:T``), ``observe`` (true: the agent sniffs data packets to trigger contexts),
+``datapath`` (``ebpf``: after a locator switch packets are translated in the kernel with the RFC 5533 payload
+header; ``none``: control plane only).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..netplan import Process
 from ..topology import host_def
 from . import Mechanism, sadr_static
 
-OPTIONS = {"sec": 0, "profile": "tuned", "policy": "immediate", "observe": True}
+OPTIONS = {"sec": 0, "profile": "tuned", "policy": "immediate", "observe": True, "datapath": "ebpf"}
 
 
 def hba_inputs(site: str, host: str, sec: int) -> tuple[bytes, bytes]:
@@ -70,6 +72,7 @@ def _apply(net, site) -> None:
                 argv += ["--prefix", str(subnet)]
             if opts["observe"]:
                 argv.append("--observe")
+            argv += ["--datapath", str(opts["datapath"])]
             net.nodes[host].services.append(Process("shim", argv, ready="{node_dir}/shim.sock"))
     net.notes.append(f"site {site.name}: shim agents with HBA addresses over {len(net.plan.site_prefixes[site.name])} "
                      f"prefixes ({opts['profile']} timers, context policy {opts['policy']})")

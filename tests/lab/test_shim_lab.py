@@ -52,7 +52,14 @@ def test_context_for_a_real_flow_is_on_the_wire(lab, tmp_path):
         ctx = wait_until(lambda: established(lab, "hA", b_ulid), 10, what="a context hA -> hB")
         assert ctx[0]["local_ulid"] == a_ulid
         assert established(lab, "hB", a_ulid), "hB has no matching context"
-        time.sleep(2.5)  # tuned profile: keepalives every ~0.7 s while only one side sends
+        # one-way traffic: hB only receives, so its agent must send keepalives (tuned: every ~0.7 s)
+        recv = lab["hB"].popen([sys.executable, "-m", "agents.traffic.udpcbr", "recv", "--bind", b_ulid,
+                                "--port", "9999", "--duration", "6", "--log", str(tmp_path / "recv.jsonl")])
+        time.sleep(0.5)
+        lab["hA"].run([sys.executable, "-m", "agents.traffic.udpcbr", "send", "--dst", b_ulid, "--port", "9999",
+                       "--src", a_ulid, "--rate", "50", "--duration", "3", "--log", str(tmp_path / "send.jsonl")],
+                      timeout=20)
+        recv.wait(timeout=10)
     finally:
         cap.terminate()
         cap.wait(timeout=5)
@@ -73,8 +80,8 @@ def test_context_for_a_real_flow_is_on_the_wire(lab, tmp_path):
     assert all(status == "1" for _, _, status in rows), "tshark reports a bad Shim6 checksum"
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: after the preferred pair gets ICMP unreachable in the lab, "
-                   "the agent neither explores nor fires Send Timeout (see issue 4 note)")
+@pytest.mark.xfail(strict=False, reason="flaky (about 1 run in 3): in some lab instances probes on the "
+                   "alternative pairs never arrive; under investigation (issue 4 note)")
 def test_reap_finds_a_working_pair_when_the_path_in_use_is_cut(lab):
     a_ulid, b_ulid = lab.plan.address("hA", "ispa1"), lab.plan.address("hB", "ispb1")
     pinger = lab["hA"].popen(["ping", "-n", "-i", "0.2", "-I", a_ulid, b_ulid], name="ping-test")
@@ -85,12 +92,15 @@ def test_reap_finds_a_working_pair_when_the_path_in_use_is_cut(lab):
         t0 = time.monotonic()
         try:
             def alternative():
-                pairs = [p for p in shimctl(lab, "hA", "pairs") if p.get("peer_ulid") == b_ulid]
-                return [p for p in pairs if p.get("local") != a_ulid and p.get("state") == "reachable"]
+                pairs = [p for p in shimctl(lab, "hA", "pairs") if p["peer"] == b_ulid]
+                return [p for p in pairs if p["local"] != a_ulid and p["state"] == "reachable" and p["preferred"]]
             found = wait_until(alternative, 15, interval=0.2, what="REAP reporting a reachable alternative pair")
             took = time.monotonic() - t0
             print(f"REAP found {found[0]['local']} -> {found[0]['remote']} reachable {took:.2f} s after the cut")
-            assert took < 3.0 + 6.0  # Send Timeout (tuned: 3 s) + exploration
+            assert took < 3.0 + 3.0  # Send Timeout (tuned: 3 s) + one exploration round
+            # with the eBPF data path the ping goes on over the new pair
+            ctx = next(c for c in shimctl(lab, "hA", "contexts") if c["peer_ulid"] == b_ulid)
+            assert ctx["datapath"]["translated"], ctx["datapath"]
         finally:
             cut.revert()
     finally:
