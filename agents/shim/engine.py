@@ -190,9 +190,15 @@ class ShimEngine:
         except LocatorProofError as exc:
             self.counters.proof_failures += 1
             return [Event(now, "locator-proof-failed", {"peer": str(peer_ulid), "reason": str(exc)})]
+        # simultaneous establishment (both ends saw the flow and sent I1s that crossed): keep the tag we
+        # already sent in our own I1/I2, so that both ends agree on both tags whichever R2 arrives first
+        crossing = existing is not None and existing.state is not ContextState.ESTABLISHED and not bis
         if existing is not None:
             del self.contexts[existing.local_tag]
-        local_tag = tag if bis and tag not in self.contexts else self._new_tag()
+        if crossing:
+            local_tag = existing.local_tag
+        else:
+            local_tag = tag if bis and tag not in self.contexts else self._new_tag()
         ctx = Context(local_ulid, peer_ulid, local_tag, ContextState.ESTABLISHED, False, now, now,
                       peer_tag=msg.initiator_context_tag, initiator_nonce=msg.initiator_nonce)
         self.contexts[local_tag] = ctx

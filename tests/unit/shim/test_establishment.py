@@ -191,3 +191,15 @@ def test_soft_state_removes_idle_contexts_on_both_sides():
     wire.run_until(TUNED.context_lifetime + 1, step=1.0)
     assert a.contexts == {} and b.contexts == {}
     assert events(a, "context-expired") and events(b, "context-expired")
+
+
+def test_crossing_i1s_end_with_matching_tags_on_both_ends():
+    """Both agents see the same flow and start at once (RFC 5533 simultaneous establishment): the I1s
+    cross, each end answers the other's I2, and both must agree on both context tags."""
+    a, b, wire = pair()
+    ua, ub = a.identity.ulids[0], b.identity.ulids[0]
+    first_a, first_b = a.connect(0.0, ub), b.connect(0.0, ua)
+    wire.deliver(first_a + first_b)  # breadth-first: I1, I1, R1, R1, I2, I2, R2, R2
+    (ca,), (cb,) = a.contexts.values(), b.contexts.values()
+    assert ca.state is cb.state is ContextState.ESTABLISHED
+    assert ca.peer_tag == cb.local_tag and cb.peer_tag == ca.local_tag
