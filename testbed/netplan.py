@@ -92,6 +92,7 @@ class Node:
     services: list[Process] = field(default_factory=list)
     frr_daemons: list[str] = field(default_factory=list)
     mechanism: str = ""
+    ip_commands: list[str] = field(default_factory=list)  # extra `ip -batch` lines (e.g. mptcp endpoints)
     templates: list[tuple[str, str]] = field(default_factory=list)  # (template, file in the node folder)
 
 

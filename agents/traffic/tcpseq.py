@@ -47,7 +47,7 @@ def decode_records(buf: bytearray) -> list[tuple[int, int, float]]:
 
 def connect(args: argparse.Namespace, attempt: int, log: EventLog) -> socket.socket | None:
     """One connection attempt from ``--src`` with ``--connect-timeout``; logs connect or connect_error."""
-    sock = socket.socket(family_of(args.dst), socket.SOCK_STREAM)
+    sock = socket.socket(family_of(args.dst), socket.SOCK_STREAM, IPPROTO_MPTCP if args.mptcp else 0)
     started = time.time()
     try:
         if args.src:
@@ -148,9 +148,12 @@ def readable_within(sock: socket.socket, want_write: bool, timeout: float) -> bo
     return bool(ready and ready[0][1] & selectors.EVENT_READ)
 
 
-def listen_socket(bind: str, port: int) -> socket.socket:
+IPPROTO_MPTCP = 262  # Linux >= 5.6; a plain TCP peer falls back transparently
+
+
+def listen_socket(bind: str, port: int, mptcp: bool = False) -> socket.socket:
     """A listening TCP socket on exactly ``bind`` (v6-only for IPv6, so one address means one family)."""
-    sock = socket.socket(family_of(bind), socket.SOCK_STREAM)
+    sock = socket.socket(family_of(bind), socket.SOCK_STREAM, IPPROTO_MPTCP if mptcp else 0)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if sock.family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -162,7 +165,7 @@ def listen_socket(bind: str, port: int) -> socket.socket:
 
 def run_receiver(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> dict[str, object]:
     """Accept any number of connections and log every record with its receive time."""
-    server = listen_socket(args.bind, args.port)
+    server = listen_socket(args.bind, args.port, args.mptcp)
     log.write("listen", addr=args.bind, port=server.getsockname()[1])
     buffers: dict[socket.socket, tuple[bytearray, str]] = {}
     records = accepted = 0
@@ -214,10 +217,12 @@ def parser() -> argparse.ArgumentParser:
     recv = roles.add_parser("recv", parents=[common_options()],
                             help="accept connections, log every record with its receive time")
     recv.add_argument("--bind", required=True, help="local address to listen on (literal IPv6/IPv4)")
+    recv.add_argument("--mptcp", action="store_true", help="listen with a Multipath TCP socket")
     recv.add_argument("--port", type=int, required=True, help="TCP port (0 = any; the listen event says which)")
     send = roles.add_parser("send", parents=[common_options()],
                             help="connect and write a sequenced record every --interval ms")
     send.add_argument("--dst", required=True, help="receiver address (literal)")
+    send.add_argument("--mptcp", action="store_true", help="open a Multipath TCP socket (kernel MPTCP)")
     send.add_argument("--port", type=int, required=True)
     send.add_argument("--src", default=None, help="source address to bind (which of the host's addresses)")
     send.add_argument("--interval", type=float, default=10.0, help="ms between records (default 10)")

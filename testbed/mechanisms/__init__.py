@@ -27,9 +27,10 @@ class Mechanism:
 
 
 def _registry() -> dict[str, Mechanism]:
-    from . import none, pi_bgp, sadr_static, shim
+    from . import mptcp, none, pi_bgp, sadr_static, shim
 
-    return {m.name: m for m in (none.MECHANISM, sadr_static.MECHANISM, pi_bgp.MECHANISM, shim.MECHANISM)}
+    return {m.name: m for m in (none.MECHANISM, sadr_static.MECHANISM, pi_bgp.MECHANISM, shim.MECHANISM,
+                                mptcp.MECHANISM)}
 
 
 def mechanisms() -> dict[str, Mechanism]:

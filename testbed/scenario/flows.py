@@ -109,8 +109,10 @@ def _agent_args(flow: Any, src: str, dst: str, port: int) -> tuple[list[str], li
                   "--interval", f"{flow.interval_ms:g}", "--size", str(flow.size),
                   "--connect-timeout", f"{flow.connect_timeout:g}"]
         client += ["--reconnect"] if flow.reconnect else []
+        client += ["--mptcp"] if flow.mptcp else []
         client += ["--user-timeout", str(flow.user_timeout_ms)] if flow.user_timeout_ms else []
-        return client, ["agents.traffic.tcpseq", "recv", "--bind", dst, "--port", str(port)]
+        return client, ["agents.traffic.tcpseq", "recv", "--bind", dst, "--port", str(port)] + \
+            (["--mptcp"] if flow.mptcp else [])
     if isinstance(flow, UdpCbrFlow):
         client = ["agents.traffic.udpcbr", "send", "--dst", dst, "--port", str(port), "--src", src,
                   "--rate", f"{flow.rate_pps:g}", "--size", str(flow.size)]

@@ -114,6 +114,8 @@ class TcpSeqFlow(FlowBase):
     user_timeout_ms: int | None = Field(None, gt=0, description="TCP_USER_TIMEOUT: when a stalled connection breaks")
     connect_timeout: float = Field(1.0, gt=0)
     port: int | None = Field(None, ge=1, le=65535)
+    mptcp: bool = Field(False, description="Multipath TCP on both ends (hosts need MPTCP endpoints: shim option "
+                                           "mptcp or mechanism mptcp)")
 
     @property
     def interval_s(self) -> float:

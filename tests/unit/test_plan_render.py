@@ -88,3 +88,26 @@ def test_rendered_configs_pass_the_daemons_own_checks(tmp_path, path):
             res = subprocess.run([f"/usr/lib/frr/{daemon}", "-C", "-u", "frr", "-g", "frr", "-f", str(conf)],
                                  capture_output=True, text=True)
             assert res.returncode == 0, f"{conf}: {res.stdout}{res.stderr}"
+
+
+def test_mptcp_mechanism_renders_endpoints_per_host_address(tmp_path):
+    topo = load_topology(DEFAULT.parent / "two-sites-mptcp.yaml")
+    net = build_netplan(topo)
+    render(net, tmp_path)
+    text = (tmp_path / "nodes/hA/setup.ip").read_text()
+    for i, addr in enumerate(net.plan.addresses("hA")[isp][0] for isp in ("ispa1", "ispa2")):
+        assert f"mptcp endpoint add {addr} dev lan id {i + 1} subflow signal" in text
+    assert "mptcp limits set" in text
+
+
+def test_shim_hosts_get_hba_addresses_the_agent_regenerates(topo):
+    from agents.shim.config import build_identity
+    shim = load_topology(DEFAULT.parent / "two-sites-shim.yaml")
+    net = build_netplan(shim)
+    agent = next(s for s in net.nodes["hA"].services if s.name == "shim")
+    argv = agent.argv
+    prefixes = [argv[i + 1] for i, a in enumerate(argv) if a == "--prefix"]
+    ident = build_identity(prefixes, int(argv[argv.index("--sec") + 1]), argv[argv.index("--modifier") + 1],
+                           argv[argv.index("--pseudo-key") + 1], None)
+    planned = sorted(a for v in net.plan.addresses("hA").values() for a in v)
+    assert sorted(str(a) for a in ident.hba_set.addresses) == planned
