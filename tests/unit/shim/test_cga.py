@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agents.shim import cga
 
-VECTOR = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "cga-rfc3972-appendix-a.json"
+VECTOR = Path(__file__).resolve().parent / "data" / "cga-rfc3972-appendix-a.json"  # copied from shared/vectors
 PREFIX = ipaddress.IPv6Address("2001:db8:1:2::").packed[:8]
 TAG = bytes.fromhex("4a3056624858574b3655416f506a6d48")
 
