@@ -242,8 +242,9 @@ class ShimEngine:
         loclist = m.option_of(msg, m.LocatorList)
         if loclist is not None and ctx.peer is not None and loclist.generation >= ctx.peer.generation:
             try:
-                ctx.peer.absorb(msg)
+                ctx.peer.absorb_update(msg)
             except LocatorProofError as exc:
+                self.counters.proof_failures += 1  # a redirection attempt: refused, counted, no Ack
                 return [Event(now, "locator-proof-failed", {"peer": str(ctx.peer_ulid), "reason": str(exc)})]
             before = ctx.pairs.preferred
             ctx.pairs.sync(now, list(self.identity.locators), list(ctx.peer.locators))
@@ -261,7 +262,10 @@ class ShimEngine:
             return []
         ctx.last_activity = now
         if isinstance(msg, m.UpdateRequest):
-            return reap.on_received(now, ctx, self.profile, dst, src) + self._on_update_request(now, src, dst, ctx, msg)
+            answer = self._on_update_request(now, src, dst, ctx, msg)
+            if any(isinstance(a, Event) and a.kind == "locator-proof-failed" for a in answer):
+                return answer  # a forged request proves nothing about the pair it came on
+            return reap.on_received(now, ctx, self.profile, dst, src) + answer
         if isinstance(msg, m.UpdateAck):
             if ctx.update_nonce == msg.request_nonce:
                 ctx.pending, ctx.update_nonce = None, None

@@ -10,7 +10,7 @@ alternative locator only when it is about to be used, and caches the verdict.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -99,6 +99,18 @@ class PeerLocators:
             self.generation, self.locators, self.methods = loclist.generation, loclist.locators, loclist.methods
             self.signature = sig.signature if sig is not None else None
             self.verdicts = {}
+
+    def absorb_update(self, message: object) -> None:
+        """An Update Request's new locator list, checked *before* it replaces the current one: every locator
+        must prove it belongs to the peer (HBA membership or the CGA signature), else the whole update is
+        refused - this is what stops redirection and third-party flooding (RFC 5533 §16)."""
+        trial = replace(self, verdicts={})
+        trial.absorb(message)
+        failing = [str(a) for a in trial.locators if not trial.verify(a)]
+        if failing:
+            raise LocatorProofError(f"locator(s) not proven to belong to {self.ulid}: {', '.join(failing)}")
+        self.generation, self.locators, self.methods = trial.generation, trial.locators, trial.methods
+        self.pds, self.signature, self.verdicts, self.checks = trial.pds, trial.signature, trial.verdicts, trial.checks
 
     def verify_ulid(self) -> bool:
         assert self.pds is not None

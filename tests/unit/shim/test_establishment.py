@@ -203,3 +203,17 @@ def test_crossing_i1s_end_with_matching_tags_on_both_ends():
     (ca,), (cb,) = a.contexts.values(), b.contexts.values()
     assert ca.state is cb.state is ContextState.ESTABLISHED
     assert ca.peer_tag == cb.local_tag and cb.peer_tag == ca.local_tag
+
+
+def test_update_request_with_a_foreign_locator_is_refused_and_counted():
+    a, b, wire = pair()
+    establish(a, b, wire)
+    (ca,) = a.contexts.values()
+    before = ca.peer.locators
+    attacker = ipaddress.IPv6Address("2001:db8:f000::66")
+    forged = m.UpdateRequest(receiver_context_tag=ca.local_tag, request_nonce=7,
+                             options=(m.LocatorList(generation=99, methods=(0,), locators=(attacker,)),))
+    out = a.receive(1.0, b.identity.ulids[0], a.identity.ulids[0], m.encode(forged))
+    assert a.counters.proof_failures == 1
+    assert ca.peer.locators == before
+    assert not [x for x in out if isinstance(x, m.UpdateAck) or type(getattr(x, "message", None)) is m.UpdateAck]
