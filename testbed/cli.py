@@ -58,14 +58,15 @@ def cmd_validate(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from .addressing import build_plan
+    from .kinds import netplan_for
     topo = _load(args.file)
-    plan = build_plan(topo)
+    plan = netplan_for(topo).plan  # any lab kind
     if args.json:
         print(json.dumps(plan.as_dict(), indent=2))
         return 0
     print(f"lab {topo.name}")
-    print("\nISP aggregates:")
+    if plan.aggregates:
+        print("\nISP aggregates:")
     for isp, agg in plan.aggregates.items():
         print(f"  {isp:<10} AS{topo.isp(isp).asn:<7} {agg}")
     for site, prefixes in plan.site_prefixes.items():

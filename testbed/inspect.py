@@ -16,7 +16,7 @@ def inspect_lab(lab: Lab) -> dict:
         entry = {"name": name, "role": spec.role, "owner": spec.owner, "mechanism": spec.mechanism,
                  "running": bool(handle and is_alive(handle.anchor)), "interfaces": [], "processes": []}
         if handle and entry["running"] and spec.role != "bridge":
-            out = handle.run(["ip", "-j", "-6", "addr", "show", "scope", "global"]).stdout
+            out = handle.run(["ip", "-j", "addr", "show", "scope", "global"]).stdout  # IPv6 and IPv4 labs
             for link in json.loads(out or "[]"):
                 entry["interfaces"].append({"name": link["ifname"], "state": link.get("operstate"),
                                             "addresses": [f"{a['local']}/{a['prefixlen']}" +
@@ -45,10 +45,13 @@ def inspect_text(data: dict) -> str:
             first = False
     lines += ["", f"{'node':<8} processes"]
     for n in data["nodes"]:
-        if n["processes"]:
-            procs = ", ".join(f"{p['name']}({p['pid']}{'' if p['running'] else ' DEAD'})" for p in n["processes"])
+        # a restarted daemon (same name, started again) shows once, as its latest process
+        latest = {p["name"]: p for p in n["processes"]}
+        procs = ", ".join(f"{p['name']}({p['pid']}{'' if p['running'] else ' DEAD'})" for p in latest.values())
+        if procs:
             lines.append(f"{n['name']:<8} {procs}")
-    lines += ["", f"{'router':<8} BGP sessions"]
+    if any("bgp" in n for n in data["nodes"]):
+        lines += ["", f"{'router':<8} BGP sessions"]
     for n in data["nodes"]:
         if "bgp" in n:
             lines.append(f"{n['name']:<8} " + ", ".join(f"{p}={s}" for p, s in n["bgp"].items()))

@@ -7,6 +7,7 @@ Each node gets a folder ``nodes/<name>/`` holding exactly what the runtime will 
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def render_node(net: NetPlan, node: Node, rundir: Path) -> list[RenderedFile]:
                                   env.get_template(f"frr/{daemon}.conf.j2").render(ctx)))
     for template, relpath in node.templates:  # other kinds' per-node files (e.g. i2pd's config)
         files.append(RenderedFile(node.name, relpath, env.get_template(template).render(ctx)))
+    if node.services:  # what the runtime will start, for review ({node_dir} = this folder)
+        lines = [f"{svc.name}: {shlex.join(svc.argv)}" for svc in node.services]
+        files.append(RenderedFile(node.name, "services.txt", "\n".join(lines) + "\n"))
     return files
 
 

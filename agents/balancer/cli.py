@@ -16,6 +16,7 @@ from .backend import EchoBackend
 from .control import serve_control, write_status_file
 from .frontend import DEFAULT_OPTIONS, Frontend
 from .keys import DestinationKeys
+from .policy import POLICIES
 from .remote import RemoteBackend, RemoteBalancer, serve_backend, serve_balancer
 from .service import BalancerService
 
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--publisher", action="append", default=[], help="preferred publishing router")
         p.add_argument("--publish-count", type=int, default=1)
         p.add_argument("--min-interval", type=float, default=20.0, help="seconds between LeaseSets")
+        p.add_argument("--policy", choices=sorted(POLICIES), default="fair_share",
+                       help="which leases to publish: a fair share of every router's, or one primary router's")
 
     def tunnels(p: argparse.ArgumentParser) -> None:
         p.add_argument("--option", type=_option, action="append", default=[], help="I2CP option KEY=VALUE")
@@ -88,7 +91,8 @@ async def _main(args: argparse.Namespace) -> None:
     keys = DestinationKeys.load_or_create(args.keys)
     options = {**DEFAULT_OPTIONS, **dict(getattr(args, "option", []))}
     if args.command == "run":
-        service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval)
+        service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval,
+                                  policy=POLICIES[args.policy]())
         backend = EchoBackend(keys)
         frontends = [Frontend(n, h, p, keys, service, backend, options) for n, h, p in args.router]
 
@@ -97,7 +101,8 @@ async def _main(args: argparse.Namespace) -> None:
 
         await _serve(args, status, [service.run(), *(f.run() for f in frontends)])
     elif args.command == "balancer":
-        service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval)
+        service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval,
+                                  policy=POLICIES[args.policy]())
         await serve_balancer(args.listen, service)
         await _serve(args, service.status, [service.run()])
     elif args.command == "frontend":

@@ -7,6 +7,7 @@ that the balancer and all frontends load.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -52,6 +53,15 @@ class DestinationKeys:
             X25519PrivateKey.generate().private_bytes(*_RAW_PRIV),
             os.urandom(32),
         )
+
+    @classmethod
+    def from_seed(cls, seed: str) -> DestinationKeys:
+        """Keys derived from a text seed: a lab file names its Destination, and every process that
+        hosts it (and every client that targets it) gets the same keys without sharing a file."""
+        def derive(label: bytes) -> bytes:
+            return hashlib.sha256(b"mhlab-i2p-destination\0" + label + b"\0" + seed.encode()).digest()
+
+        return cls(derive(b"ed25519"), derive(b"x25519"), derive(b"padding"))
 
     @property
     def destination(self) -> Destination:

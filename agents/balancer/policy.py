@@ -1,9 +1,16 @@
 """Which leases go into the one published LeaseSet (at most 16).
 
-Policy (Proposal 140 leaves it to the balancer): every live router gets a fair share, taking its
-leases with the latest expiry first, and slots a router cannot fill go to the others. Leases are
-interleaved round-robin so no router dominates the front of the list (clients pick leases at
-random, but a truncated list would otherwise favour the first router).
+Proposal 140 leaves the choice to the balancer. Two policies:
+
+* ``fair_share``: every live router gets a fair share, taking its leases with the latest expiry
+  first, and slots a router cannot fill go to the others. Leases are interleaved round-robin so no
+  router dominates the front of the list (clients pick leases at random, but a truncated list would
+  otherwise favour the first router).
+* ``Primary``: only one live router's leases, the same router for as long as it lives. With
+  ECIES-X25519-AEAD-Ratchet, an established end-to-end session is state inside the router that took
+  its New Session message; a client that moves to a lease of another hosting router is not
+  understood there (measured: docs/i2p-proposal-140.md). Publishing one router at a time keeps
+  clients on it; the others are hot standbys whose leases are published when it dies.
 """
 
 from __future__ import annotations
@@ -36,3 +43,22 @@ def fair_share(per_router: Mapping[str, Sequence[Lease2]], now_s: int, limit: in
                 chosen.append(queue[depth])
         depth += 1
     return tuple(chosen)
+
+
+class Primary:
+    """Sticky primary: the current router's leases while it has any, else the first router (by name)
+    that has some."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+
+    def __call__(self, per_router: Mapping[str, Sequence[Lease2]], now_s: int, limit: int = MAX_LEASES) -> tuple[Lease2, ...]:
+        alive = {name: [x for x in leases if x.end_s > now_s] for name, leases in per_router.items()}
+        if not alive.get(self.current or ""):
+            self.current = next((name for name in sorted(alive) if alive[name]), None)
+        if self.current is None:
+            return ()
+        return fair_share({self.current: alive[self.current]}, now_s, limit)
+
+
+POLICIES = {"fair_share": lambda: fair_share, "primary": Primary}

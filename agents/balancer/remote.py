@@ -37,6 +37,19 @@ def leases_from_json(items: Any) -> tuple[Lease, ...]:
 # -- frontend-process side ----------------------------------------------------------------------
 
 
+async def connect_patiently(endpoint: str, timeout: float = 30.0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a link, retrying while its server is not listening yet: processes of one layout start
+    together (a lab starts them as services at once), so the first attempt may come too early."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await open_link(endpoint)
+        except OSError as exc:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise ConnectionError(f"{endpoint}: nobody listening after {timeout:.0f} s ({exc})") from None
+            await asyncio.sleep(0.2)
+
+
 class _Outbox:
     """Lines waiting for a link that may not be connected yet (sent in order once it is)."""
 
@@ -76,7 +89,7 @@ class RemoteBalancer:
         self._out.send({"op": "down", "router": router})
 
     async def run(self) -> None:
-        reader, writer = await open_link(self.endpoint)
+        reader, writer = await connect_patiently(self.endpoint)
         self._out.attach(writer)
         async for message in read_lines(reader):
             if self.frontend is None:
@@ -105,7 +118,7 @@ class RemoteBackend:
 
     async def run(self, frontend: PayloadSender) -> None:
         self.frontend = frontend
-        reader, writer = await open_link(self.endpoint)
+        reader, writer = await connect_patiently(self.endpoint)
         self._out.attach(writer)
         async for message in read_lines(reader):
             if message.get("op") == "send":

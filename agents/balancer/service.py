@@ -12,7 +12,8 @@ import logging
 import time
 from typing import Callable, Sequence
 
-from .core import Action, AnswerLeaseSet, BalancerCore, SetPublishing
+from .core import Action, AnswerLeaseSet, BalancerCore, Policy, SetPublishing
+from .policy import fair_share
 from .keys import DestinationKeys
 from .ports import RouterHandle
 from .structures import Lease
@@ -32,6 +33,7 @@ class BalancerService:
         publish_count: int = 1,
         min_interval: float = 20.0,
         clock: Callable[[], float] = time.time,
+        policy: Policy = fair_share,
     ) -> None:
         self.keys = keys
         self.core = BalancerCore(
@@ -39,6 +41,7 @@ class BalancerService:
             preferred_publishers=tuple(preferred_publishers),
             publish_count=publish_count,
             min_interval=min_interval,
+            policy=policy,
         )
         self.clock = clock
         self.handles: dict[str, RouterHandle] = {}

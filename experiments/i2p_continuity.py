@@ -1,0 +1,144 @@
+"""Proposal 140's claim 2 on real i2pd: what a client sees when the hosting router carrying its requests
+dies (or only that router's I2CP session does), naive hack versus balancer, and whether the router's
+leases rejoin once it is back.
+
+Modes: ``naive``, ``balancer`` (fair share of all routers' leases), ``primary`` (balancer publishing one
+router's leases at a time).  Per run (one lab each, in parallel): N = 3 hosting routers, 1 floodfill, 1 client whose SAM probe sends a
+request every 500 ms (lost after 6 s).  After 10 answers in a row the hosting router that carries them is
+crashed (its i2pd, or only its Destination process = its I2CP session), observed, restored, observed.
+The probe switches to a spare SAM session (kept ready) after 6 losses in a row (``renew``) - an existing
+end-to-end session cannot move to another router, see docs/i2p-proposal-140.md - or never (``stock``).
+
+    sudo .venv/bin/python -m experiments.i2p_continuity -o reports/i2p   # one more repetition each time
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from testbed.i2p import faults, observe
+from testbed.i2p.analysis import answered_fraction, fraction_ok, read_requests, recovery_time
+from testbed.lab import Lab
+
+from .i2p_runs import experiment_parser, model, run_workers, save_report, saved_results
+
+RUNS = ["naive-router-renew", "balancer-router-renew", "primary-router-renew", "naive-session-renew",
+        "balancer-session-renew", "primary-session-renew", "balancer-router-stock", "primary-router-stock"]
+
+
+def worker(run: str, observe_s: float, out: Path) -> None:
+    mode, target, client = run.split("-")
+    m = model(f"co{mode[0]}{target[0]}{client[0]}", mode, 3, clients=1, debug_floodfills=False)
+    lab = Lab.deploy(m)
+    try:
+        log = lab.rundir.path / "probe.jsonl"
+        renew = client == "renew"
+        faults.start_probe(lab, m, log, every_ms=500, timeout_s=6, renew_after=6 if renew else 0, spare=renew)
+        observe.wait_answered(log, 0, 10, 180)
+        victim = observe.carrier(lab, m) or "r1"
+        fault_at = time.time()
+        record = faults.crash(lab, m, victim, target)  # type: ignore[arg-type]
+        dropped_at = None
+        while time.time() - fault_at < observe_s:
+            if dropped_at is None and victim not in observe.published_routers(lab, m):
+                dropped_at = time.time()
+            time.sleep(1)
+        restored_at = time.time()
+        faults.restore(lab, record)
+        rejoined_at = None
+        while time.time() - restored_at < 90 and rejoined_at is None:
+            if observe.rejoined(lab, m, victim):
+                rejoined_at = time.time()
+            time.sleep(1)
+        time.sleep(5)
+        reqs = read_requests(log)
+        during = [r for r in reqs if r.sent < restored_at]
+        result = {
+            "run": run, "mode": mode, "target": target, "client": client, "victim": victim,
+            "fault_at": fault_at, "observe_s": observe_s,
+            "leases_dropped_after_s": None if dropped_at is None else round(dropped_at - fault_at, 1),
+            "recovery_s": recovery_time(during, fault_at),
+            "answered_after_fault": fraction_ok(reqs, fault_at, restored_at),
+            "answered_before_fault": fraction_ok(reqs, fault_at - 60, fault_at),
+            "first_ok_s": next((round(r.sent - fault_at, 1) for r in during if r.sent >= fault_at and r.ok), None),
+            "rejoined_after_s": None if rejoined_at is None else round(rejoined_at - restored_at, 1),
+            "bins": answered_fraction(reqs, fault_at - 20, restored_at, 5.0),
+            "renewals": sum(1 for line in log.read_text().splitlines() if '"ev":"renew"' in line),
+        }
+        out.write_text(json.dumps(result))
+    finally:
+        lab.destroy()
+
+
+def median(values: list[float | None]) -> float | None:
+    """Median where None (never happened within the run) counts as worse than any value."""
+    m = statistics.median([math.inf if v is None else v for v in values]) if values else math.inf
+    return None if math.isinf(m) else m
+
+
+def report(reps: list[list[dict[str, Any]]], out: Path) -> str:
+    """One row per run: the median over repetitions (and each repetition's value) of what the client saw."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for rep in reps:
+        for r in rep:
+            by_run.setdefault(r["run"], []).append(r)
+    fmt = lambda v, spec=".0f": "-" if v is None else format(v, spec)  # noqa: E731
+    each = lambda rs, key, spec: "/".join(fmt(r.get(key), spec) for r in rs)  # noqa: E731
+    lines = [f"Continuity: the hosting router carrying the requests dies at t = 0 (N = 3); "
+             f"median over {len(reps)} repetitions (each repetition after the slash list)",
+             f"{'run':<24} {'ok after':>18} {'recovery s':>20} {'leases gone s':>13} "
+             f"{'rejoin s':>8}"]
+    for run in sorted(by_run, key=lambda r: RUNS.index(r) if r in RUNS else 99):
+        rs = by_run[run]
+        lines.append(
+            f"{run:<24} {fmt(median([r['answered_after_fault'] for r in rs]), '.2f'):>5} "
+            f"({each(rs, 'answered_after_fault', '.2f'):>11}) "
+            f"{fmt(median([r['recovery_s'] for r in rs])):>4} ({each(rs, 'recovery_s', '.0f'):>13}) "
+            f"{fmt(median([r['leases_dropped_after_s'] for r in rs]), '.1f'):>13} "
+            f"{fmt(median([r['rejoined_after_s'] for r in rs])):>8}")
+    text = "\n".join(lines)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for run, rs in by_run.items():
+        if run.endswith("router-renew") and rs[-1]["bins"]:
+            xs, ys = zip(*rs[-1]["bins"])
+            ax.plot([x - 20 for x in xs], ys, drawstyle="steps-post", label=run)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("seconds since the hosting router died (last repetition)")
+    ax.set_ylabel("fraction of requests answered (5 s bins)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=8)
+    return save_report(fig, text, out, "i2p_continuity")
+
+
+def main() -> int:
+    p = experiment_parser(__doc__)
+    p.add_argument("--observe", type=float, default=150.0, help="seconds observed after the fault")
+    p.add_argument("--runs", default=",".join(RUNS))
+    p.add_argument("--worker", nargs=1, metavar="RUN", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        worker(args.worker[0], args.observe, args.out)
+        return 0
+    args.output.mkdir(parents=True, exist_ok=True)
+    base = args.output / "continuity"
+    if not args.report_only:
+        rep = next(base / f"rep{k}" for k in range(1, 1000) if not (base / f"rep{k}").exists())
+        rep.mkdir(parents=True)
+        run_workers("i2p_continuity", [[r] for r in args.runs.split(",")], rep, ["--observe", str(args.observe)])
+    reps = [rep for d in sorted(base.glob("rep*")) if (rep := saved_results(d, "run"))]
+    print(report(reps, args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""Proposal 140's claims 1 and 3 on real i2pd: publication load at the floodfill, and how the published
+inbound gateways of a multihomed Destination differ from a single router's.
+
+Runs (in parallel, one lab each): naive and balancer for N = 2, 4, 8 hosting routers (3 inbound tunnels
+each), and single-router Destinations with the same number of tunnels (3N, at most 16).  Each lab is
+measured for ``--window`` seconds starting ``--settle`` seconds after its Destination is ready: LeaseSet
+stores counted at the floodfill (see experiments/i2p_runs.py), and a snapshot of the published LeaseSet
+and each router's pool every 10 s.  i2pd's tunnels live 10 minutes and cannot be shortened, so the
+default window is the full 600 s (no time scaling); a shorter window is scaled to 10 min linearly.
+
+    sudo .venv/bin/python -m experiments.i2p_publication_load -o reports/i2p
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from testbed.lab import Lab
+
+from .i2p_runs import (StoreCounter, experiment_parser, gateway_names, lease_snapshot, model, run_workers,
+                       save_report, saved_results)
+
+SIZES = (2, 4, 8)
+QUANTITY = 3
+SAMPLE_EVERY = 10.0
+
+
+def worker(kind: str, n: int, window: float, settle: float, out: Path) -> None:
+    mode = "naive" if kind == "naive" else "balancer"
+    # a single-router Destination of the same size, in a network of the same size (N - 1 extra routers)
+    hosting, quantity, extra = (1, min(16, QUANTITY * n), n - 1) if kind == "single" else (n, QUANTITY, 0)
+    m = model(f"pl{kind[0]}{n}", mode, hosting, quantity, clients=extra)
+    lab = Lab.deploy(m)
+    try:
+        ready = time.time()
+        counter = StoreCounter(lab, m)
+        time.sleep(settle)
+        counter.start()
+        start = time.time()
+        first = lease_snapshot(lab, m)
+        samples, timeline = [first], [(0.0, 0)]
+        while time.time() - start < window:
+            time.sleep(SAMPLE_EVERY)
+            samples.append(lease_snapshot(lab, m))
+            timeline.append((round(time.time() - start, 1), counter.count()))
+        result = {"kind": kind, "n": n, "hosting": hosting, "quantity": quantity, "window_s": window,
+                  "ready_after_s": round(ready - start + settle, 1), "stores": counter.count(), "updates": counter.updates(),
+                  "signed": samples[-1]["publications"] - first["publications"], "timeline": timeline,
+                  "gateways": gateway_names(lab, m), "samples": samples}
+        out.write_text(json.dumps(result))
+    finally:
+        lab.destroy()
+
+
+# -- analysis ------------------------------------------------------------------------------------
+
+
+def per_10min(r: dict[str, Any]) -> float:
+    return r["stores"] * 600.0 / r["window_s"]
+
+
+def gateway_stats(r: dict[str, Any], window_s: float = 120.0) -> dict[str, float]:
+    """Per published LeaseSet (the balancer's one; each naive router's own): distinct gateways per
+    snapshot and per window, overlap (Jaccard) of each contributing router's pool gateways with the
+    LeaseSet's, and the share of its gateways that are hosting routers of the same Destination."""
+    per_snapshot, overlaps, self_gw = [], [], []
+    hosting = {h for h, name in r["gateways"].items() if name.startswith("r")}
+    t0 = r["samples"][0]["t"]
+    windows: dict[tuple[str, int], set[str]] = {}
+    for s in r["samples"]:
+        for source, leases in s["published"].items():
+            gws = {gw for gw, _ in leases}
+            if not gws:
+                continue
+            per_snapshot.append(len(gws))
+            self_gw.append(len(gws & hosting) / len(gws))
+            windows.setdefault((source, int((s["t"] - t0) // window_s)), set()).update(gws)
+            contributors = s["pools"] if source not in s["pools"] else {source: s["pools"][source]}
+            for pool in contributors.values():
+                pool_gws = {gw for gw, _ in pool}
+                if pool_gws:
+                    overlaps.append(len(pool_gws & gws) / len(pool_gws | gws))
+    mean = lambda xs: round(statistics.fmean(xs), 2) if xs else float("nan")  # noqa: E731
+    covers = [min_cover(s["pools"]) for s in r["samples"] if len(s["pools"]) > 1]
+    return {"distinct_per_leaseset": mean(per_snapshot), "distinct_per_window": mean([len(g) for g in windows.values()]),
+            "pool_overlap_jaccard": mean(overlaps), "hosting_as_gateway": mean(self_gw),
+            "gateway_aware": mean([c for c in covers if c])}
+
+
+def min_cover(pools: dict[str, list[list[Any]]]) -> int | None:
+    """What a gateway-aware balancer could publish: the fewest distinct gateways whose leases still give
+    every live router at least one lease (exact set cover; pools are small)."""
+    sets = [{gw for gw, _ in pool} for pool in pools.values() if pool]
+    every = sorted(set().union(*sets)) if sets else []
+    for k in range(1, len(every) + 1):
+        if any(all(chosen & s for s in sets) for chosen in map(set, itertools.combinations(every, k))):
+            return k
+    return None
+
+
+def report(results: list[dict[str, Any]], out: Path) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = {(r["kind"], r["n"]): r for r in results}
+    lines = ["Publication load: LeaseSet stores received by the floodfill per 10 minutes",
+             f"{'N':>3} {'naive':>8} {'balancer':>9} {'single':>7}   (naive arithmetic N x {QUANTITY} tunnels"
+             " = one new LeaseSet per tunnel rebuild)"]
+    for n in SIZES:
+        cells = [f"{per_10min(by[(k, n)]):.0f}" if (k, n) in by else "-" for k in ("naive", "balancer", "single")]
+        lines.append(f"{n:>3} {cells[0]:>8} {cells[1]:>9} {cells[2]:>7}   ({n * QUANTITY})")
+    lines += ["", "Distinguishability of inbound gateways (published LeaseSet; 120 s windows)",
+              f"{'run':<12} {'tunnels':>7} {'gw/LS':>6} {'gw/window':>9} {'pool∩LS':>8} {'hosting-as-gw':>13} "
+              f"{'gw-aware':>8}"]
+    for r in sorted(results, key=lambda r: (r["n"], r["kind"])):
+        g = gateway_stats(r)
+        lines.append(f"{r['kind'] + ' N=' + str(r['n']):<12} {r['hosting'] * r['quantity']:>7} "
+                     f"{g['distinct_per_leaseset']:>6} {g['distinct_per_window']:>9} "
+                     f"{g['pool_overlap_jaccard']:>8} {g['hosting_as_gateway']:>13} "
+                     f"{g['gateway_aware'] if r['kind'] == 'balancer' else '-':>8}")
+    text = "\n".join(lines)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.27
+    for i, kind in enumerate(("naive", "balancer", "single")):
+        xs = [j + (i - 1) * width for j, n in enumerate(SIZES) if (kind, n) in by]
+        ax1.bar(xs, [per_10min(by[(kind, n)]) for n in SIZES if (kind, n) in by], width, label=kind)
+    ax1.set_xticks(range(len(SIZES)), [f"N={n}" for n in SIZES])
+    ax1.set_ylabel("LeaseSet stores at the floodfill / 10 min")
+    ax1.set_title("Publication load")
+    ax1.legend()
+    for kind, style in (("balancer", "o-"), ("naive", "s--"), ("single", "^:")):
+        pts = [(n, gateway_stats(by[(kind, n)])["distinct_per_window"]) for n in SIZES if (kind, n) in by]
+        if pts:
+            ax2.plot(*zip(*pts), style, label=kind if kind != "naive" else "naive (one router's LeaseSet)")
+    aware = [(n, gateway_stats(by[("balancer", n)])["gateway_aware"]) for n in SIZES if ("balancer", n) in by]
+    if aware:
+        ax2.plot(*zip(*aware), "o:", color="grey", label="balancer, gateway-aware selection (offline)")
+    ax2.set_xticks(SIZES)
+    ax2.set_xlabel("N (network of N + 1 routers; single: 1 host + N - 1 others)")
+    ax2.set_ylabel("distinct gateways published / 120 s")
+    ax2.set_title("Gateway diversity")
+    ax2.legend(fontsize=8)
+    return save_report(fig, text, out, "i2p_publication_load")
+
+
+def main() -> int:
+    p = experiment_parser(__doc__)
+    p.add_argument("--window", type=float, default=600.0, help="measured seconds per lab (default 600)")
+    p.add_argument("--settle", type=float, default=30.0, help="seconds after the Destination is ready")
+    p.add_argument("--kinds", default="naive,balancer,single")
+    p.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    p.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        worker(args.worker[0], int(args.worker[1]), args.window, args.settle, args.out)
+        return 0
+    args.output.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        results = saved_results(args.output, "kind")
+    else:
+        jobs = [[k, n] for k in args.kinds.split(",") for n in args.sizes.split(",")]
+        results = run_workers("i2p_publication_load", jobs, args.output,
+                              ["--window", str(args.window), "--settle", str(args.settle)])
+    print(report(results, args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""``kind: i2p`` lab files: a private I2P network of real i2pd routers hosting one multihomed Destination.
+
+Routers are named by role: floodfills ``ff1``/``ff2``, hosting routers ``r1``…``rN`` (the Destination's
+sessions), clients ``c1``…``cM`` (SAM enabled), and ``bal`` (balancer + echo backend; no interface: it
+reaches the hosting routers' frontends over unix sockets).  ``mode`` picks how the Destination is hosted:
+``balancer`` (Proposal 140: one merged LeaseSet) or ``naive`` (every hosting router runs the Destination on
+its own and publishes its own LeaseSet: the hack the proposal replaces).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
+
+from ..errors import TopologyError
+from ..topology import Name, Strict, _pydantic_problem
+from ..yamlmarks import MarkedDoc
+
+# RFC 2544's benchmarking range: never routed, and the only private-looking IPv4 range i2pd 2.45.1
+# accepts incoming connections from (its "reserved ranges" table misses it) - see I2P-NOTES.
+LAB_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
+MAIN_NETID = 2  # the public I2P network: never used by a lab
+
+
+class BalancerOptions(Strict):
+    """How the Destination's sessions are run (I2CP tunnel options and the balancer's rules)."""
+
+    publish_count: int = Field(1, ge=1, le=16, description="routers that publish the merged LeaseSet")
+    min_interval: float = Field(20.0, ge=1.0, le=600.0, description="seconds between two LeaseSets")
+    inbound_length: int = Field(1, ge=0, le=3, description="hops of each router's inbound tunnels")
+    inbound_quantity: int = Field(3, ge=1, le=16, description="inbound tunnels per hosting router")
+    outbound_quantity: int = Field(2, ge=1, le=16)
+    policy: Literal["fair_share", "primary"] = Field(
+        "fair_share", description="publish a fair share of every router's leases, or only one primary "
+                                  "router's (keeps clients' end-to-end sessions on one router)")
+
+
+class I2pLab(Strict):
+    """A private I2P network (one LAN, no route out) with one Destination on ``hosting`` routers."""
+
+    kind: Literal["i2p"] = "i2p"
+    name: Name = Field(description="the lab's name (run directory, `mhlab inspect NAME`)")
+    description: str = ""
+    netid: int = Field(77, ge=3, le=255, description="private I2P network id (2 is the public network)")
+    subnet: str = Field("198.18.0.0/24", description="the routers' LAN, inside 198.18.0.0/15")
+    floodfills: int = Field(1, ge=1, le=2, description="floodfill routers (1-2: see I2P-NOTES trap 4)")
+    hosting: int = Field(3, ge=1, le=16, description="routers hosting the multihomed Destination")
+    clients: int = Field(1, ge=0, le=8, description="client routers (SAM enabled)")
+    mode: Literal["balancer", "naive"] = Field("balancer", description="balancer: one merged LeaseSet "
+                                               "(Proposal 140); naive: every router publishes its own")
+    balancer: BalancerOptions = Field(default_factory=BalancerOptions)
+    seed: str | None = Field(None, description="the Destination's keys are derived from it (default: name)")
+    loglevel: Literal["error", "warn", "info", "debug"] = Field(
+        "info", description="i2pd log level (debug logs every LeaseSet store at the floodfills)")
+    floodfill_loglevel: Literal["error", "warn", "info", "debug"] | None = Field(
+        None, description="the floodfills' log level (debug: each LeaseSet store is a log line)")
+    _source: MarkedDoc | None = PrivateAttr(None)
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, value: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 prefix with its host bits zero ({exc})") from None
+        if not net.subnet_of(LAB_RANGE):
+            raise ValueError(f"{net} is outside 198.18.0.0/15: i2pd refuses peers from other private ranges")
+        if net.prefixlen > 26:
+            raise ValueError(f"/{net.prefixlen} is too small for a lab (at most /26)")
+        return str(net)
+
+    @property
+    def source(self) -> MarkedDoc:
+        return self._source or MarkedDoc({}, "<memory>")
+
+    @property
+    def destination_seed(self) -> str:
+        return self.seed or self.name
+
+    def destination_keys(self):
+        """The multihomed Destination's keys, derived from the seed (rendered into keys.json)."""
+        from agents.balancer.keys import DestinationKeys  # noqa: PLC0415 - the balancer defines the keys
+        return DestinationKeys.from_seed(self.destination_seed)
+
+    def routers(self) -> list[tuple[str, str]]:
+        """(node, role) of every i2pd router, in address order."""
+        return ([(f"ff{i + 1}", "floodfill") for i in range(self.floodfills)]
+                + [(f"r{i + 1}", "hosting") for i in range(self.hosting)]
+                + [(f"c{i + 1}", "client") for i in range(self.clients)])
+
+    def netplan(self):
+        from .netplan import build_i2p_netplan  # noqa: PLC0415 - netplan imports this module
+        return build_i2p_netplan(self)
+
+
+def parse_i2p(doc: MarkedDoc) -> I2pLab:
+    """Validate a ``kind: i2p`` document; every problem is reported as file:line: field: message."""
+    if not isinstance(doc.data, dict):
+        raise TopologyError([doc.problem((), "the top level must be a mapping (kind: i2p, name:, …)")])
+    try:
+        lab = I2pLab.model_validate(doc.data)
+    except ValidationError as exc:
+        raise TopologyError([_problem(doc, err) for err in exc.errors()]) from None
+    if len(lab.routers()) + 2 > ipaddress.IPv4Network(lab.subnet).num_addresses - 2:
+        raise TopologyError([doc.problem(("subnet",), f"{lab.subnet} has too few addresses for "
+                                         f"{len(lab.routers())} routers")])
+    lab._source = doc
+    return lab
+
+
+def _problem(doc: MarkedDoc, err: dict):
+    fields = set(I2pLab.model_fields) | set(BalancerOptions.model_fields)
+    if err["type"] == "extra_forbidden":
+        return doc.problem(tuple(err["loc"]), f"unknown field {err['loc'][-1]!r}")
+    loc = tuple(p for p in err["loc"] if isinstance(p, int) or p in fields)
+    return doc.problem(loc, _pydantic_problem(doc, err).message)
