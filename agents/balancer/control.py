@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Any, Callable
+
+from agents.jsonctl import request
 
 from .links import read_lines, send_line, serve_link
 
@@ -47,18 +48,4 @@ async def write_status_file(path: Path, status: StatusSource, every: float = 1.0
 
 def query_status(socket_path: str, timeout: float = 5.0) -> dict[str, Any]:
     """Blocking client for a ``unix:`` control endpoint (for tests and scripts)."""
-    path = socket_path.removeprefix("unix:")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(b'{"op":"status"}\n')
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    answer = json.loads(data)
-    if not answer.get("ok"):
-        raise RuntimeError(answer.get("error", "control request failed"))
-    return answer["result"]
+    return request(socket_path, {"op": "status"}, timeout)

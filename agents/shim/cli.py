@@ -6,11 +6,12 @@ import argparse
 import ipaddress
 import json
 import os
-import socket
 import sys
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from agents.jsonctl import request
 
 from . import cga, hba
 from .config import load_private_key, prefix_bytes
@@ -42,24 +43,6 @@ examples:
   # is this address a member of the set described by these parameters?
   shimctl hba verify 2001:db8:a2:1:1c3f:... --params 0000...0012...
 """
-
-
-def request(path: str, payload: dict[str, Any]) -> Any:
-    """One JSON request over the daemon's unix socket; raises RuntimeError on refusal."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(path)
-        sock.sendall(json.dumps(payload).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    answer = json.loads(data)
-    if not answer.get("ok"):
-        raise RuntimeError(answer.get("error", "refused"))
-    return answer["result"]
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -107,7 +107,7 @@ class TwoHosts:
         return Path(self.workdir, f"{host}.log").read_text()
 
     def ask(self, host: str, **payload) -> object:
-        from .cli import request
+        from agents.jsonctl import request
 
         return request(self.sockets[host], payload)
 

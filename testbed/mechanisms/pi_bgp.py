@@ -24,7 +24,7 @@ from . import Mechanism, sadr_static
 
 
 def _apply(net: NetPlan, site) -> None:
-    plan, topo = net.plan, net.topology
+    plan = net.plan
     pi = str(plan.pi_prefixes[site.name])
     for ex in site.exits:
         router, isp = net.nodes[ex.router], net.nodes[ex.isp]

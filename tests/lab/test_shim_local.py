@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.shim.cli import request
+from agents.jsonctl import request
 from agents.shim.config import build_identity
 
 ROOT = Path(__file__).resolve().parents[2]

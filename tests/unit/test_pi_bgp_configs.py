@@ -8,7 +8,7 @@ import pytest
 
 from testbed.addressing import PI_POOL
 from testbed.generate import n_sites
-from testbed.netplan import Node, build_netplan
+from testbed.netplan import build_netplan
 from testbed.render import render
 from testbed.scenario.flows import plan_flows
 from testbed.scenario.load import load_scenario
