@@ -111,3 +111,13 @@ def os_error_fields(exc: OSError) -> dict[str, Any]:
 
 def errno_name(code: int) -> str:
     return errno.errorcode.get(code, str(code))
+
+
+def run_agent(kind: str, parser: argparse.ArgumentParser, roles: dict[str, Any], argv: list[str] | None) -> int:
+    """Every agent's main: parse, run the chosen role until its stop condition, log the totals."""
+    args = parser.parse_args(argv)
+    stop = StopCondition(args.duration)
+    with EventLog(args.log, kind, args.role, args.flow) as log:
+        totals = roles[args.role](args, log, stop)
+        log.close(reason=stop.reason if stop else "broken", **totals)  # ended before being told to
+    return 0

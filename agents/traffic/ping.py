@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .common import EventLog, StopCondition, agent_parser, common_options, family_of
+from .common import EventLog, StopCondition, agent_parser, common_options, family_of, run_agent
 
 REPLY = re.compile(r"^\[(?P<t>[\d.]+)\] \d+ bytes from (?P<src>\S+?):? icmp_seq=(?P<seq>\d+) "
                    r"ttl=(?P<ttl>\d+) time=(?P<rtt>[\d.]+) ms(?P<dup> \(DUP!\))?")
@@ -114,12 +114,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    stop = StopCondition(args.duration)
-    with EventLog(args.log, "ping", args.role, args.flow) as log:
-        totals = run_pinger(args, log, stop)
-        log.close(reason=stop.reason, **totals)
-    return 0
+    return run_agent("ping", parser(), {"run": run_pinger}, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .common import EventLog, StopCondition, agent_parser, common_options, family_of
+from .common import EventLog, StopCondition, agent_parser, common_options, family_of, run_agent
 
 
 @dataclass
@@ -141,12 +141,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    stop = StopCondition(args.duration)
-    with EventLog(args.log, "probe", args.role, args.flow) as log:
-        totals = (run_client if args.role == "curl" else run_server)(args, log, stop)
-        log.close(reason=stop.reason, **totals)
-    return 0
+    return run_agent("probe", parser(), {"curl": run_client, "serve": run_server}, argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import socket
 import struct
 import time
 
-from .common import EventLog, StopCondition, agent_parser, common_options, family_of, os_error_fields
+from .common import EventLog, StopCondition, agent_parser, common_options, family_of, run_agent, os_error_fields
 
 RECORD = struct.Struct("!4sHHIQd")  # magic, record size, flags, connection id, sequence, send time
 MAGIC = b"MHTS"
@@ -238,12 +238,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    stop = StopCondition(args.duration)
-    with EventLog(args.log, "tcpseq", args.role, args.flow) as log:
-        totals = (run_sender if args.role == "send" else run_receiver)(args, log, stop)
-        log.close(reason=stop.reason if stop else "broken", **totals)
-    return 0
+    return run_agent("tcpseq", parser(), {"send": run_sender, "recv": run_receiver}, argv)
 
 
 if __name__ == "__main__":

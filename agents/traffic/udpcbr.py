@@ -17,7 +17,7 @@ import socket
 import struct
 import time
 
-from .common import EventLog, StopCondition, agent_parser, common_options, family_of, os_error_fields
+from .common import EventLog, StopCondition, agent_parser, common_options, family_of, run_agent, os_error_fields
 
 PACKET = struct.Struct("!4sQd")  # magic, sequence, send time
 MAGIC = b"MHUC"
@@ -114,12 +114,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    stop = StopCondition(args.duration)
-    with EventLog(args.log, "udpcbr", args.role, args.flow) as log:
-        totals = (run_sender if args.role == "send" else run_receiver)(args, log, stop)
-        log.close(reason=stop.reason, **totals)
-    return 0
+    return run_agent("udpcbr", parser(), {"send": run_sender, "recv": run_receiver}, argv)
 
 
 if __name__ == "__main__":
