@@ -42,11 +42,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--datapath", default="ebpf", choices=["ebpf"])
+    p.add_argument("--mtu", type=int, default=1500, help="MTU of every link (9000: jumbo frames)")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("needs root (it creates network namespaces)", file=sys.stderr)
         return 2
-    net = TwoHosts(f"mhshimb{os.getpid() % 100000}")
+    net = TwoHosts(f"mhshimb{os.getpid() % 100000}", mtu=args.mtu)
     rows: list[tuple[str, float]] = []
     try:
         net.build()
@@ -67,7 +68,7 @@ def main() -> int:
     finally:
         net.close()
     plain = rows[0][1]
-    print(f"\n{'iperf3 A1 -> B1 (ULIDs), ' + str(args.seconds) + ' s each':<52} {'Gb/s':>8} {'% plain':>8}")
+    print(f"\n{f'iperf3 A1 -> B1 (ULIDs), {args.seconds:g} s each, MTU {args.mtu}':<52} {'Gb/s':>8} {'% plain':>8}")
     for name, gbps in rows:
         print(f"{name:<52} {gbps:>8.2f} {100 * gbps / plain:>7.0f}%")
     print(f"\ndata path counters (hA): {json.dumps(stats)}")

@@ -45,6 +45,7 @@ class TwoHosts:
     sockets: dict[str, str] = field(default_factory=dict)
     workdir: str = ""
     procs: list[subprocess.Popen] = field(default_factory=list)
+    mtu: int = 1500  # of every link (jumbo frames shrink the translated path's per-packet cost)
 
     def ns(self, node: str) -> str:
         return f"{self.prefix}-{node}"
@@ -74,9 +75,9 @@ class TwoHosts:
                    "netns", self.ns(router))
                 gateway = str(ipaddress.IPv6Network(prefix)[1])
                 self.run(router, "ip", "-6", "addr", "add", f"{gateway}/64", "dev", rdev, "nodad")
-                self.run(router, "ip", "link", "set", rdev, "up")
+                self.run(router, "ip", "link", "set", rdev, "mtu", str(self.mtu), "up")
                 self.run(host, "ip", "-6", "addr", "add", f"{address}/64", "dev", dev, "nodad")
-                self.run(host, "ip", "link", "set", dev, "up")
+                self.run(host, "ip", "link", "set", dev, "mtu", str(self.mtu), "up")
                 self.run(host, "ip", "-6", "route", "add", "default", "from", prefix, "via", gateway, "dev", dev)
                 if isp == 1:
                     self.run(host, "ip", "-6", "route", "add", "default", "via", gateway, "dev", dev, "metric", "1024")
