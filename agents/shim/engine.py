@@ -26,7 +26,7 @@ from . import reap
 from .actions import Action, Event, Send
 from .context import Context, ContextState, Retransmission
 from .identity import LocalIdentity, LocatorProofError, PeerLocators
-from .pairs import PairEvent, PairTable
+from .pairs import PairEvent, PairState, PairTable
 from .policy import ContextPolicy, FlowStats
 from .timers import RFC, TimerProfile, backoff
 from .validator import ValidatorSecrets
@@ -333,7 +333,11 @@ class ShimEngine:
             for loc in locals_:
                 transitions += ctx.pairs.fire_where(now, event, local=loc, remote=remote)
             out += reap.pair_events(now, ctx, transitions)
-            if before is not None and ctx.pairs.preferred is not before:
+            # the pair in use was hit (thesis 6.4.3.3: ICMP errors, a dead interface, a deprecated prefix are
+            # failure signals): explore now instead of waiting for Send Timeout
+            hit = before is not None and before.state is not PairState.REACHABLE and \
+                any((t.local, t.remote) == before.key for t in transitions)
+            if before is not None and (ctx.pairs.preferred is not before or hit):
                 out += reap.preferred_lost(now, ctx, self.profile, self._nonce, cause)
         return self._record(out)
 

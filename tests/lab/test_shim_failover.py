@@ -26,7 +26,8 @@ def _flow(result, name):
     return next(f for f in result.flows if f.name == name)
 
 
-@pytest.mark.parametrize("scenario_file", ["topologies/shim-link-down.yaml", "topologies/shim-upstream-cut.yaml"])
+@pytest.mark.parametrize("scenario_file", ["topologies/shim-link-down.yaml", "topologies/shim-upstream-cut.yaml",
+                                           "topologies/shim-silent.yaml"])
 def test_established_tcp_survives_isp_a1_failure(fresh_lab, scenario, scenario_file):
     result = scenario(fresh_lab, scenario_file)
     est = _flow(result, "est")

@@ -96,9 +96,12 @@ def test_deprecated_prefix_and_icmp_unreachable_reach_the_pairs():
     assert all(p.state is PairState.UNREACHABLE for k, p in ca.pairs.pairs.items() if k[0] == a.identity.ulids[1])
     a.prefix_valid(2.0, prefix)
     assert all(p.state is PairState.INDETERMINATE for k, p in ca.pairs.pairs.items() if k[0] == a.identity.ulids[1])
-    a.icmp_unreachable(3.0, a.identity.ulids[0], b.identity.ulids[0])
+    actions = a.icmp_unreachable(3.0, a.identity.ulids[0], b.identity.ulids[0])
     assert ca.pairs.preferred.key == (a.identity.ulids[0], b.identity.ulids[0])
-    assert ca.pairs.preferred.state is PairState.INDETERMINATE
+    # an ICMP error on the pair in use starts exploration at once (no Send Timeout wait)
+    assert ca.pairs.preferred.state is PairState.TEST
+    assert [e for e in events(a, "failure-detected") if e.detail["cause"] == "icmp-unreachable"]
+    assert [x for x in actions if type(getattr(x, "message", None)).__name__ == "Probe"]
 
 
 def test_update_request_carries_new_locators_and_is_acknowledged():
