@@ -1,0 +1,36 @@
+"""Every topology and scenario file shipped in topologies/ validates, renders, and names only what its lab has."""
+
+from pathlib import Path
+
+import pytest
+
+from testbed.kinds import load_lab, netplan_for
+from testbed.render import render
+from testbed.scenario.load import load_scenario, reference_problems
+
+TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
+FILES = sorted(TOPOLOGIES.glob("*.yaml"))
+SCENARIOS = [f for f in FILES if "\nlab:" in "\n" + f.read_text()]
+LABS = [f for f in FILES if f not in SCENARIOS]
+
+
+def test_there_are_files_to_check():
+    assert len(LABS) >= 5 and len(SCENARIOS) >= 8
+
+
+@pytest.mark.parametrize("path", LABS, ids=[f.name for f in LABS])
+def test_lab_file_renders(path, tmp_path):
+    net = netplan_for(load_lab(path))
+    assert net.nodes
+    assert render(net, tmp_path)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[f.name for f in SCENARIOS])
+def test_scenario_references_exist_in_its_lab(path):
+    loaded = load_scenario(path)
+    kind, target = loaded.lab_target()
+    assert kind == "topology" and Path(target).exists()
+    net = netplan_for(load_lab(target))
+    isps = {i.name for i in getattr(net.topology, "isps", [])} | ({"pi"} if net.plan.pi_prefixes else set())
+    problems = reference_problems(loaded, set(net.nodes), isps, {l.segment for l in net.links})
+    assert not problems, problems
