@@ -70,12 +70,12 @@ def pct(values: list[float], q: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5, help="runs per case (issue 5 asks for >= 20)")
-    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + "; ".join(CASES))
+    ap.add_argument("--cases", default=";".join(CASES), help="';'-separated subset of: " + "; ".join(CASES))
     ap.add_argument("-o", "--output", default="reports/shim-vs-mptcp", help="where results.json goes")
     args = ap.parse_args()
     results: dict[str, dict] = {}
     print(f"{'case':<22} {'runs':>4} {'kept':>5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}", flush=True)
-    for case in args.cases.split(","):
+    for case in args.cases.split(";"):
         scenario, profile = CASES[case]
         gaps, kept = [], 0
         with tempfile.TemporaryDirectory() as tmp:
