@@ -42,3 +42,18 @@ def test_hosts_without_shim_keep_working(fresh_lab):
     for isp in ("ispa1", "ispa2"):
         ok, detail = http_get(lab, "hA", lab.plan.address("hA", isp), lab.plan.address("srv"))
         assert ok, detail
+
+
+def test_double_failure_leaves_one_pair_and_the_connection_uses_it(fresh_lab, scenario):
+    import json
+    import sys
+    lab = fresh_lab
+    result = scenario(lab, "topologies/shim-double-failure.yaml")
+    assert result.passed, [v for v in result.verdicts if not v.passed]
+    res = lab["hA"].run([str(Path(sys.executable).parent / "shimctl"), "--socket", str(lab["hA"].dir / "shim.sock"),
+                         "contexts", "--json"])
+    ctx = next(c for c in json.loads(res.stdout) if c["peer_ulid"] == lab.plan.address("hB", "ispb1"))
+    print(json.dumps(ctx["datapath"]))
+    assert ctx["datapath"]["translated"]
+    used = json.dumps(ctx["datapath"])
+    assert lab.plan.address("hA", "ispa2") in used and lab.plan.address("hB", "ispb2") in used
