@@ -92,7 +92,7 @@ class SteeringDevice:
             sysctl(f"net.ipv6.conf.{dev}.accept_ra", "0")
             run("ip", "link", "set", dev, "up")
         sysctl(f"net.ipv6.conf.{self.peer}.forwarding", "1")  # bpf_fib_lookup asks for it
-        set_tso(self.name, False)
+        set_tso(self.name, True)
         mac = Path("/sys/class/net", self.peer, "address").read_text().strip()
         run("ip", "-6", "neigh", "replace", GATEWAY, "lladdr", mac, "dev", self.name, "nud", "permanent")
 
