@@ -38,6 +38,19 @@ class LinkEnds:
     b: End
 
 
+def _default_burst(lab: Lab) -> str:
+    """tbf's bucket when the scenario names none.
+
+    Hosts send TCP as 64 KiB GSO segments over veth; a bucket smaller than one makes tbf cut
+    it in software, which the kernel cannot do for a segment carrying the shim's payload
+    header (protocol 140): translated traffic would all be dropped.  Labs with shim sites get
+    a bucket that holds a whole segment (agents/shim/README.md, Throughput).
+    """
+    if any(site.mechanism == "shim" for site in lab.topology.sites):
+        return "80kb"
+    return "32kbit"
+
+
 def resolve_link(lab: Lab, ref: Any) -> LinkEnds:
     """A segment name (``ispa-ra``), a pair ``[ra, ispa]``, or ``[h1, lan]`` for a host's LAN port."""
     links = lab.net.links
@@ -238,7 +251,7 @@ def prepare(fault: Any, lab: Lab) -> Action:
     if kind == "loss":
         return _loss(lab, name, resolve_link(lab, fault.link), fault.percent, fault.direction)
     if kind == "rate-limit":
-        burst = fault.burst or "32kbit"
+        burst = fault.burst or _default_burst(lab)
         return _tc(lab, name, resolve_link(lab, fault.link), fault.direction,
                    ["tbf", "rate", fault.rate, "burst", burst, "latency", "50ms"], f"rate limit {fault.rate}")
     if kind == "flap":

@@ -239,7 +239,8 @@ class RateLimit(FaultBase):
     kind: Literal["rate-limit"]
     link: LinkRef
     rate: Annotated[str, BeforeValidator(_rate)]
-    burst: str | None = None
+    burst: str | None = Field(None, description="tbf bucket (default 32kbit; 80kb in labs with shim sites, "
+                                                 "whose translated 64 KiB segments tbf cannot cut)")
     direction: Direction = "both"
 
 
