@@ -1,10 +1,12 @@
-"""Failover gap of an established TCP connection when ISP A1 fails: shim vs kernel MPTCP.
+"""Failover gap of an established TCP connection when ISP A1 fails: shim vs kernel MPTCP, side by side.
 
-Runs, each ``--repeat`` times on a fresh lab, two failures of ISP A1's access link: *link down* (routers
-answer with ICMP unreachable, which the shim takes as a failure signal) and *silent* (100 % loss, only
-REAP's Send Timeout notices), for the shim with tuned timers, the shim with RFC 5534 default timers, and
-kernel MPTCP.  Prints median, p95 and max of the failover time (fault -> first record
-delivered again on the same connection) and writes reports/shim-vs-mptcp/results.json.
+Every run deploys one lab (topologies/two-sites-shim-mptcp.yaml: hA/hB run the shim agent, mA/mB kernel
+MPTCP, on the same LANs, routers and ISPs) and runs one scenario with two connections, hA -> hB and
+mA -> mB, both starting on ISP A1 -> ISP B1; one fault hits both at the same instant.  Cases: *link down*
+(routers answer with ICMP unreachable, which the shim takes as a failure signal) and *silent* (100 % loss,
+only REAP's Send Timeout notices), with the shim's tuned timers and with RFC 5534 default timers (MPTCP is
+the same in both).  Prints, per case and mechanism, median, p95 and max of the failover time (fault ->
+first record delivered again on the same connection) and writes reports/shim-vs-mptcp/results.json.
 
     sudo .venv/bin/python experiments/shim_vs_mptcp.py --repeat 20
 """
@@ -36,16 +38,16 @@ def with_profile(topo, profile: str):
 
 
 CASES = {
-    "shim tuned, link down": ("shim-link-down.yaml", None),
-    "shim tuned, silent": ("shim-silent.yaml", None),
-    "shim RFC, silent": ("shim-silent.yaml", "rfc"),  # Send Timeout 15 s: the run is stretched to 40 s
-    "MPTCP, link down": ("mptcp-link-down.yaml", None),
-    "MPTCP, silent": ("mptcp-silent.yaml", None),
+    "link down, shim tuned": ("shim-vs-mptcp-link-down.yaml", None),
+    "silent, shim tuned": ("shim-vs-mptcp-silent.yaml", None),
+    "silent, shim RFC": ("shim-vs-mptcp-silent.yaml", "rfc"),  # Send Timeout 15 s: the run is stretched to 40 s
 }
+FLOWS = ("shim", "mptcp")
 RFC_DURATION = 40.0
 
 
-def one_run(scenario: str, profile: str | None, out: Path) -> tuple[float | None, bool]:
+def one_run(scenario: str, profile: str | None, out: Path) -> dict[str, tuple[float | None, bool]]:
+    """{flow: (failover ms or None, connection kept)} for the shim flow and the MPTCP flow of one run."""
     loaded = load_scenario(TOPO / scenario)
     topo = load_lab(loaded.lab_target()[1])
     if profile:
@@ -58,8 +60,11 @@ def one_run(scenario: str, profile: str | None, out: Path) -> tuple[float | None
         result = run_loaded(loaded, out, lab=lab).result
     finally:
         lab.destroy()
-    est = next(f for f in result.flows if f.name == "est")
-    return est.failovers[0].failover_ms if est.failovers else None, est.connections_broken == 0
+    found = {}
+    for flow in result.flows:
+        if flow.name in FLOWS:
+            found[flow.name] = (flow.failovers[0].failover_ms if flow.failovers else None, flow.connections_broken == 0)
+    return found
 
 
 def pct(values: list[float], q: float) -> float:
@@ -74,24 +79,28 @@ def main() -> int:
     ap.add_argument("-o", "--output", default="reports/shim-vs-mptcp", help="where results.json goes")
     args = ap.parse_args()
     results: dict[str, dict] = {}
-    print(f"{'case':<22} {'runs':>4} {'kept':>5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}", flush=True)
+    print(f"{'case':<24} {'mechanism':<9} {'runs':>4} {'kept':>5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}",
+          flush=True)
     for case in args.cases.split(";"):
         scenario, profile = CASES[case]
-        gaps, kept = [], 0
+        gaps: dict[str, list[float]] = {f: [] for f in FLOWS}
+        kept = dict.fromkeys(FLOWS, 0)
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(args.repeat):
-                gap, ok = one_run(scenario, profile, Path(tmp) / str(i))
-                kept += ok
-                if gap is not None:
-                    gaps.append(gap)
-                print(f"  {case} run {i + 1}: {'%.0f ms' % gap if gap is not None else 'never recovered'}",
-                      file=sys.stderr, flush=True)
-        results[case] = {"runs": args.repeat, "kept": kept, "failover_ms": gaps}
-        if gaps:
-            print(f"{case:<22} {args.repeat:>4} {kept:>5} {statistics.median(gaps):>10.0f} {pct(gaps, .95):>8.0f} "
-                  f"{max(gaps):>8.0f}", flush=True)
-        else:
-            print(f"{case:<22} {args.repeat:>4} {kept:>5} {'never':>10}", flush=True)
+                run = one_run(scenario, profile, Path(tmp) / str(i))
+                line = []
+                for flow in FLOWS:
+                    gap, ok = run.get(flow, (None, False))
+                    kept[flow] += ok
+                    if gap is not None:
+                        gaps[flow].append(gap)
+                    line.append(f"{flow} {'%.0f ms' % gap if gap is not None else 'never recovered'}")
+                print(f"  {case} run {i + 1}: {', '.join(line)}", file=sys.stderr, flush=True)
+        for flow in FLOWS:
+            results[f"{case}: {flow}"] = {"runs": args.repeat, "kept": kept[flow], "failover_ms": gaps[flow]}
+            g = gaps[flow]
+            figures = (f"{statistics.median(g):>10.0f} {pct(g, .95):>8.0f} {max(g):>8.0f}" if g else f"{'never':>10}")
+            print(f"{case:<24} {flow:<9} {args.repeat:>4} {kept[flow]:>5} {figures}", flush=True)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -14,18 +14,21 @@ from . import Mechanism, sadr_static
 LIMITS = "mptcp limits set subflow 8 add_addr_accepted 8"
 
 
+def add_endpoints(node, member) -> None:
+    """Enable MPTCP on a host and make every one of its addresses a subflow endpoint."""
+    node.sysctls["net.mptcp.enabled"] = "1"
+    node.ip_commands.append(LIMITS)
+    for i, addr in enumerate(member.addresses):
+        node.ip_commands.append(f"mptcp endpoint add {addr.ip} dev {member.ifname} id {i + 1} subflow signal")
+
+
 def _apply(net, site) -> None:
     sadr_static.MECHANISM.apply(net, site)
     for lan in site.lans:
         seg = net.plan.segment(f"{site.name}-{lan.name}")
         for ref in lan.hosts:
             host = host_def(ref).name
-            member = seg.member(host)
-            node = net.nodes[host]
-            node.sysctls["net.mptcp.enabled"] = "1"
-            node.ip_commands.append(LIMITS)
-            for i, addr in enumerate(member.addresses):
-                node.ip_commands.append(f"mptcp endpoint add {addr.ip} dev {member.ifname} id {i + 1} subflow signal")
+            add_endpoints(net.nodes[host], seg.member(host))
     net.notes.append(f"site {site.name}: kernel MPTCP endpoints on every host address (flows opt in with mptcp: true)")
 
 

@@ -9,7 +9,8 @@ the agent, given the same prefixes, modifier and pseudo-key, regenerates exactly
 Site options: ``sec`` (0), ``profile`` (``tuned`` or ``rfc`` timers), ``policy`` (``immediate``,
 ``packets:N``, ``seconds:T``), ``observe`` (true: the agent sniffs data packets to trigger contexts),
 ``datapath`` (``ebpf``: after a locator switch packets are translated in the kernel with the RFC 5533 payload
-header; ``none``: control plane only).
+header; ``none``: control plane only), ``mptcp_hosts`` (hosts of the site that run kernel MPTCP instead of the
+agent: the comparison of issue 5 runs both side by side in one lab, under the same fault).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from agents.shim.hba import MODIFIER_LEN, PSEUDO_KEY_BITS, generate_hba_set
 from ..errors import TopologyError
 from ..netplan import Process
 from ..topology import host_def
-from . import Mechanism, sadr_static
+from . import Mechanism, mptcp, sadr_static
 
-OPTIONS = {"sec": 0, "profile": "tuned", "policy": "immediate", "observe": True, "datapath": "ebpf"}
+OPTIONS = {"sec": 0, "profile": "tuned", "policy": "immediate", "observe": True, "datapath": "ebpf", "mptcp_hosts": []}
 
 
 def hba_inputs(site: str, host: str, sec: int) -> tuple[bytes, bytes]:
@@ -56,14 +57,30 @@ def _host_iids(site, host: str, subnets: tuple[ipaddress.IPv6Network, ...]) -> t
     return tuple(int(a) & ((1 << 64) - 1) for a in hset.addresses)
 
 
+def _mptcp_hosts(site, opts: dict) -> set[str]:
+    names = opts["mptcp_hosts"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise TopologyError([site_problem(site, "mptcp_hosts must be a list of host names")])
+    hosts = {host_def(ref).name for lan in site.lans for ref in lan.hosts}
+    unknown = sorted(set(names) - hosts)
+    if unknown:
+        raise TopologyError([site_problem(site, f"mptcp_hosts names {', '.join(unknown)}, not a host of this site; "
+                                                f"its hosts: {', '.join(sorted(hosts))}")])
+    return set(names)
+
+
 def _apply(net, site) -> None:
     sadr_static.MECHANISM.apply(net, site)
     opts = _options(site)
     sec = int(opts["sec"])
+    with_mptcp = _mptcp_hosts(site, opts)
     for lan in site.lans:
         seg = net.plan.segment(f"{site.name}-{lan.name}")
         for ref in lan.hosts:
             host = host_def(ref).name
+            if host in with_mptcp:
+                mptcp.add_endpoints(net.nodes[host], seg.member(host))
+                continue
             modifier, pseudo_key = hba_inputs(site.name, host, sec)
             argv = ["python3", "-m", "agents.shim.daemon", "--socket", "{node_dir}/shim.sock", "--sec", str(sec),
                     "--modifier", modifier.hex(), "--pseudo-key", pseudo_key.hex(), "--profile", opts["profile"],
@@ -75,7 +92,8 @@ def _apply(net, site) -> None:
             argv += ["--datapath", str(opts["datapath"])]
             net.nodes[host].services.append(Process("shim", argv, ready="{node_dir}/shim.sock"))
     net.notes.append(f"site {site.name}: shim agents with HBA addresses over {len(net.plan.site_prefixes[site.name])} "
-                     f"prefixes ({opts['profile']} timers, context policy {opts['policy']})")
+                     f"prefixes ({opts['profile']} timers, context policy {opts['policy']})"
+                     + (f"; kernel MPTCP instead on {', '.join(sorted(with_mptcp))}" if with_mptcp else ""))
 
 
 MECHANISM = Mechanism("shim", "Shim6/HBA identification sub-layer in every host, over sadr-static routing",

@@ -57,3 +57,18 @@ def test_double_failure_leaves_one_pair_and_the_connection_uses_it(fresh_lab, sc
     assert ctx["datapath"]["translated"]
     used = json.dumps(ctx["datapath"])
     assert lab.plan.address("hA", "ispa2") in used and lab.plan.address("hB", "ispb2") in used
+
+
+def test_shim_and_mptcp_side_by_side_under_one_fault(request, scenario):
+    """Issue 5, scenario 5: one lab, one fault, a shim connection (hA -> hB) and an MPTCP one (mA -> mB)."""
+    lab = deploy_for_test(Path(request.config.rootpath) / "topologies/two-sites-shim-mptcp.yaml", request.config,
+                          name="tshimmp")
+    try:
+        result = scenario(lab, "topologies/shim-vs-mptcp-link-down.yaml")
+    finally:
+        lab.destroy()
+    shim, mptcp = _flow(result, "shim"), _flow(result, "mptcp")
+    print(f"side by side: shim failover {shim.failovers[0].failover_ms} ms, MPTCP {mptcp.failovers[0].failover_ms} ms")
+    assert result.passed, [v for v in result.verdicts if not v.passed]
+    for flow in (shim, mptcp):
+        assert flow.connections_opened == 1 and flow.connections_broken == 0 and flow.delivered > 900

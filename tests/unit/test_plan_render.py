@@ -111,3 +111,22 @@ def test_shim_hosts_get_hba_addresses_the_agent_regenerates(topo):
                            argv[argv.index("--pseudo-key") + 1], None)
     planned = sorted(a for v in net.plan.addresses("hA").values() for a in v)
     assert sorted(str(a) for a in ident.hba_set.addresses) == planned
+
+
+def test_shim_site_runs_mptcp_hosts_without_an_agent():
+    mixed = load_topology(DEFAULT.parent / "two-sites-shim-mptcp.yaml")
+    net = build_netplan(mixed)
+    assert [s.name for s in net.nodes["hA"].services] == ["shim"]
+    assert not [s for s in net.nodes["mA"].services if s.name == "shim"]
+    assert net.nodes["mA"].sysctls["net.mptcp.enabled"] == "1"
+    endpoints = [c for c in net.nodes["mA"].ip_commands if c.startswith("mptcp endpoint add")]
+    assert len(endpoints) == 2 and not [c for c in net.nodes["hA"].ip_commands if "mptcp" in c]
+
+
+def test_mptcp_hosts_must_be_hosts_of_the_site():
+    from testbed.errors import TopologyError
+    mixed = load_topology(DEFAULT.parent / "two-sites-shim-mptcp.yaml")
+    site = mixed.sites[0].model_copy(update={"options": {**mixed.sites[0].options, "mptcp_hosts": ["mB"]}})
+    bad = mixed.model_copy(update={"sites": [site, mixed.sites[1]]})
+    with pytest.raises(TopologyError, match="mptcp_hosts names mB, not a host of this site; its hosts: hA, mA"):
+        build_netplan(bad)
