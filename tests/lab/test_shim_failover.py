@@ -3,6 +3,7 @@ failure of the ISP it was using (access link down, or the ISP's upstream cut), b
 it to another locator pair and the eBPF data path translates every packet.  Hosts without a shim (srv) are
 untouched."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,27 @@ def test_shim_and_mptcp_side_by_side_under_one_fault(request, scenario):
     assert result.passed, [v for v in result.verdicts if not v.passed]
     for flow in (shim, mptcp):
         assert flow.connections_opened == 1 and flow.connections_broken == 0 and flow.delivered > 900
+
+
+def test_iperf3_bulk_keeps_going_through_the_cut(fresh_lab):
+    """Scenario 1 with iperf3: a bulk TCP transfer between the ULIDs crosses ISP A1's failure on one connection."""
+    import json
+    import time
+
+    from testbed import faults
+    from testbed.scenario.model import LinkDown
+    lab = fresh_lab
+    a1, b1 = lab.plan.address("hA", "ispa1"), lab.plan.address("hB", "ispb1")
+    client = lab["hA"].popen(["iperf3", "-c", b1, "-B", a1, "-t", "9", "-i", "0.5", "-J"], name="iperf3-client",
+                             stdout=subprocess.PIPE)
+    time.sleep(3.0)
+    cut = faults.prepare(LinkDown(kind="link-down", link="ispa1-ra1", at=0), lab)
+    cut.do()
+    out, _ = client.communicate(timeout=30)
+    report = json.loads(out)
+    assert "error" not in report, report.get("error")
+    rates = [i["sum"]["bits_per_second"] / 1e9 for i in report["intervals"]]
+    print("iperf3 Gb/s per 0.5 s:", " ".join(f"{r:.2f}" for r in rates))
+    assert min(rates[:5]) > 0.1  # before the cut
+    assert sum(r > 0.1 for r in rates[-8:]) >= 6, rates  # the last 4 s, on the same connection, after the switch
+    assert report["end"]["sum_received"]["bytes"] > 0
