@@ -89,7 +89,7 @@ class SteeredDataPath(DataPath):
     def _start_device(self) -> None:
         devices = netops.real_devices((self.device.name, self.device.peer))
         mtus = [netops.device_mtu(d) for d in devices] or [1500]
-        self.device.mtu = min(mtus) - 40
+        self.device.mtu = min(mtus) - STEERING_MTU_MARGIN
         self.device.delete()  # a leftover from a daemon that died
         self.device.create()
 

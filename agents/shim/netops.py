@@ -82,7 +82,7 @@ def set_tso(name: str, enabled: bool) -> None:
 class SteeringDevice:
     name: str = "shim0"
     peer: str = "shim1"
-    mtu: int = 1492
+    mtu: int = 1460  # the data path sets it: real devices' MTU - datapath.STEERING_MTU_MARGIN
 
     def create(self) -> None:
         run("ip", "link", "add", self.name, "mtu", str(self.mtu), "type", "veth", "peer", "name", self.peer,

@@ -3,12 +3,17 @@ failure of the ISP it was using (access link down, or the ISP's upstream cut), b
 it to another locator pair and the eBPF data path translates every packet.  Hosts without a shim (srv) are
 untouched."""
 
+import json
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from testbed import faults
 from testbed.checks import http_get
+from testbed.scenario.model import LinkDown
 from testbed.pytest_plugin import deploy_for_test
 
 pytestmark = pytest.mark.lab
@@ -46,8 +51,6 @@ def test_hosts_without_shim_keep_working(fresh_lab):
 
 
 def test_double_failure_leaves_one_pair_and_the_connection_uses_it(fresh_lab, scenario):
-    import json
-    import sys
     lab = fresh_lab
     result = scenario(lab, "topologies/shim-double-failure.yaml")
     assert result.passed, [v for v in result.verdicts if not v.passed]
@@ -77,11 +80,6 @@ def test_shim_and_mptcp_side_by_side_under_one_fault(request, scenario):
 
 def test_iperf3_bulk_keeps_going_through_the_cut(fresh_lab):
     """Scenario 1 with iperf3: a bulk TCP transfer between the ULIDs crosses ISP A1's failure on one connection."""
-    import json
-    import time
-
-    from testbed import faults
-    from testbed.scenario.model import LinkDown
     lab = fresh_lab
     a1, b1 = lab.plan.address("hA", "ispa1"), lab.plan.address("hB", "ispb1")
     client = lab["hA"].popen(["iperf3", "-c", b1, "-B", a1, "-t", "9", "-i", "0.5", "-J"], name="iperf3-client",
