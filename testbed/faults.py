@@ -39,16 +39,8 @@ class LinkEnds:
 
 
 def _default_burst(lab: Lab) -> str:
-    """tbf's bucket when the scenario names none.
-
-    Hosts send TCP as 64 KiB GSO segments over veth; a bucket smaller than one makes tbf cut
-    it in software, which the kernel cannot do for a segment carrying the shim's payload
-    header (protocol 140): translated traffic would all be dropped.  Labs with shim sites get
-    a bucket that holds a whole segment (agents/shim/README.md, Throughput).
-    """
-    if any(site.mechanism == "shim" for site in lab.topology.sites):
-        return "80kb"
-    return "32kbit"
+    """tbf's bucket when the scenario names none: what a mechanism of the lab asks for, else 32 kbit."""
+    return lab.net.fault_defaults.get("rate-limit", {}).get("burst", "32kbit")
 
 
 def resolve_link(lab: Lab, ref: Any) -> LinkEnds:

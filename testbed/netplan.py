@@ -122,6 +122,8 @@ class NetPlan:
     links: list[Link] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     hooks: list[Hook] = field(default_factory=list)
+    # per fault kind, defaults a mechanism needs (``{"rate-limit": {"burst": "80kb"}}``); faults read them
+    fault_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -71,6 +71,9 @@ def _mptcp_hosts(site, opts: dict) -> set[str]:
 
 def _apply(net, site) -> None:
     sadr_static.MECHANISM.apply(net, site)
+    # tbf must not cut a 64 KiB GSO segment carrying the shim header in software (the kernel cannot
+    # segment protocol 140): a bucket that holds a whole segment (agents/shim/README.md, Throughput)
+    net.fault_defaults.setdefault("rate-limit", {})["burst"] = "80kb"
     opts = _options(site)
     sec = int(opts["sec"])
     with_mptcp = _mptcp_hosts(site, opts)
