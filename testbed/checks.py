@@ -1,39 +1,48 @@
-"""End-to-end checks of a running lab: BGP sessions, and reachability from every source address.
+"""End-to-end checks of a running lab and the probes they are made of: BGP sessions, ping and curl from a
+chosen source address, ingress-filter counters.
 
-They answer the default lab's question - does each of a multihomed host's addresses reach the outside? -
-and report which ISP's ingress filter dropped what.  Used by `mhlab check`, the demo and the lab tests.
+What `mhlab check` runs on a lab is its kind's choice (``LabKind.checks``: the multihoming kind pings and
+curls from every source address and reports which ISP's ingress filter dropped what; the i2p kind asks the
+routers and the balancer); :func:`run_all` runs it.  The probes read only the NetPlan.  Used by
+`mhlab check`, the demo and the lab tests.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import Any
 
-from .lab import Lab
-from .topology import host_def
+from .kinds.contract import Check, RunningLab
 
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-    src: str = ""
-    dst: str = ""
-    isp: str = ""
+__all__ = ["Check", "bgp_checks", "bgp_pending", "bfd_peers", "routing_settled", "ping", "http_get",
+           "ingress_counters", "run_all", "table", "to_json"]
 
 
-def bgp_checks(lab: Lab) -> list[Check]:
+def bgp_checks(lab: RunningLab) -> list[Check]:
     return [Check(f"BGP {router} -> {peer}", state == "Established", state)
             for router, peers in lab.bgp_sessions().items() for peer, state in peers.items()]
 
 
-def bfd_peers(lab: Lab, router: str) -> dict[str, str]:
+def bgp_pending(lab: RunningLab) -> list[str]:
+    """What keeps BGP from having converged: sessions not Established, then routes a router still lacks
+    (``NetPlan.await_routes``: e.g. every ISP knowing every ISP aggregate).  Empty once converged."""
+    missing = [f"{r}->{p}: {s}" for r, peers in lab.bgp_sessions().items() for p, s in peers.items()
+               if s != "Established"]
+    if missing:
+        return missing
+    for router, prefixes in lab.net.await_routes.items():
+        routes = lab.vtysh_json(router, "show bgp ipv6 unicast json").get("routes", {})
+        missing += [f"{router} lacks {p}" for p in prefixes if p not in routes]
+    return missing
+
+
+def bfd_peers(lab: RunningLab, router: str) -> dict[str, str]:
     """BFD peer address -> status ('up', 'down', 'init') on a router running bfdd."""
     return {p["peer"]: p["status"] for p in lab.vtysh_json(router, "show bfd peers json") or []}
 
 
-def routing_settled(lab: Lab, router: str, prefix: str, paths: int) -> bool:
+def routing_settled(lab: RunningLab, router: str, prefix: str, paths: int) -> bool:
     """Every BGP session Established, every BFD session up where bfdd runs (it comes up after BGP: a fault
     injected before would be seen only by the hold timer), and ``router`` holding ``paths`` paths to
     ``prefix`` - the state to wait for before injecting the next fault."""
@@ -46,12 +55,12 @@ def routing_settled(lab: Lab, router: str, prefix: str, paths: int) -> bool:
     return len(lab.vtysh_json(router, "show bgp ipv6 unicast json").get("routes", {}).get(prefix, [])) == paths
 
 
-def ping(lab: Lab, node: str, src: str, dst: str, count: int = 1, wait: float = 1.0) -> bool:
+def ping(lab: RunningLab, node: str, src: str, dst: str, count: int = 1, wait: float = 1.0) -> bool:
     return lab[node].run(["ping", "-6", "-n", "-q", "-c", str(count), "-W", str(wait), "-I", src, dst],
                          timeout=count * wait + 5).returncode == 0
 
 
-def http_get(lab: Lab, node: str, src: str, dst: str, timeout: float = 2.0) -> tuple[bool, str]:
+def http_get(lab: RunningLab, node: str, src: str, dst: str, timeout: float = 2.0) -> tuple[bool, str]:
     """A real curl from a chosen source address; returns (ok, detail)."""
     res = lab[node].run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_connect}",
                          "--interface", src, "--connect-timeout", str(timeout), "-m", str(timeout * 2),
@@ -62,40 +71,14 @@ def http_get(lab: Lab, node: str, src: str, dst: str, timeout: float = 2.0) -> t
     return code == "200", f"HTTP {code}, connect {float(connect) * 1000:.1f} ms"
 
 
-def servers(lab: Lab) -> list[tuple[str, bool]]:
-    """Single-homed hosts behind ISPs (like ``srv``) and whether they serve HTTP."""
-    return [(host_def(h).name, "http" in host_def(h).services) for isp in lab.topology.isps for h in isp.hosts]
-
-
-def reachability_checks(lab: Lab) -> list[Check]:
-    """Every site host, from each of its addresses (one per ISP), to every server: ping, and curl."""
-    out = []
-    for host in lab.net.hosts():
-        if host.owner not in {s.name for s in lab.topology.sites}:
-            continue
-        for isp, addrs in lab.plan.addresses(host.name).items():
-            for srv, has_http in servers(lab):
-                dst = lab.plan.address(srv)
-                ok = ping(lab, host.name, addrs[0], dst)
-                out.append(Check(f"ping {host.name} -> {srv} from its {isp} address", ok,
-                                 "reply" if ok else "no reply", addrs[0], dst, isp))
-                if has_http:
-                    ok, detail = http_get(lab, host.name, addrs[0], dst)
-                    out.append(Check(f"curl {host.name} -> {srv} from its {isp} address", ok, detail,
-                                     addrs[0], dst, isp))
-    return out
-
-
-def ingress_counters(lab: Lab) -> dict[str, int]:
+def ingress_counters(lab: RunningLab) -> dict[str, int]:
     """'isp/counter' -> packets the ISP's ingress filter dropped."""
     return {f"{n.name}/{c}": lab.nft_counter(n.name, c) for n in lab.net.routers() for c in n.counters}
 
 
-def run_all(lab: Lab) -> list[Check]:
-    checks = bgp_checks(lab) + reachability_checks(lab)
-    for name, dropped in ingress_counters(lab).items():
-        checks.append(Check(f"ingress filter {name}", True, f"{dropped} packets dropped"))
-    return checks
+def run_all(lab: Any) -> list[Check]:
+    """What `mhlab check` reports: the checks of the lab's kind."""
+    return lab.kind.checks(lab)
 
 
 def table(checks: list[Check]) -> str:

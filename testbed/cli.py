@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import DependencyError, LabError, MhlabError, TopologyError
+from .errors import DependencyError, LabError, MhlabError, TopologyError, UsageError
 
 EPILOG = """\
 examples:
@@ -22,6 +22,7 @@ examples:
   sudo mhlab deploy topologies/two-isp-site.yaml  bring the lab up (named after the file's `name:`)
   sudo mhlab inspect twoisp                       nodes, addresses, daemons, BGP sessions
   sudo mhlab exec twoisp h1 -- ping -c1 2001:db8:f000::10
+  sudo mhlab exec twoisp ra -- vtysh -c 'show bgp summary'   FRR and shimctl find the node's sockets
   sudo mhlab check twoisp                         ping/curl from every source address
   sudo mhlab destroy twoisp                       remove exactly what deploy created
   sudo mhlab run topologies/baseline-link-down.yaml   a failover scenario with a report
@@ -139,14 +140,13 @@ def cmd_inspect(args) -> int:
 
 def cmd_exec(args) -> int:
     from .lab import Lab
-    from .node import tagged_env
     if not args.command:
         print("usage: mhlab exec LAB NODE -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
     lab = Lab.attach(args.lab, args.run_root)
     node = lab.node(args.node)
     argv = args.command[1:] if args.command[0] == "--" else args.command
-    return subprocess.call(["mnexec", "-a", str(node.pid), *argv], env=tagged_env(lab.name))
+    return subprocess.call(["mnexec", "-a", str(node.pid), *argv], env=node.env())
 
 
 def cmd_check(args) -> int:
@@ -245,14 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("labs", nargs="*", help="lab names")
     d.add_argument("--all", action="store_true", help="every lab in the run root")
     add("list", cmd_list, "list labs in the run root", "mhlab list --json", json_arg)
-    add("inspect", cmd_inspect, "nodes, addresses, processes and BGP sessions of a running lab",
+    add("inspect", cmd_inspect, "nodes, addresses, processes, BGP sessions and the kind's details (ingress "
+        "counters; an I2P Destination's leases) of a running lab",
         "sudo mhlab inspect twoisp --json", lab_arg, json_arg)
     e = add("exec", cmd_exec, "run a command inside a node of a running lab (exit status passed through)",
             "sudo mhlab exec twoisp h1 -- curl -s http://[2001:db8:f000::10]/", lab_arg)
     e.add_argument("node", help="node name")
     e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
-    add("check", cmd_check, "BGP sessions and ping/curl from every host address (exit 1 on a failure)",
-        "sudo mhlab check twoisp", lab_arg, json_arg)
+    add("check", cmd_check, "the lab kind's end-to-end checks (exit 1 on a failure): multihoming - BGP "
+        "sessions, ping/curl from every host address, no ingress-filter drop meanwhile; i2p - routers up, "
+        "tunnels built, LeaseSet published, a SAM request answered", "sudo mhlab check twoisp", lab_arg, json_arg)
     dm = add("demo", cmd_demo, "deploy a lab, run its checks as a table, run its failover scenario with a "
              "report, tear it down", "sudo mhlab demo", opt_file, name_arg)
     dm.add_argument("--scenario", default=str(DEFAULT_SCENARIO),
@@ -280,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except TopologyError as exc:
         print(f"error: invalid topology\n{exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except DependencyError as exc:
         print(f"error: {exc}", file=sys.stderr)

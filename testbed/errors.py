@@ -33,6 +33,10 @@ class TopologyError(MhlabError):
         return "\n".join(str(p) for p in self.problems)
 
 
+class UsageError(MhlabError):
+    """A command-line argument breaks a rule (e.g. ``--name``); exit status 2, nothing was done."""
+
+
 class LabError(MhlabError):
     """The runtime could not do what was asked (deploy, exec, destroy)."""
 

@@ -1,4 +1,6 @@
-"""`mhlab inspect`: what a running lab is made of, read live from its nodes (addresses, processes, BGP)."""
+"""`mhlab inspect`: what a running lab is made of, read live from its nodes (addresses, processes, BGP
+sessions from the NetPlan's routers), plus the sections the lab's kind adds (``LabKind.inspect``: ingress
+filter counters, an I2P Destination's leases, ...)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from .procs import is_alive
 
 def inspect_lab(lab: Lab) -> dict:
     nodes = []
-    sessions = lab.bgp_sessions() if any(is_alive(h.anchor) for h in lab.nodes.values()) else {}
+    running = any(is_alive(h.anchor) for h in lab.nodes.values())
+    sessions = lab.bgp_sessions() if running else {}
     for name, spec in lab.net.nodes.items():
         handle = lab.nodes.get(name)
         entry = {"name": name, "role": spec.role, "owner": spec.owner, "mechanism": spec.mechanism,
@@ -28,12 +31,13 @@ def inspect_lab(lab: Lab) -> dict:
         if name in sessions:
             entry["bgp"] = sessions[name]
         nodes.append(entry)
-    return {"lab": lab.name, "status": lab.rundir.meta().get("status"), "run_dir": str(lab.rundir.path),
-            "nodes": nodes}
+    sections = [s.as_dict() for s in lab.kind.inspect(lab)] if running else []
+    return {"lab": lab.name, "kind": lab.kind.name, "status": lab.rundir.meta().get("status"),
+            "run_dir": str(lab.rundir.path), "nodes": nodes, "details": sections}
 
 
 def inspect_text(data: dict) -> str:
-    lines = [f"lab {data['lab']} ({data['status']})  run directory {data['run_dir']}", ""]
+    lines = [f"lab {data['lab']} ({data['kind']}, {data['status']})  run directory {data['run_dir']}", ""]
     lines.append(f"{'node':<8} {'role':<7} {'owner':<8} {'interface':<10} addresses")
     for n in data["nodes"]:
         if n["role"] == "bridge":
@@ -55,4 +59,8 @@ def inspect_text(data: dict) -> str:
     for n in data["nodes"]:
         if "bgp" in n:
             lines.append(f"{n['name']:<8} " + ", ".join(f"{p}={s}" for p, s in n["bgp"].items()))
+    for section in data["details"]:
+        width = max((len(k) for k in section["rows"]), default=0)
+        lines += ["", section["title"]]
+        lines += [f"  {k:<{width}}  {v}" for k, v in section["rows"].items()]
     return "\n".join(lines)

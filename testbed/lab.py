@@ -1,34 +1,45 @@
 """The runtime: a NetPlan becomes namespaces, veth links, bridges, addresses, routes and daemons - and back.
 
-Deploy order: nodes (each with an anchor process) -> sysctls -> links -> addresses/routes/filters -> FRR ->
-services -> wait until BGP converged.  Every process is recorded in the run directory's journal before it
+Deploy order: nodes (each with an anchor process; FRR's vty directory mounted in routers) -> sysctls ->
+links -> addresses/routes/filters -> FRR -> services -> the NetPlan's hooks -> wait until the lab kind's
+readiness conditions hold (multihoming: BGP converged).  The runtime reads only the NetPlan and the
+lab's kind (``testbed.kinds``), never a particular model.  Every process is recorded in the run directory's journal before it
 is relied on, so :func:`destroy` undoes exactly one lab - also after the deploying process was SIGKILLed.
 Nothing is ever created in the root network namespace: bridges live in namespaces of their own.
 """
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
+import re
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import yaml
 from mininet.link import Link
 from mininet.node import Node
 
-from .errors import LabError, TopologyError
+from .errors import LabError, UsageError
 from .frr import bgp_peers, check_argv, check_frr, daemon_argv, parse_json, vtysh_argv
-from .kinds import load_lab, netplan_for
-from .netplan import NetPlan
+from .kinds import kind_of, load_lab
+from .kinds.contract import LabKind, Readiness
+from .netplan import NetPlan, ingress_table
 from .node import NodeHandle, tagged_env
 from .procs import ProcRecord, start_time, stop_all, tagged_pids
 from .render import node_dir, render
 from .rundir import RunDir, list_labs
-from .topology import Topology
+from .topology import NAME_PATTERN
+from .wait import wait_until
+
+# FRR's compiled-in vty directory (``--localstatedir=/var/run/frr`` in Debian's build): a router's own run
+# folder is bind-mounted there inside the node, so a plain `vtysh` in the node talks to the node's daemons
+FRR_VTY_DIR = "/run/frr"
 
 Progress = Callable[[str], None]
 
@@ -38,9 +49,12 @@ def _quiet(_: str) -> None:
 
 
 class _TaggedNode(Node):
-    """A Mininet node whose shell carries the lab tag in its environment (found again after a crash)."""
+    """A Mininet node whose shell carries its own lab's tag in its environment (found again after a crash;
+    each node knows its lab, so one process may build several labs at once)."""
 
-    lab_tag: str = ""
+    def __init__(self, name: str, lab_tag: str, **params) -> None:
+        self.lab_tag = lab_tag  # before Node.__init__: it starts the shell through _popen
+        super().__init__(name, **params)
 
     def _popen(self, cmd, **params):  # noqa: D401 - Mininet's hook
         params.setdefault("env", tagged_env(self.lab_tag))
@@ -53,6 +67,7 @@ class Lab:
 
     net: NetPlan
     rundir: RunDir
+    kind: LabKind
     nodes: dict[str, NodeHandle] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -65,7 +80,8 @@ class Lab:
         return self.net.plan
 
     @property
-    def topology(self) -> Topology:
+    def topology(self):
+        """The lab's model, of its kind (a multihoming Topology, an I2pLab, ...)."""
         return self.net.topology
 
     def node(self, name: str) -> NodeHandle:
@@ -105,7 +121,6 @@ class Lab:
 
     def nft_counter(self, node: str, counter: str) -> int:
         """Packets counted by a named nftables counter (e.g. an ISP's ingress-filter drops)."""
-        from .netplan import ingress_table
         spec = self.net.nodes[node]
         ifname = next((i for i in spec.ingress if f"ingress_{i}" == counter), None)
         if ifname is None:
@@ -118,13 +133,15 @@ class Lab:
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
-    def deploy(cls, topology: str | Path | Topology, name: str | None = None, root: str | Path | None = None,
-               progress: Progress = _quiet, timeout: float = 90.0) -> "Lab":
-        """Build and start a lab; on any failure everything created so far is removed and the error raised."""
+    def deploy(cls, topology: str | Path | Any, name: str | None = None, root: str | Path | None = None,
+               progress: Progress = _quiet, timeout: float | None = None) -> "Lab":
+        """Build and start a lab of any kind; on any failure everything created so far is removed and the
+        error raised.  ``timeout`` bounds each readiness wait (default: the kind's own bounds)."""
         topo = load_lab(topology) if isinstance(topology, (str, Path)) else topology
         if name:
             topo = _renamed(topo, name)
-        net = netplan_for(topo)
+        kind = kind_of(topo)
+        net = kind.netplan(topo)
         if any(n.frr_daemons for n in net.nodes.values()):
             check_frr(allow_untested=bool(os.environ.get("MHLAB_ALLOW_UNTESTED_FRR")))
         rundir = RunDir.of(topo.name, root)
@@ -136,7 +153,7 @@ class Lab:
         (rundir.path / "topology.yaml").write_text(yaml.safe_dump(topo.model_dump(exclude_none=True,
                                                                                   mode="json"),
                                                                   sort_keys=False))
-        lab = cls(net, rundir)
+        lab = cls(net, rundir, kind)
         try:
             _Builder(lab, progress).build(timeout)
         except BaseException:
@@ -153,23 +170,28 @@ class Lab:
         if not rundir.exists():
             known = ", ".join(r.lab for r in list_labs(root)) or "none"
             raise LabError(f"no lab named {name!r} in {rundir.path.parent} (running labs: {known})")
-        topo = load_lab(rundir.path / "topology.yaml")
-        net = netplan_for(_renamed(topo, name))
-        lab = cls(net, rundir, timings=rundir.meta().get("timings", {}))
+        topo = _renamed(load_lab(rundir.path / "topology.yaml"), name)
+        kind = kind_of(topo)
+        lab = cls(kind.netplan(topo), rundir, kind, timings=rundir.meta().get("timings", {}))
         for rec in rundir.procs():
             if rec.name == "anchor":
                 lab.nodes[rec.node] = NodeHandle(rec.node, rec, rundir)
         return lab
 
 
-def _renamed(topo: Topology, name: str) -> Topology:
+def check_lab_name(name: str) -> str:
+    """The rule of a file's ``name:``, for a name given on the command line (``--name``)."""
+    if not re.match(NAME_PATTERN, name):
+        raise UsageError(f"--name {name!r} is not a valid lab name (letters and digits, starting with a "
+                           "letter, at most 10)")
+    return name
+
+
+def _renamed(topo, name: str):
+    """A copy of a model (of any kind) under another lab name."""
     if name == topo.name:
         return topo
-    import re
-    from .topology import NAME_PATTERN
-    if not re.match(NAME_PATTERN, name):
-        raise TopologyError([topo.source.problem(("name",), f"--name {name!r} is not a valid lab name "
-                                                 "(lowercase letters and digits, at most 10)")])
+    check_lab_name(name)
     new = topo.model_copy(update={"name": name})
     new._source = topo.source
     return new
@@ -189,7 +211,7 @@ class _Builder:
         fn(*args)
         self.lab.timings[label] = round(time.monotonic() - t0, 3)
 
-    def build(self, timeout: float) -> None:
+    def build(self, timeout: float | None) -> None:
         t0 = time.monotonic()
         net, rd = self.lab.net, self.lab.rundir
         self.step("render configs", lambda: render(net, rd.path, lambda n: node_dir(rd.path, n)))
@@ -209,15 +231,14 @@ class _Builder:
         self.step("start services", self.start_services)
         for hook in self.lab.net.hooks:
             self.step(hook.name, hook.run, self.lab)
-        if any(n.bgp for n in self.lab.net.nodes.values()):
-            self.step("wait for BGP convergence", self.await_bgp, timeout)
+        for ready in self.lab.kind.readiness(self.lab.net):
+            self.step(f"wait for {ready.name}", self.await_ready, ready, timeout)
         self.lab.timings["total"] = round(time.monotonic() - t0, 3)
 
     def create_nodes(self) -> None:
         lab = self.lab
-        _TaggedNode.lab_tag = lab.name  # class attribute read by _popen; set per build (one lab per process)
         for spec in lab.net.nodes.values():
-            mn = _TaggedNode(spec.name.replace(":", "-"), inNamespace=True)
+            mn = _TaggedNode(spec.name.replace(":", "-"), lab.name, inNamespace=True)
             self.mn[spec.name] = mn
             lab.rundir.record(ProcRecord(spec.name, "shell", mn.pid, start_time(mn.pid) or 0).as_dict())
             anchor = subprocess.Popen(["mnexec", "-da", str(mn.pid), "sleep", "infinity"],
@@ -234,23 +255,24 @@ class _Builder:
                             "net.ipv6.conf.default.disable_ipv6=1"], check=True)
             else:
                 handle.run(["sysctl", "-q", "-p", str(handle.dir / "sysctl.conf")], check=True)
+            if spec.frr_daemons:
+                self._mount_vty_dir(handle)
+
+    def _mount_vty_dir(self, handle: NodeHandle) -> None:
+        """Bind-mount the router's run folder onto FRR's vty directory inside the node only: the node's
+        mount namespace is private (mnexec makes / rprivate), so the mount never shows outside and goes
+        with the namespace when destroy stops the node's last process.  Recorded for the record."""
+        self.lab.rundir.record({"kind": "mount", "node": handle.name, "source": str(handle.dir),
+                                "target": FRR_VTY_DIR, "undone_by": "the node's mount namespace ending"})
+        handle.run(["mount", "--bind", str(handle.dir), FRR_VTY_DIR], check=True)
 
     @staticmethod
     def _wait_entered(handle: NodeHandle) -> None:
         """mnexec -a joins the namespace just after fork: wait until the anchor is really inside."""
-        shell_ns = None
-        for rec in handle.rundir.procs():
-            if rec.node == handle.name and rec.name == "shell":
-                shell_ns = os.readlink(f"/proc/{rec.pid}/ns/net")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                if os.readlink(f"/proc/{handle.pid}/ns/net") == shell_ns:
-                    return
-            except OSError:
-                break
-            time.sleep(0.002)
-        raise LabError(f"node {handle.name}: its anchor process did not enter the namespace")
+        shell = next(rec for rec in handle.rundir.procs() if rec.node == handle.name and rec.name == "shell")
+        shell_ns = os.readlink(f"/proc/{shell.pid}/ns/net")
+        wait_until(lambda: os.readlink(f"/proc/{handle.pid}/ns/net") == shell_ns, 5, 0.002,
+                   what=f"node {handle.name}: its anchor process entering the namespace", ignore=(OSError,))
 
     def create_links(self) -> None:
         for link in self.lab.net.links:
@@ -320,24 +342,10 @@ class _Builder:
                     ready.append(Path(svc.ready.replace("{node_dir}", str(handle.dir))))
         _wait_paths(ready, 30, "services' ready files")
 
-    def await_bgp(self, timeout: float) -> None:
-        """All sessions Established, and every ISP router knows every ISP aggregate (the DFZ converged)."""
-        lab = self.lab
-        deadline = time.monotonic() + timeout
-        aggregates = {str(p) for p in lab.plan.aggregates.values()}
-        isp_routers = [i.name for i in getattr(lab.topology, "isps", [])]
-        missing: list[str] = []
-        while time.monotonic() < deadline:
-            missing = [f"{r}->{p}: {s}" for r, peers in lab.bgp_sessions().items()
-                       for p, s in peers.items() if s != "Established"]
-            if not missing:
-                for r in isp_routers:
-                    routes = lab.vtysh_json(r, "show bgp ipv6 unicast json").get("routes", {})
-                    missing += [f"{r} lacks {a}" for a in aggregates if a not in routes]
-            if not missing:
-                return
-            time.sleep(0.1)
-        raise LabError(f"BGP did not converge within {timeout:.0f} s: " + "; ".join(missing[:8]))
+    def await_ready(self, ready: Readiness, timeout: float | None) -> None:
+        """Poll one of the kind's readiness conditions; fails naming what is still missing."""
+        wait_until(lambda: ready.pending(self.lab), ready.timeout if timeout is None else timeout,
+                   ready.interval, what=f"lab {self.lab.name}: {ready.name}", ok=lambda pending: not pending)
 
 
 def _check_traversable(root: Path) -> None:
@@ -350,8 +358,6 @@ def _check_traversable(root: Path) -> None:
 
 
 def _frr_ids() -> tuple[int, int]:
-    import grp
-    import pwd
     try:
         return pwd.getpwnam("frr").pw_uid, grp.getgrnam("frr").gr_gid
     except KeyError:
@@ -359,14 +365,8 @@ def _frr_ids() -> tuple[int, int]:
 
 
 def _wait_paths(paths: list[Path], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        missing = [p for p in paths if not p.exists()]
-        if not missing:
-            return
-        time.sleep(0.01)
-    raise LabError(f"{what} did not appear within {timeout:.0f} s: {', '.join(map(str, missing[:5]))} "
-                   "(see the node's *.out and *.log files)")
+    wait_until(lambda: [str(p) for p in paths if not p.exists()], timeout, 0.01, ok=lambda missing: not missing,
+               what=f"{what} appearing (see the node's *.out and *.log files)")
 
 
 def destroy(name: str, root: str | Path | None = None, progress: Progress = _quiet,

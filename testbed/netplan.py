@@ -124,6 +124,12 @@ class NetPlan:
     hooks: list[Hook] = field(default_factory=list)
     # per fault kind, defaults a mechanism needs (``{"rate-limit": {"burst": "80kb"}}``); faults read them
     fault_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what the runtime reads instead of the model: the BGP timers every session uses (keepalive, hold,
+    # connect, bfd; None without BGP), router -> prefixes its BGP table must hold before the lab is ready,
+    # and the address spaces a host address is chosen by (keys of ``plan.addresses(host)``: ISPs, "pi")
+    bgp_timers: Any = None
+    await_routes: dict[str, list[str]] = field(default_factory=dict)
+    address_spaces: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -165,7 +171,17 @@ def build_netplan(topo: Topology, plan: AddressPlan | None = None) -> NetPlan:
     for site in topo.sites:
         _site_base(net, site)
         get_mechanism(site.mechanism).apply(net, site)
+    _runtime_needs(net)
     return net
+
+
+def _runtime_needs(net: NetPlan) -> None:
+    """What deploy and the checks read: timers, the DFZ's aggregates at every ISP, the address spaces."""
+    topo, plan = net.topology, net.plan
+    net.bgp_timers = topo.bgp
+    aggregates = [str(p) for p in plan.aggregates.values()]
+    net.await_routes = {isp.name: list(aggregates) for isp in topo.isps}
+    net.address_spaces = [isp.name for isp in topo.isps] + (["pi"] if plan.pi_prefixes else [])
 
 
 def _nodes_and_links(net: NetPlan) -> None:

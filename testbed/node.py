@@ -2,7 +2,8 @@
 
 A node is a network + mount namespace held open by an *anchor* process; commands enter it with Mininet's
 ``mnexec -a PID``.  Every long-running process started here is tagged with the lab's name and recorded in the
-journal before anything relies on it.
+journal before anything relies on it.  Every command also gets ``MHLAB_NODE_DIR`` (the node's run folder,
+where its sockets live), so tools inside a node find that node's daemons without flags (``shimctl``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import IO
 from .errors import LabError
 from .procs import TAG, ProcRecord, is_alive, start_time
 from .rundir import RunDir
+
+NODE_DIR_ENV = "MHLAB_NODE_DIR"
 
 
 def tagged_env(lab: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -41,6 +44,10 @@ class NodeHandle:
     def pid(self) -> int:
         return self.anchor.pid
 
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of anything run in this node: the lab's tag and the node's folder."""
+        return tagged_env(self.lab, {NODE_DIR_ENV: str(self.dir), **(extra or {})})
+
     def _enter(self, argv: list[str], detach: bool = False) -> list[str]:
         if not is_alive(self.anchor):
             raise LabError(f"node {self.name} of lab {self.lab} is not running (its anchor process is gone)")
@@ -53,7 +60,7 @@ class NodeHandle:
             argv = ["sh", "-c", argv]
         try:
             res = subprocess.run(self._enter(argv), capture_output=True, text=True, timeout=timeout,
-                                 input=input, env=tagged_env(self.lab), stdin=None if input else subprocess.DEVNULL)
+                                 input=input, env=self.env(), stdin=None if input else subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise LabError(f"{self.name}: `{shlex.join(argv)}` did not finish within {timeout} s") from None
         if check and res.returncode != 0:
@@ -73,7 +80,7 @@ class NodeHandle:
         proc = subprocess.Popen(self._enter(argv, detach=True), stdin=subprocess.DEVNULL,
                                 stdout=stdout if stdout is not None else subprocess.DEVNULL,
                                 stderr=stderr if stderr is not None else subprocess.STDOUT,
-                                env=tagged_env(self.lab, env), cwd=cwd)
+                                env=self.env(env), cwd=cwd)
         st = start_time(proc.pid)
         if st is not None:
             self.rundir.record(ProcRecord(self.name, name or Path(argv[0]).name, proc.pid, st,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .wait import WaitTimeout, wait_until
 
 TAG = "MHLAB_LAB"
 
@@ -88,20 +89,21 @@ def stop_all(targets: dict[int, int], grace: float = 2.0) -> list[int]:
     """SIGTERM each exact process, wait up to ``grace`` seconds, SIGKILL what is left; returns survivors."""
     for pid, start in targets.items():
         signal_exact(pid, start, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    left = dict(targets)
-    while left and time.monotonic() < deadline:
-        left = {p: s for p, s in left.items() if _running(p, s)}
-        if left:
-            time.sleep(0.02)
+    left = _wait_gone(dict(targets), grace)
     for pid, start in left.items():
         signal_exact(pid, start, signal.SIGKILL)
-    deadline = time.monotonic() + 2.0
-    while left and time.monotonic() < deadline:
-        left = {p: s for p, s in left.items() if _running(p, s)}
-        if left:
-            time.sleep(0.02)
-    return list(left)
+    return list(_wait_gone(left, 2.0))
+
+
+def _wait_gone(targets: dict[int, int], timeout: float) -> dict[int, int]:
+    """Wait until none of ``targets`` runs any more; returns those still running after ``timeout``."""
+    if not targets:
+        return {}
+    try:
+        return wait_until(lambda: {p: s for p, s in targets.items() if _running(p, s)}, timeout, 0.02,
+                          ok=lambda left: not left, what="processes stopping")
+    except WaitTimeout as exc:
+        return exc.last
 
 
 def _running(pid: int, start: int) -> bool:

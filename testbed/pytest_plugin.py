@@ -1,6 +1,7 @@
 """pytest plugin (entry point ``mhlab``): a module-scoped ``lab`` fixture, root marker, polling helpers.
 
-Use in a test module::
+Use in a test module (any lab kind; keyword arguments other than ``name`` and ``mechanism`` override fields
+of the file, e.g. ``hosting=2`` for an i2p lab)::
 
     pytestmark = [pytest.mark.lab, pytest.mark.mhlab_topology("topologies/two-isp-site.yaml", name="t1")]
 
@@ -16,13 +17,20 @@ Tests marked ``lab`` are skipped when not root.  ``--keep-lab`` leaves labs up f
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import pytest
 
+from . import wait
 from .frr import json_cmp
+from .kinds import parse_lab
+from .kinds.multihoming import with_mechanism
 from .lab import Lab
+from .scenario.run import run_scenario
+from .yamlmarks import MarkedDoc, load_marked
+
+T = TypeVar("T")
 
 
 def pytest_addoption(parser):
@@ -33,8 +41,9 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab: needs root; builds real namespaces with Mininet")
-    config.addinivalue_line("markers", "mhlab_topology(path, name=None, **overrides): the topology of the "
-                                       "module's `lab` fixture (path relative to the rootdir)")
+    config.addinivalue_line("markers", "mhlab_topology(path, name=None, mechanism=None, **fields): the lab "
+                                       "file of the module's `lab` fixture (path relative to the rootdir; "
+                                       "fields override the file's top-level keys)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -65,8 +74,6 @@ def lab(request):
 def scenario(request, tmp_path):
     """``scenario(lab, "topologies/x.yaml")`` runs a scenario file on a running lab (relative paths from the
     rootdir), writes its report under the test's tmp_path and returns the ScenarioResult."""
-    from .scenario.run import run_scenario
-
     def run(lab: Lab, path: str | Path):
         path = Path(path)
         if not path.is_absolute():
@@ -75,22 +82,17 @@ def scenario(request, tmp_path):
     return run
 
 
-def deploy_for_test(path: Path, config, name: str | None = None, mechanism: str | None = None) -> Lab:
-    """Deploy ``path`` (optionally renamed, or with every site switched to ``mechanism``)."""
-    from .mechanisms import mechanisms
-    from .topology import load_topology
-    topo = load_topology(path, set(mechanisms()))
+def deploy_for_test(path: Path, config, name: str | None = None, mechanism: str | None = None,
+                    **fields: Any) -> Lab:
+    """Deploy the lab file ``path`` of any kind: optionally renamed, with top-level ``fields`` overridden,
+    or (multihoming) with every site switched to ``mechanism``."""
+    doc = load_marked(path)
+    if fields:
+        doc = MarkedDoc({**doc.data, **fields}, doc.file, doc.lines)
+    model = parse_lab(doc)
     if mechanism:
-        topo = with_mechanism(topo, mechanism)
-    return Lab.deploy(topo, name=name, root=config.getoption("--mhlab-run-root"))
-
-
-def with_mechanism(topo, mechanism: str):
-    """A copy of ``topo`` whose sites all run ``mechanism``."""
-    sites = [s.model_copy(update={"mechanism": mechanism}) for s in topo.sites]
-    new = topo.model_copy(update={"sites": sites})
-    new._source = topo.source
-    return new
+        model = with_mechanism(model, mechanism)
+    return Lab.deploy(model, name=name, root=config.getoption("--mhlab-run-root"))
 
 
 def wait_json(lab: Lab, router: str, command: str, expected, timeout: float = 30.0,
@@ -99,26 +101,18 @@ def wait_json(lab: Lab, router: str, command: str, expected, timeout: float = 30
 
     ``min_timeout`` keeps polling at least that long before giving up even on a fast machine.
     """
-    start = time.monotonic()
-    diff = "never queried"
-    while True:
-        actual = lab.vtysh_json(router, command)
-        diff = json_cmp(actual, expected)
-        if diff is None:
-            return actual
-        elapsed = time.monotonic() - start
-        if elapsed > max(timeout, min_timeout):
-            pytest.fail(f"{router}: `{command}` did not match within {timeout} s: {diff}")
-        time.sleep(interval)
+    try:
+        return wait.wait_until(lambda: lab.vtysh_json(router, command), timeout, interval, min_timeout,
+                               ok=lambda actual: json_cmp(actual, expected) is None,
+                               what=f"{router}: `{command}` matching")
+    except wait.WaitTimeout as exc:
+        pytest.fail(f"{router}: `{command}` did not match within {exc.timeout:g} s: {json_cmp(exc.last, expected)}")
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.1, what: str = "condition"):
-    """Poll ``predicate()`` until truthy; returns its value or fails naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached within {timeout} s")
-        time.sleep(interval)
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.1, what: str = "condition",
+               min_timeout: float = 0.0, **kwargs: Any) -> T:
+    """:func:`testbed.wait.wait_until` for tests: a timeout is a test failure naming ``what``."""
+    try:
+        return wait.wait_until(predicate, timeout, interval, min_timeout, what=what, **kwargs)
+    except wait.WaitTimeout as exc:
+        pytest.fail(str(exc))

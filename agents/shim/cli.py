@@ -16,7 +16,7 @@ from agents.jsonctl import request
 from . import cga, hba
 from .config import load_private_key, prefix_bytes
 
-DEFAULT_SOCKET = os.environ.get("SHIM_SOCKET", "/tmp/shim6.sock")
+DEFAULT_SOCKET = os.environ.get("SHIM_SOCKET") or (os.path.join(os.environ["MHLAB_NODE_DIR"], "shim.sock") if "MHLAB_NODE_DIR" in os.environ else "/tmp/shim6.sock")  # in a lab node: that node's daemon
 
 EXAMPLES = """\
 examples:

@@ -1,22 +1,22 @@
-"""Runtime steps of an I2P lab, run as NetPlan hooks after the services started.
+"""Runtime steps of an I2P lab after the services started (the i2p lab kind runs them).
 
-1. Bootstrap with no network (I2P-NOTES): every i2pd has written its ``router.info`` on its first start
-   (the service's ready file); stop them exactly by their records, zip the router infos as a reseed
-   file, and start each again with the very same command line (its i2pd.conf points at the zip).
-2. Wait until the multihomed Destination has a LeaseSet with leases from every hosting router.
-Both wait within bounds and fail with what is missing.
+1. Bootstrap with no network (I2P-NOTES), a NetPlan hook: every i2pd has written its ``router.info`` on
+   its first start (the service's ready file); stop them exactly by their records, zip the router infos
+   as a reseed file, and start each again with the very same command line (its i2pd.conf points at the zip).
+2. Readiness: the multihomed Destination has a LeaseSet with leases from every hosting router.
+Both are awaited within bounds by the deploy, which fails with what is missing.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+from typing import Any
 
 from agents.balancer.control import query_status
 
 from ..errors import LabError
 from ..netplan import Hook
 from ..procs import ProcRecord, is_alive, stop_all
+from ..wait import wait_until
 from .netplan import BALANCER_NODE
 from .reseed import reseed_zip
 from .topology import I2pLab
@@ -24,22 +24,6 @@ from .topology import I2pLab
 ROUTER_INFO_TIMEOUT = 30.0
 DESTINATION_TIMEOUT = 150.0
 STOP_GRACE = 10.0  # i2pd exits within a few seconds of SIGTERM (SIGINT would wait for transit tunnels)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something true; LabError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = check()
-        except (OSError, ValueError, KeyError) as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        if time.monotonic() >= deadline:
-            raise LabError(f"{what} did not happen within {timeout:.0f} s (last: {last!r})")
-        time.sleep(every)
 
 
 def current_record(lab: Any, node: str, name: str) -> ProcRecord:
@@ -67,8 +51,8 @@ def respawn(lab: Any, record: ProcRecord) -> ProcRecord:
 def bootstrap(lab: Any, model: I2pLab) -> None:
     routers = [name for name, _ in model.routers()]
     infos = {r: lab.node(r).dir / "router.info" for r in routers}
-    wait_for("every router writing router.info", lambda: all(p.exists() for p in infos.values()),
-             ROUTER_INFO_TIMEOUT)
+    wait_until(lambda: [r for r, p in infos.items() if not p.exists()], ROUTER_INFO_TIMEOUT, 0.5,
+               what="every router writing router.info", ok=lambda missing: not missing)
     records = [current_record(lab, r, "i2pd") for r in routers]
     stop_records(records)  # stopped first: a router rewrites its router.info while it runs
     archive = reseed_zip({r: p.read_bytes() for r, p in infos.items()})
@@ -101,14 +85,14 @@ def destination_ready(lab: Any, model: I2pLab) -> bool:
     return all(offered.get(r, set()) & published for r in hosting)
 
 
-def wait_destination(lab: Any, model: I2pLab, timeout: float = DESTINATION_TIMEOUT) -> None:
-    wait_for(f"the Destination's LeaseSet with leases of all {model.hosting} hosting routers",
-             lambda: destination_ready(lab, model), timeout, every=1.0)
+def destination_pending(lab: Any, model: I2pLab) -> list[str]:
+    """What keeps the Destination from being ready (empty: ready), for deploy's readiness wait."""
+    try:
+        return [] if destination_ready(lab, model) else [
+            f"the LeaseSet lacks leases of some of the {model.hosting} hosting routers"]
+    except (OSError, ValueError, KeyError) as exc:  # a control socket not created yet
+        return [f"control socket not answering: {exc!r}"]
 
 
 def bootstrap_hook(model: I2pLab) -> Hook:
     return Hook("bootstrap the private I2P network (reseed zip, restart)", lambda lab: bootstrap(lab, model))
-
-
-def destination_hook(model: I2pLab) -> Hook:
-    return Hook("wait for the Destination's LeaseSet", lambda lab: wait_destination(lab, model))

@@ -1,8 +1,9 @@
 """An ``I2pLab`` as a NetPlan: one LAN bridge joining every i2pd router, IPv4 from 198.18.0.0/15 with no
-route out, i2pd and the balancer's processes as services, and the runtime steps as hooks.
+route out, i2pd and the balancer's processes as services.
 
 The same engine as the IPv6 labs deploys it; nothing here touches the kernel (``mhlab render`` shows the
-i2pd command lines and configs).
+i2pd command lines and configs).  The runtime steps (the bootstrap hook, what deploy waits for) are added
+by the lab kind (``testbed.kinds.i2p``).
 """
 
 from __future__ import annotations
@@ -103,8 +104,7 @@ def balancer_services(lab: I2pLab) -> tuple[list[Process], dict[str, list[Proces
 
 
 def build_i2p_netplan(lab: I2pLab) -> NetPlan:
-    from .bootstrap import bootstrap_hook, destination_hook  # noqa: PLC0415 - runtime side, imports procs
-
+    """The plan of the network and its processes; the runtime steps (bootstrap, readiness) are the kind's."""
     addrs = router_addresses(lab)
     subnet = ipaddress.IPv4Network(lab.subnet)
     bridge = bridge_name(SEGMENT)
@@ -127,7 +127,6 @@ def build_i2p_netplan(lab: I2pLab) -> NetPlan:
             node.services += fronts[name]
         net.nodes[name] = node
         net.links.append(Link(name, IFNAME, bridge, name, SEGMENT))
-    net.hooks = [bootstrap_hook(lab), destination_hook(lab)]
     net.notes.append(f"private I2P network netid {lab.netid} on {lab.subnet} (no route out); Destination "
                      f"{destination_b32(lab)} on {lab.hosting} routers, mode {lab.mode}")
     return net

@@ -10,7 +10,8 @@ from typing import Any
 from agents.balancer.control import query_status
 
 from .analysis import read_requests
-from .bootstrap import destination_controls, wait_for
+from ..wait import wait_until
+from .bootstrap import destination_controls
 from .netplan import BALANCER_NODE
 from .topology import I2pLab
 
@@ -82,6 +83,6 @@ def consecutive_ok(log: Path, since: float) -> int:
 
 def wait_answered(log: Path, since: float, count: int, timeout: float) -> float:
     """Wait until ``count`` requests in a row, sent after ``since``, were answered; returns when."""
-    wait_for(f"{count} answered requests in a row in {log.name}", lambda: consecutive_ok(log, since) >= count,
-             timeout, every=0.5)
+    wait_until(lambda: consecutive_ok(log, since), timeout, 0.5, ok=lambda run: run >= count,
+               what=f"{count} answered requests in a row in {log.name}", ignore=(OSError,))
     return time.time()

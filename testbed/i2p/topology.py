@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
+from agents.balancer.keys import DestinationKeys
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
 from ..errors import TopologyError
@@ -79,9 +80,8 @@ class I2pLab(Strict):
     def destination_seed(self) -> str:
         return self.seed or self.name
 
-    def destination_keys(self):
+    def destination_keys(self) -> DestinationKeys:
         """The multihomed Destination's keys, derived from the seed (rendered into keys.json)."""
-        from agents.balancer.keys import DestinationKeys  # noqa: PLC0415 - the balancer defines the keys
         return DestinationKeys.from_seed(self.destination_seed)
 
     def routers(self) -> list[tuple[str, str]]:
@@ -89,10 +89,6 @@ class I2pLab(Strict):
         return ([(f"ff{i + 1}", "floodfill") for i in range(self.floodfills)]
                 + [(f"r{i + 1}", "hosting") for i in range(self.hosting)]
                 + [(f"c{i + 1}", "client") for i in range(self.clients)])
-
-    def netplan(self):
-        from .netplan import build_i2p_netplan  # noqa: PLC0415 - netplan imports this module
-        return build_i2p_netplan(self)
 
 
 def parse_i2p(doc: MarkedDoc) -> I2pLab:
