@@ -63,3 +63,12 @@ def test_cli_inspect_and_exec(lab):
     assert res.returncode == 0 and lab.plan.address("h1", "ispb") in res.stdout
     res = subprocess.run(base + ["exec", lab.name, "h1", "--", "false"], capture_output=True, timeout=30)
     assert res.returncode == 1
+
+
+def test_cli_check_passes_with_no_ingress_drop(lab):
+    res = subprocess.run([sys.executable, "-m", "testbed.cli", "check", lab.name, "--json"], capture_output=True,
+                         text=True, timeout=120)
+    checks = {c["name"]: c for c in json.loads(res.stdout)}
+    assert res.returncode == 0, [c for c in checks.values() if not c["ok"]]
+    assert checks["ingress filter ispa/ingress_ra"]["ok"] and checks["ingress filter ispb/ingress_rb"]["ok"]
+    assert checks["curl h1 -> srv from its ispb address"]["ok"]

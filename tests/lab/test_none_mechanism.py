@@ -2,7 +2,7 @@
 
 import pytest
 
-from testbed.checks import http_get, ping
+from testbed.checks import http_get, ping, run_all
 from testbed.pytest_plugin import deploy_for_test
 from pathlib import Path
 
@@ -34,3 +34,11 @@ def test_isp_b_address_is_dropped_by_isp_a_ingress_filter(none_lab):
     after = lab.nft_counter("ispa", "ingress_ra")
     assert after >= before + 3, (before, after)  # 2 echo requests + at least one SYN
     assert lab.nft_counter("ispb", "ingress_rb") == 0
+
+
+def test_mhlab_check_fails_the_ingress_filter(none_lab):
+    """`mhlab check` counts drops during its own traffic: ISP A dropped the ISP-B-sourced packets."""
+    checks = {c.name: c for c in run_all(none_lab)}
+    assert not checks["ingress filter ispa/ingress_ra"].ok, checks["ingress filter ispa/ingress_ra"]
+    assert checks["ingress filter ispb/ingress_rb"].ok
+    assert not checks["ping h1 -> srv from its ispb address"].ok

@@ -1,0 +1,71 @@
+"""One Python process holds two labs built at the same time (two threads): every node's shell and every
+process carries its own lab's tag, so destroying one lab leaves the other whole."""
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from testbed.checks import ping
+from testbed.lab import Lab, _TaggedNode
+from testbed.procs import tagged_pids
+
+pytestmark = pytest.mark.lab
+TOPO = Path(__file__).resolve().parents[2] / "topologies" / "two-isp-site.yaml"
+
+
+def _tag(pid: int) -> str | None:
+    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"MHLAB_LAB=")), None)
+
+
+def test_each_node_carries_its_own_tag():
+    first, second = _TaggedNode("cbtag1", "cbtaga", inNamespace=True), _TaggedNode("cbtag2", "cbtagb", inNamespace=True)
+    try:
+        assert (_tag(first.pid), _tag(second.pid)) == ("cbtaga", "cbtagb")
+        proc = first.popen(["sleep", "5"])
+        assert _tag(proc.pid) == "cbtaga"
+        proc.kill()
+        proc.wait()
+    finally:
+        first.terminate()
+        second.terminate()
+
+
+def test_two_labs_deployed_at_once():
+    labs: dict[str, Lab] = {}
+    errors: list[BaseException] = []
+
+    def deploy(name: str) -> None:
+        try:
+            labs[name] = Lab.deploy(TOPO, name=name)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deploy, args=(n,)) for n in ("cbpair1", "cbpair2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    try:
+        assert not errors, errors
+        for name, lab in labs.items():
+            namespaces = {os.readlink(f"/proc/{h.pid}/ns/net") for h in lab.nodes.values()}
+            for pid in tagged_pids(name):
+                try:
+                    assert os.readlink(f"/proc/{pid}/ns/net") in namespaces, (name, pid)
+                except FileNotFoundError:
+                    continue  # exited meanwhile
+            for rec in lab.rundir.procs():
+                if rec.name != "shell" and os.path.exists(f"/proc/{rec.pid}"):
+                    assert _tag(rec.pid) == name, (name, rec)
+            assert ping(lab, "h1", lab.plan.address("h1", "ispb"), lab.plan.address("srv"))
+        labs["cbpair1"].destroy()
+        assert tagged_pids("cbpair1") == {}
+        second = labs["cbpair2"]
+        assert ping(second, "h1", second.plan.address("h1", "ispa"), second.plan.address("srv"))
+    finally:
+        for lab in labs.values():
+            if lab.rundir.path.exists():
+                lab.destroy()
