@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testbed.checks import routing_settled  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
-from testbed.mechanisms import mechanisms  # noqa: E402
 from testbed.scenario.load import LoadedScenario, load_scenario  # noqa: E402
 from testbed.scenario.model import LinkDown  # noqa: E402
 from testbed.scenario.run import run_loaded  # noqa: E402
@@ -52,9 +51,7 @@ def tcp_retry_after(outage: float) -> float:
 
 
 def with_timers(topo: Topology, variant: str) -> Topology:
-    new = topo.model_copy(update={"bgp": VARIANTS[variant], "name": f"pf{variant}"[:10]})
-    new._source = topo.source
-    return new
+    return topo.variant(bgp=VARIANTS[variant], name=f"pf{variant}"[:10])
 
 
 def failures(hold: int) -> dict[str, LoadedScenario]:
@@ -111,7 +108,7 @@ def main() -> int:
     ap.add_argument("--failures", default="isp-down,access-down,silent")
     ap.add_argument("--out", type=Path, default=Path("reports/pi-failover"))
     args = ap.parse_args()
-    base = load_topology(TOPO / "two-isp-site-pi.yaml", set(mechanisms()))
+    base = load_topology(TOPO / "two-isp-site-pi.yaml")
     rows = []
     for variant in args.variants.split(","):
         scenarios = failures(VARIANTS[variant].hold)

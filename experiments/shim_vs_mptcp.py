@@ -31,10 +31,8 @@ TOPO = Path(__file__).resolve().parent.parent / "topologies"
 
 
 def with_profile(topo, profile: str):
-    sites = [s.model_copy(update={"options": {**s.options, "profile": profile}}) for s in topo.sites]
-    new = topo.model_copy(update={"sites": sites})
-    new._source = topo.source
-    return new
+    return topo.variant(sites=[s.model_copy(update={"options": {**s.options, "profile": profile}})
+                               for s in topo.sites])
 
 
 CASES = {

@@ -15,13 +15,28 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from .errors import TopologyError
-from .topology import Site, Topology, host_def
+from .errors import TopologyError, UnknownName
+from .mechanisms import Registry
+from .topology import Site, Topology, host_def, site_mechanism
 
 Net = ipaddress.IPv6Network
 AUTO_BASE = ipaddress.IPv6Network("2001:db8::/32")
 PI_POOL = ipaddress.IPv6Network("2001:db8:ff00::/40")
 HOST_IID_BASE = 0x10
+
+
+class UnknownSegment(UnknownName):
+    """``AddressPlan.segment(name)`` names no segment of the plan."""
+
+    def __init__(self, name: str, known) -> None:
+        super().__init__("segment", name, known)
+
+
+class UnknownMember(UnknownName):
+    """``Segment.member(node)`` names a node not attached to the segment."""
+
+    def __init__(self, segment: str, node: str, known) -> None:
+        super().__init__(f"member of segment {segment}:", node, known)
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,11 @@ class Segment:
     members: tuple[Member, ...]
 
     def member(self, node: str) -> Member:
-        return next(m for m in self.members if m.node == node)
+        """``node``'s attachment; UnknownMember (listing the members) when it is not on this segment."""
+        for m in self.members:
+            if m.node == node:
+                return m
+        raise UnknownMember(self.name, node, [m.node for m in self.members])
 
     def other(self, node: str) -> Member:
         return next(m for m in self.members if m.node != node)
@@ -68,7 +87,11 @@ class AddressPlan:
         return [s for s in self.segments if any(m.node == node for m in s.members)]
 
     def segment(self, name: str) -> Segment:
-        return next(s for s in self.segments if s.name == name)
+        """The segment called ``name``; UnknownSegment (listing the segments) when there is none."""
+        for seg in self.segments:
+            if seg.name == name:
+                return seg
+        raise UnknownSegment(name, [s.name for s in self.segments])
 
     def addresses(self, node: str) -> dict[str, list[str]]:
         """A node's addresses grouped by the ISP whose space they come from (``{"ispa": ["2001:db8:…"]}``)."""
@@ -137,8 +160,12 @@ def _ifname(node: str, toward: str, used: dict[str, set[str]]) -> str:
     return name
 
 
-def build_plan(topo: Topology) -> AddressPlan:
-    """Derive the whole plan; raises TopologyError when a space runs out or prefixes collide."""
+def build_plan(topo: Topology, registry: Registry | None = None) -> AddressPlan:
+    """Derive the whole plan; raises TopologyError when a space runs out or prefixes collide.
+
+    Sites' mechanisms (from ``registry``, default the discovered ones) may ask for a PI /48 and choose
+    their hosts' interface identifiers.
+    """
     doc = topo.source
     aggregates: dict[str, Net] = {}
     taken = [isp.network for isp in topo.isps if isp.network]
@@ -186,7 +213,7 @@ def build_plan(topo: Topology) -> AddressPlan:
     for site in topo.sites:
         if site.pi_prefix:
             pi_prefixes[site.name] = Net(site.pi_prefix)
-        elif site.mechanism == "pi-bgp":
+        elif site_mechanism(topo, site, registry)[0].pi_prefix:
             pi_prefixes[site.name] = Net((int(PI_POOL.network_address) + (pi_index << 80), 48))
             pi_index += 1
     plan = AddressPlan(aggregates, infra, site_prefixes, pi_prefixes)
@@ -194,7 +221,7 @@ def build_plan(topo: Topology) -> AddressPlan:
     try:
         _number_isps(topo, plan, nums, used)
         for site in topo.sites:
-            _number_site(topo, site, plan, nums, used)
+            _number_site(topo, site, plan, nums, used, registry)
     except SpaceExhausted as exc:
         raise TopologyError([doc.problem(("isps",), f"address space exhausted: {exc}")]) from None
     for i, name in enumerate(_routers(topo)):
@@ -229,14 +256,9 @@ def _number_isps(topo: Topology, plan: AddressPlan, nums: _Numberer, used: dict)
             plan.segments.append(Segment(f"{isp.name}-hosts", "lan", isp.name, (subnet,), tuple(members)))
 
 
-def _mechanism_iids(site: Site):
-    """A mechanism may choose its hosts' interface identifiers (the shim's HBA addresses)."""
-    from .mechanisms import mechanisms
-    mech = mechanisms().get(site.mechanism)
-    return mech.host_iids if mech else None
-
-
-def _number_site(topo: Topology, site: Site, plan: AddressPlan, nums: _Numberer, used: dict) -> None:
+def _number_site(topo: Topology, site: Site, plan: AddressPlan, nums: _Numberer, used: dict,
+                 registry: Registry | None) -> None:
+    mech, options = site_mechanism(topo, site, registry)
     prefixes = list(plan.site_prefixes[site.name].values())
     if site.name in plan.pi_prefixes:
         prefixes = [plan.pi_prefixes[site.name]] + prefixes
@@ -252,11 +274,11 @@ def _number_site(topo: Topology, site: Site, plan: AddressPlan, nums: _Numberer,
         subnets = tuple(Net((int(p.network_address) + ((k + 1) << 64), 64)) for p in prefixes)
         members = [Member(r, _ifname(r, lan.name, used), tuple(_iface(n, i + 1) for n in subnets))
                    for i, r in enumerate(topo.lan_routers(site, lan))]
-        custom = _mechanism_iids(site)
         for h_i, ref in enumerate(lan.hosts):
             h = host_def(ref)
             iid = int(ipaddress.IPv6Address(h.iid)) if h.iid else HOST_IID_BASE + h_i
-            iids = custom(site, h.name, subnets) if custom and not h.iid else (iid,) * len(subnets)
+            iids = mech.host_iids(site, options, h.name, subnets) if mech.host_iids and not h.iid \
+                else (iid,) * len(subnets)
             members.append(Member(h.name, _ifname(h.name, lan.name, used),
                                   tuple(_iface(n, i) for n, i in zip(subnets, iids))))
         plan.segments.append(Segment(f"{site.name}-{lan.name}", "lan", site.name, subnets, tuple(members)))

@@ -43,3 +43,11 @@ class LabError(MhlabError):
 
 class DependencyError(MhlabError):
     """A required program is missing or has an untested version."""
+
+
+class UnknownName(MhlabError, LookupError):
+    """A lookup by name (an ISP, a segment, a mechanism…) found nothing; the message lists what exists."""
+
+    def __init__(self, kind: str, name: str, known) -> None:
+        self.kind, self.name, self.known = kind, name, tuple(known)
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(sorted(self.known)) or 'none'}")

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from .addressing import AddressPlan, build_plan
-from .topology import Topology, host_def
+from .mechanisms import Mechanism, Registry
+from .topology import Site, Topology, host_def, site_mechanism
 
 Role = Literal["router", "host", "bridge"]
 SERVICE_ARGV = {
@@ -160,17 +161,18 @@ HOST_SYSCTLS = {
 }
 
 
-def build_netplan(topo: Topology, plan: AddressPlan | None = None) -> NetPlan:
-    """Base network (addresses, eBGP, PA announcements, ingress filters), then each site's mechanism."""
-    from .mechanisms import get_mechanism
-
-    plan = plan or build_plan(topo)
+def build_netplan(topo: Topology, plan: AddressPlan | None = None, registry: Registry | None = None) -> NetPlan:
+    """Base network (addresses, eBGP, PA announcements, ingress filters), then each site's mechanism
+    (from ``registry``, default the discovered ones): its routes and services, readiness, fault defaults."""
+    plan = plan or build_plan(topo, registry)
     net = NetPlan(topo, plan)
     _nodes_and_links(net)
     _isp_bgp(net)
     for site in topo.sites:
         _site_base(net, site)
-        get_mechanism(site.mechanism).apply(net, site)
+        mech, options = site_mechanism(topo, site, registry)
+        mech.apply(net, site, options)
+        _contributions(net, site, mech)
     _runtime_needs(net)
     return net
 
@@ -182,6 +184,19 @@ def _runtime_needs(net: NetPlan) -> None:
     aggregates = [str(p) for p in plan.aggregates.values()]
     net.await_routes = {isp.name: list(aggregates) for isp in topo.isps}
     net.address_spaces = [isp.name for isp in topo.isps] + (["pi"] if plan.pi_prefixes else [])
+
+
+def _contributions(net: NetPlan, site: Site, mech: Mechanism) -> None:
+    """What a mechanism states as data: the ready path of its services, and its fault defaults."""
+    nodes = [net.nodes[n] for n in net.topology.site_routers(site)] + \
+            [net.nodes[host_def(ref).name] for lan in site.lans for ref in lan.hosts]
+    for check in mech.readiness:
+        for node in nodes:
+            for svc in node.services:
+                if svc.name == check.service and svc.ready is None:
+                    svc.ready = check.path
+    for kind, defaults in mech.fault_defaults.items():
+        net.fault_defaults.setdefault(kind, {}).update(defaults)
 
 
 def _nodes_and_links(net: NetPlan) -> None:
@@ -265,7 +280,7 @@ def _isp_bgp(net: NetPlan) -> None:
 def _site_base(net: NetPlan, site) -> None:
     """Each exit router peers with its ISP and announces the PA /48 that ISP delegated; the ISP filters."""
     topo, plan = net.topology, net.plan
-    site_asn = site.asn or 65100 + topo.sites.index(site)
+    site_asn = topo.site_asn(site)
     for ex in site.exits:
         router, isp = net.nodes[ex.router], net.nodes[ex.isp]
         seg = plan.segment(f"{ex.isp}-{ex.router}")

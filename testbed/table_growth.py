@@ -75,7 +75,7 @@ def settled_table(lab: Lab, router: str = CORE, quiet: float = 1.0, timeout: flo
 def measure(n: int, mechanism: str, root: str | Path | None = None, quiet: float = 1.0,
             deploy_timeout: float = 300.0) -> Sample:
     """Deploy ``n`` sites under ``mechanism``, read the core's settled table, ping once, tear down."""
-    tag = "pi" if mechanism == "pi-bgp" else mechanism.replace("-", "")[:2]
+    tag = mechanism.replace("-", "")[:2]  # pi, sa, …: the lab names of a run stay apart
     topo = n_sites(n, mechanism, name=f"tg{tag}{n}")
     t0 = time.monotonic()
     lab = Lab.deploy(topo, root=root, timeout=deploy_timeout)

@@ -9,19 +9,45 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from .errors import Problem, TopologyError
+from .errors import Problem, TopologyError, UnknownName
+from .mechanisms import Mechanism, Options, Registry, discovered
 from .yamlmarks import MarkedDoc, load_marked
 
 NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9]{0,9}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN,
                             description="letters and digits, starting with a letter, at most 10")]
-Asn = Annotated[int, Field(ge=1, le=4294967294, description="autonomous system number (not 0, not 23456)")]
+AS_TRANS = 23456
+PRIVATE_ASNS = ((64512, 65534), (4200000000, 4294967294))  # RFC 6996
+# RFC 5398's documentation ASNs (64496-64511, 65536-65551) stay valid, like 2001:db8::/32 for prefixes
+RESERVED_ASNS = ((65535, 65535, "reserved (RFC 7300)"), (65552, 131071, "reserved by IANA"),
+                 (AS_TRANS, AS_TRANS, "AS_TRANS (RFC 6793), which only stands in for a 4-byte ASN"))
+
+
+def _asn(value: int) -> int:
+    for low, high, why in RESERVED_ASNS:
+        if low <= value <= high:
+            private = " or ".join(f"{a}-{b}" for a, b in PRIVATE_ASNS)
+            raise ValueError(f"ASN {value} is {why}; use a private ASN ({private})")
+    return value
+
+
+Asn = Annotated[int, Field(ge=1, le=4294967294, description="autonomous system number: not 0, 23456 (AS_TRANS), "
+                           "65535 or 65552-131071 (reserved); private 64512-65534 and 4200000000-4294967294"),
+                AfterValidator(_asn)]
+SITE_ASN_BASE = 65100  # a site without asn: gets SITE_ASN_BASE + its index
 DOC_PREFIX = ipaddress.IPv6Network("2001:db8::/32")
 SERVICES = ("http", "iperf3")
+
+
+class UnknownIsp(UnknownName):
+    """``Topology.isp(name)`` names no ISP of the lab."""
+
+    def __init__(self, name: str, known) -> None:
+        super().__init__("ISP", name, known)
 
 
 class Strict(BaseModel):
@@ -132,7 +158,8 @@ class Site(Strict):
     name: Name
     asn: Asn | None = Field(None, description="the site's AS for eBGP with its ISPs (default 65100+index)")
     mechanism: str = Field("none", description="multihoming mechanism plug-in (see `mhlab mechanisms`)")
-    options: dict[str, Any] = Field(default_factory=dict, description="options for the mechanism")
+    options: dict[str, Any] = Field(default_factory=dict, description="options for the mechanism, checked by "
+                                    "the mechanism's options model when the file is parsed")
     pi_prefix: str | None = Field(None, description="provider-independent /48 (mechanism pi-bgp)")
     exits: list[Exit] = Field(min_length=1, description="exit routers, one or more per ISP")
     routers: list[Name] = Field(default_factory=list, description="internal (non-exit) routers of the site")
@@ -161,7 +188,29 @@ class Topology(Strict):
         return self._source or MarkedDoc({}, "<memory>")
 
     def isp(self, name: str) -> Isp:
-        return next(i for i in self.isps if i.name == name)
+        """The ISP called ``name``; UnknownIsp (listing the lab's ISPs) when there is none."""
+        for isp in self.isps:
+            if isp.name == name:
+                return isp
+        raise UnknownIsp(name, [i.name for i in self.isps])
+
+    def site_asn(self, site: Site) -> int:
+        """The site's AS: its ``asn:``, else SITE_ASN_BASE + its index in the file."""
+        return site.asn or SITE_ASN_BASE + self.sites.index(site)
+
+    def variant(self, registry: Registry | None = None, **changes: Any) -> "Topology":
+        """A copy with some fields replaced (``topo.variant(name="x")``, ``sites=[...]``), validated again
+        like the file was, and keeping the file's line marks so errors still point into it."""
+        data = self.model_copy(update=changes).model_dump()
+        try:
+            new = Topology.model_validate(data)
+        except ValidationError as exc:
+            raise TopologyError([_pydantic_problem(self.source, err) for err in exc.errors()]) from None
+        new._source = self._source
+        problems = _cross_check(new, new.source, _registry(registry))
+        if problems:
+            raise TopologyError(problems)
+        return new
 
     def site_routers(self, site: Site) -> list[str]:
         """Exit routers first (in file order, without repeats), then the internal ones."""
@@ -177,13 +226,43 @@ class Topology(Strict):
         return [(a, b) for i, a in enumerate(exits) for b in exits[i + 1:]]
 
 
-def json_schema() -> dict[str, Any]:
-    """The published JSON schema of topology files (``mhlab schema``)."""
-    return Topology.model_json_schema()
+def _registry(registry: Registry | Iterable[str] | None) -> Registry:
+    """The mechanisms a file may use: the discovered ones, a given registry, or those of some names."""
+    if registry is None:
+        return discovered()
+    if isinstance(registry, Registry):
+        return registry
+    return discovered().only(registry)
 
 
-def parse_topology(doc: MarkedDoc, known_mechanisms: set[str] | None = None) -> Topology:
-    """Validate a loaded document; raise TopologyError listing every problem with its line."""
+def json_schema(registry: Registry | None = None) -> dict[str, Any]:
+    """The published JSON schema of topology files (``mhlab schema``), with every mechanism's options."""
+    reg = _registry(registry)
+    schema = Topology.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    site = defs["Site"]
+    site["properties"]["mechanism"]["enum"] = reg.names()
+    default = Site.model_fields["mechanism"].default
+    branches = []
+    for mech in reg:
+        options = mech.options.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(options.pop("$defs", {}))
+        options["description"] = f"options of mechanism {mech.name}: {mech.summary}"
+        defs[f"options.{mech.name}"] = options
+        cond: dict[str, Any] = {"properties": {"mechanism": {"const": mech.name}}}
+        if mech.name != default:
+            cond["required"] = ["mechanism"]
+        branches.append({"if": cond, "then": {"properties": {"options": {"$ref": f"#/$defs/options.{mech.name}"}}}})
+    site["allOf"] = branches
+    return schema
+
+
+def parse_topology(doc: MarkedDoc, registry: Registry | Iterable[str] | None = None) -> Topology:
+    """Validate a loaded document; raise TopologyError listing every problem with its line.
+
+    ``registry`` is the mechanisms sites may use (default: the discovered ones); every site's mechanism
+    must be one of them and its ``options:`` must fit that mechanism's options model.
+    """
     if not isinstance(doc.data, dict):
         raise TopologyError([doc.problem((), "the top level must be a mapping (name:, isps:, sites:)")])
     try:
@@ -191,15 +270,26 @@ def parse_topology(doc: MarkedDoc, known_mechanisms: set[str] | None = None) -> 
     except ValidationError as exc:
         raise TopologyError([_pydantic_problem(doc, err) for err in exc.errors()]) from None
     topo._source = doc
-    problems = _cross_check(topo, doc, known_mechanisms)
+    problems = _cross_check(topo, doc, _registry(registry))
     if problems:
         raise TopologyError(problems)
     return topo
 
 
-def load_topology(path: str | Path, known_mechanisms: set[str] | None = None) -> Topology:
+def load_topology(path: str | Path, registry: Registry | Iterable[str] | None = None) -> Topology:
     """Read and validate a topology file."""
-    return parse_topology(load_marked(path), known_mechanisms)
+    return parse_topology(load_marked(path), registry)
+
+
+def site_mechanism(topo: Topology, site: Site, registry: Registry | None = None) -> tuple[Mechanism, Options]:
+    """The site's mechanism and its parsed options (TopologyError at the site's fields when invalid)."""
+    reg = _registry(registry)
+    s = topo.sites.index(site)
+    mech = reg.get(site.mechanism)
+    try:
+        return mech, mech.parse_options(site.options)
+    except ValidationError as exc:
+        raise TopologyError(_option_problems(topo.source, s, mech, exc)) from None
 
 
 def _pydantic_problem(doc: MarkedDoc, err: dict[str, Any]) -> Problem:
@@ -211,7 +301,23 @@ def _pydantic_problem(doc: MarkedDoc, err: dict[str, Any]) -> Problem:
     elif err["type"] == "string_pattern_mismatch":
         message = f"{err.get('input')!r} is not a valid name (letters and digits, start with a letter, " \
                   f"at most 10)"
+    elif err["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
     return doc.problem(loc if err["type"] != "extra_forbidden" else tuple(err["loc"]), message)
+
+
+def _option_problems(doc: MarkedDoc, s: int, mech: Mechanism, exc: ValidationError) -> list[Problem]:
+    """A site's options that its mechanism's model rejects, located at ``sites.N.options.X``."""
+    known = list(mech.options.model_fields)
+    problems = []
+    for err in exc.errors():
+        loc = ("sites", s, "options") + tuple(err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = f"unknown option {err['loc'][-1]!r} of mechanism {mech.name}; " \
+                      f"known: {', '.join(known) or 'none (options: {})'}"
+        problems.append(doc.problem(loc, message))
+    return problems
 
 
 def _field_names() -> set[str]:
@@ -221,8 +327,9 @@ def _field_names() -> set[str]:
     return names
 
 
-def _cross_check(topo: Topology, doc: MarkedDoc, mechanisms: set[str] | None) -> list[Problem]:
-    """References between parts of the file: names unique, ISPs known, prefixes disjoint, gateways on the LAN."""
+def _cross_check(topo: Topology, doc: MarkedDoc, registry: Registry) -> list[Problem]:
+    """References between parts of the file: names unique, ISPs known, prefixes disjoint, gateways on the LAN,
+    ASNs distinct, mechanisms known and their options valid."""
     problems: list[Problem] = []
     seen: dict[str, tuple] = {}
 
@@ -246,12 +353,11 @@ def _cross_check(topo: Topology, doc: MarkedDoc, mechanisms: set[str] | None) ->
             claim(host_def(h).name, ("isps", i, "hosts", j), "host")
     problems += _upstream_cycles(topo, doc)
     problems += _aggregates_disjoint(topo, doc)
+    problems += _asns_distinct(topo, doc)
     site_prefixes: list[tuple[ipaddress.IPv6Network, tuple]] = []
     for s, site in enumerate(topo.sites):
         claim(site.name, ("sites", s, "name"), "site")
-        if mechanisms is not None and site.mechanism not in mechanisms:
-            problems.append(doc.problem(("sites", s, "mechanism"), f"unknown mechanism {site.mechanism!r}; "
-                                        f"known: {', '.join(sorted(mechanisms))}"))
+        problems += _mechanism_problems(topo, doc, s, registry)
         routers = set(topo.site_routers(site))
         for e, ex in enumerate(site.exits):
             path = ("sites", s, "exits", e)
@@ -293,6 +399,45 @@ def _cross_check(topo: Topology, doc: MarkedDoc, mechanisms: set[str] | None) ->
         for other, opath in site_prefixes:
             if opath < path and pref.overlaps(other):
                 problems.append(doc.problem(path, f"{pref} overlaps {other} (line {doc.line_of(opath)})"))
+    return problems
+
+
+def _mechanism_problems(topo: Topology, doc: MarkedDoc, s: int, registry: Registry) -> list[Problem]:
+    """The site's mechanism exists, its options fit the mechanism's model, and the mechanism's own checks pass."""
+    site = topo.sites[s]
+    if site.mechanism not in registry:
+        return [doc.problem(("sites", s, "mechanism"), f"unknown mechanism {site.mechanism!r}; "
+                            f"known: {', '.join(sorted(registry.names()))}")]
+    mech = registry.get(site.mechanism)
+    try:
+        options = mech.parse_options(site.options)
+    except ValidationError as exc:
+        return _option_problems(doc, s, mech, exc)
+    return [doc.problem(("sites", s) + tuple(path), message) for path, message in mech.validate(topo, site, options)]
+
+
+def _asns_distinct(topo: Topology, doc: MarkedDoc) -> list[Problem]:
+    """Every ISP has its own AS, and no site shares one with an ISP (eBGP would see itself in the path)."""
+    problems = []
+    owner: dict[int, tuple[str, tuple]] = {}
+    for i, isp in enumerate(topo.isps):
+        path = ("isps", i, "asn")
+        if isp.asn in owner:
+            other, opath = owner[isp.asn]
+            problems.append(doc.problem(path, f"ASN {isp.asn} is also ISP {other}'s (line {doc.line_of(opath)}); "
+                                              "every ISP needs its own"))
+        else:
+            owner[isp.asn] = (isp.name, path)
+    for s, site in enumerate(topo.sites):
+        asn = topo.site_asn(site)
+        if asn in owner:
+            other, opath = owner[asn]
+            if site.asn is None:
+                problems.append(doc.problem(("sites", s), f"the default ASN of site {site.name} ({asn}) is ISP "
+                                                          f"{other}'s (line {doc.line_of(opath)}); set asn:"))
+            else:
+                problems.append(doc.problem(("sites", s, "asn"), f"ASN {asn} is ISP {other}'s (line "
+                                                                 f"{doc.line_of(opath)}); a site needs its own"))
     return problems
 
 

@@ -1,45 +1,116 @@
-"""Multihoming mechanisms as plug-ins: each one adds what it needs to the base network of a site.
+"""Multihoming mechanisms as plug-ins, and the registry that finds them.
 
-A mechanism is registered by name and chosen per site in the topology file (``mechanism: sadr-static``).
-It receives the whole NetPlan and its site and adds routes, filters, daemons or agents to that site's
-nodes.  Adding a mechanism never touches ``lab.py``: register it here.
+A mechanism is one module of this package defining ``MECHANISM = Mechanism(...)`` (the contract is in
+``contract.py``); ``discovered()`` imports every module of the package and collects them, so adding a
+mechanism is adding one file.  Modules whose name starts with ``_`` are private helpers and skipped.
+
+The registry is a value: tests build one with an extra mechanism (``discovered().with_(mine)``) and pass
+it to ``parse_topology``/``build_plan``/``build_netplan``; nothing global changes.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import functools
+import importlib
+import pkgutil
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from types import MappingProxyType
+from typing import Iterator, Mapping
 
-if TYPE_CHECKING:
-    from ..netplan import NetPlan
-    from ..topology import Site
+from ..errors import MhlabError, UnknownName
+from .contract import FieldPath, FieldProblem, Mechanism, NoOptions, Options, Readiness
+
+__all__ = ["FieldPath", "FieldProblem", "Mechanism", "MechanismError", "NoOptions", "Options", "Readiness",
+           "Registry", "UnknownMechanism", "discover", "discovered", "get_mechanism", "mechanisms"]
+
+NOT_MECHANISMS = frozenset({"contract"})
+
+
+class UnknownMechanism(UnknownName):
+    """A site (or a caller) names a mechanism the registry does not have."""
+
+    def __init__(self, name: str, known) -> None:
+        super().__init__("mechanism", name, known)
+
+
+class MechanismError(MhlabError):
+    """A mechanism module breaks the contract (no MECHANISM, a name taken twice)."""
 
 
 @dataclass(frozen=True)
-class Mechanism:
-    name: str
-    summary: str  # one line for `mhlab mechanisms`
-    thesis: str  # where the thesis describes it
-    apply: Callable[["NetPlan", "Site"], None]
-    # optional: the interface identifier of a site host in each of its /64s (e.g. HBA addresses); None = plan's
-    host_iids: Optional[Callable[["Site", str, tuple[ipaddress.IPv6Network, ...]], tuple[int, ...]]] = None
+class Registry:
+    """Mechanisms by name (discovered ones in module-name order, then those added with ``with_``)."""
+
+    by_name: Mapping[str, Mechanism]
+
+    @classmethod
+    def of(cls, mechs) -> "Registry":
+        table: dict[str, Mechanism] = {}
+        for mech in mechs:
+            if not isinstance(mech, Mechanism):
+                raise MechanismError(f"{mech!r} is not a Mechanism")
+            if mech.name in table:
+                raise MechanismError(f"two mechanisms are named {mech.name!r}")
+            table[mech.name] = mech
+        return cls(MappingProxyType(table))
+
+    def with_(self, *mechs: Mechanism) -> "Registry":
+        """A new registry with ``mechs`` added (the name of each must be new)."""
+        return Registry.of([*self.by_name.values(), *mechs])
+
+    def only(self, names) -> "Registry":
+        """A registry of just the mechanisms called ``names`` (UnknownMechanism for a name it lacks)."""
+        wanted = set(names)
+        for name in sorted(wanted - set(self.by_name)):
+            raise UnknownMechanism(name, self.by_name)
+        return Registry.of([m for m in self if m.name in wanted])
+
+    def get(self, name: str) -> Mechanism:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise UnknownMechanism(name, self.by_name) from None
+
+    def names(self) -> list[str]:
+        return list(self.by_name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.by_name
+
+    def __iter__(self) -> Iterator[Mechanism]:
+        return iter(self.by_name.values())
+
+    def __len__(self) -> int:
+        return len(self.by_name)
 
 
-def _registry() -> dict[str, Mechanism]:
-    from . import mptcp, none, pi_bgp, sadr_static, shim
+def discover(package: str = __name__) -> Registry:
+    """Import every module of ``package`` (in name order) and collect its ``MECHANISM``."""
+    pkg = importlib.import_module(package)
+    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)
+                   if not m.name.startswith("_") and m.name not in NOT_MECHANISMS)
+    mechs = []
+    for name in names:
+        module = importlib.import_module(f"{package}.{name}")
+        mech = getattr(module, "MECHANISM", None)
+        if not isinstance(mech, Mechanism):
+            raise MechanismError(f"{package}.{name} defines no MECHANISM = Mechanism(...); helper modules "
+                                 "of the package start with '_'")
+        mechs.append(mech)
+    return Registry.of(mechs)
 
-    return {m.name: m for m in (none.MECHANISM, sadr_static.MECHANISM, pi_bgp.MECHANISM, shim.MECHANISM,
-                                mptcp.MECHANISM)}
+
+@functools.cache
+def discovered() -> Registry:
+    """The shipped mechanisms (discovered once; the registry is immutable)."""
+    return discover()
 
 
-def mechanisms() -> dict[str, Mechanism]:
-    """All known mechanisms by name."""
-    return _registry()
+def mechanisms() -> Mapping[str, Mechanism]:
+    """All shipped mechanisms by name."""
+    return discovered().by_name
 
 
 def get_mechanism(name: str) -> Mechanism:
-    try:
-        return _registry()[name]
-    except KeyError:
-        raise KeyError(f"unknown mechanism {name!r}; known: {', '.join(sorted(_registry()))}") from None
+    """A shipped mechanism; UnknownMechanism (listing the known names) when there is none by that name."""
+    return discovered().get(name)

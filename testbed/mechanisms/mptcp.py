@@ -9,7 +9,8 @@ subflow per address pair and survives the loss of one ISP without any agent.
 from __future__ import annotations
 
 from ..topology import host_def
-from . import Mechanism, sadr_static
+from . import sadr_static
+from .contract import Mechanism
 
 LIMITS = "mptcp limits set subflow 8 add_addr_accepted 8"
 
@@ -22,8 +23,8 @@ def add_endpoints(node, member) -> None:
         node.ip_commands.append(f"mptcp endpoint add {addr.ip} dev {member.ifname} id {i + 1} subflow signal")
 
 
-def _apply(net, site) -> None:
-    sadr_static.MECHANISM.apply(net, site)
+def _apply(net, site, options) -> None:
+    sadr_static.route_by_source(net, site)
     for lan in site.lans:
         seg = net.plan.segment(f"{site.name}-{lan.name}")
         for ref in lan.hosts:

@@ -4,10 +4,10 @@ Each exit router sends everything out through its own ISP.  A host that picks it
 gateway is the ISP-A exit router is dropped by ISP A's ingress filter.
 """
 
-from . import Mechanism
+from .contract import Mechanism
 
 
-def _apply(net, site) -> None:
+def _apply(net, site, options) -> None:
     net.notes.append(f"site {site.name}: mechanism none - packets leave by destination only; a source "
                      "address from the other ISP is dropped by the ingress filter")
 

@@ -20,10 +20,11 @@ that the PA ones are not simply broken (``mhlab check`` tries every address), th
 from __future__ import annotations
 
 from ..netplan import Neighbor, NetPlan, Node, Route
-from . import Mechanism, sadr_static
+from . import sadr_static
+from .contract import Mechanism
 
 
-def _apply(net: NetPlan, site) -> None:
+def _apply(net: NetPlan, site, options) -> None:
     plan = net.plan
     pi = str(plan.pi_prefixes[site.name])
     for ex in site.exits:
@@ -36,7 +37,7 @@ def _apply(net: NetPlan, site) -> None:
         _add(isp.ingress[plan.segment(f"{ex.isp}-{ex.router}").member(ex.isp).ifname], pi)
         _transit(net, ex.isp, pi, set())
     _ibgp_between_exits(net, site)
-    sadr_static.MECHANISM.apply(net, site)
+    sadr_static.route_by_source(net, site)
 
 
 def _transit(net: NetPlan, isp: str, prefix: str, seen: set[str]) -> None:
@@ -76,4 +77,4 @@ def _add(prefixes: list[str], prefix: str) -> None:
 
 
 MECHANISM = Mechanism("pi-bgp", "IPv4-style multihoming: a provider-independent /48 announced through every ISP "
-                      "(baseline: one more global route per site)", "ch. 2.6", _apply)
+                      "(baseline: one more global route per site)", "ch. 2.6", _apply, pi_prefix=True)

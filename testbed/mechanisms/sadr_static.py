@@ -13,10 +13,11 @@ The ISPs send only a default route to the site, so every exit route is ``::/0`` 
 from __future__ import annotations
 
 from ..netplan import Route
-from . import Mechanism
+from .contract import Mechanism
 
 
-def _apply(net, site) -> None:
+def route_by_source(net, site) -> None:
+    """On every router of ``site``: a default route from each site prefix towards the exit to its ISP."""
     plan, topo = net.plan, net.topology
     prefixes = plan.site_prefixes[site.name]
     exits = {ex.isp: ex.router for ex in site.exits}
@@ -61,6 +62,10 @@ def _next_hop(net, site, router: str, target: str) -> tuple[str, str] | None:
     name = f"{router}-{hop}" if any(s.name == f"{router}-{hop}" for s in net.plan.segments) else f"{hop}-{router}"
     seg = net.plan.segment(name)
     return str(seg.member(hop).addresses[0].ip), seg.member(router).ifname
+
+
+def _apply(net, site, options) -> None:
+    route_by_source(net, site)
 
 
 MECHANISM = Mechanism("sadr-static", "source-address-dependent routing with static source-specific routes",

@@ -123,10 +123,15 @@ def test_shim_site_runs_mptcp_hosts_without_an_agent():
     assert len(endpoints) == 2 and not [c for c in net.nodes["hA"].ip_commands if "mptcp" in c]
 
 
-def test_mptcp_hosts_must_be_hosts_of_the_site():
+def test_mptcp_hosts_must_be_hosts_of_the_site(tmp_path):
     from testbed.errors import TopologyError
+    path = tmp_path / "t.yaml"
+    path.write_text((DEFAULT.parent / "two-sites-shim-mptcp.yaml").read_text().replace("mptcp_hosts: [mA]",
+                                                                                      "mptcp_hosts: [mB]"))
+    with pytest.raises(TopologyError, match=f"{path}:18: sites.0.options.mptcp_hosts.0: mptcp_hosts names mB, "
+                                            "not a host of this site; its hosts: hA, mA"):
+        load_topology(path)
     mixed = load_topology(DEFAULT.parent / "two-sites-shim-mptcp.yaml")
     site = mixed.sites[0].model_copy(update={"options": {**mixed.sites[0].options, "mptcp_hosts": ["mB"]}})
-    bad = mixed.model_copy(update={"sites": [site, mixed.sites[1]]})
-    with pytest.raises(TopologyError, match="mptcp_hosts names mB, not a host of this site; its hosts: hA, mA"):
-        build_netplan(bad)
+    with pytest.raises(TopologyError, match="sites.0.options.mptcp_hosts.0: mptcp_hosts names mB"):
+        mixed.variant(sites=[site, mixed.sites[1]])

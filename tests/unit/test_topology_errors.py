@@ -8,6 +8,7 @@ import pytest
 
 from testbed.errors import TopologyError
 from testbed.mechanisms import mechanisms
+from testbed.netplan import build_netplan
 from testbed.topology import load_topology
 
 GOOD = """\
@@ -64,6 +65,16 @@ CASES = [
     ("duplicate key", ("    asn: 65020\n", "    asn: 65020\n    asn: 65021\n"), 11, ["duplicate key"]),
     ("not YAML", ("hosts: [h1]", "hosts: [h1"), None, ["not valid YAML"]),
     ("a host id that is not one", ("hosts: [h1]", "hosts: [{name: h1, iid: banana}]"), 19, ["interface identifier"]),
+    ("AS_TRANS", ("asn: 65020", "asn: 23456"), 10, ["isps.2.asn", "AS_TRANS", "private ASN"]),
+    ("reserved ASN", ("asn: 65020", "asn: 65535"), 10, ["isps.2.asn", "reserved (RFC 7300)"]),
+    ("IANA-reserved ASN", ("asn: 65020", "asn: 70000"), 10, ["isps.2.asn", "reserved by IANA"]),
+    ("two ISPs with one ASN", ("asn: 65020", "asn: 65010"), 10, ["isps.2.asn", "also ISP ispa's (line 7)"]),
+    ("a site with an ISP's ASN", ("  - name: site\n", "  - name: site\n    asn: 65000\n"), 14,
+     ["sites.0.asn", "ISP core's (line 4)"]),
+    ("a site whose default ASN is an ISP's", ("asn: 65020", "asn: 65100"), 13,
+     ["sites.0:", "default ASN of site site (65100)", "set asn:"]),
+    ("unknown shim option", ("  - name: site\n", "  - name: site\n    mechanism: shim\n    options: {sek: 1}\n"),
+     15, ["sites.0.options.sek", "unknown option 'sek' of mechanism shim"]),
 ]
 
 
@@ -78,14 +89,18 @@ def test_the_base_file_is_valid(tmp_path):
     assert [i.name for i in topo.isps] == ["core", "ispa", "ispb"]
 
 
+@pytest.mark.parametrize("asn", [64496, 64511, 65536, 65551, 64512, 65534, 4200000000, 4294967294])
+def test_documentation_and_private_asns_are_valid(tmp_path, asn):
+    assert load_topology(_write(tmp_path, GOOD.replace("asn: 65020", f"asn: {asn}"))).isp("ispb").asn == asn
+
+
 @pytest.mark.parametrize("what,change,line,words", CASES, ids=[c[0] for c in CASES])
 def test_bad_file_is_rejected_with_location(tmp_path, what, change, line, words):
     old, new = change
     assert old in GOOD, f"test case {what!r} does not apply"
     path = _write(tmp_path, GOOD.replace(old, new, 1))
     with pytest.raises(TopologyError) as exc:
-        from testbed.netplan import build_netplan
-        build_netplan(load_topology(path, set(mechanisms())))
+        build_netplan(load_topology(path))
     text = str(exc.value)
     assert str(path) in text
     if line is not None:
