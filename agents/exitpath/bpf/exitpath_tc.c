@@ -342,6 +342,16 @@ static __always_inline int icmp_about_race(struct __sk_buff *skb)
 	return bpf_map_lookup_elem(&alts, &k) != 0;	/* about a copy */
 }
 
+/* Router and neighbour solicitations and advertisements, redirects (133-137): not communications. */
+static __always_inline int is_neighbour_discovery(struct __sk_buff *skb)
+{
+	__u8 type;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + IP6_HLEN, &type, 1))
+		return 1;
+	return type >= 133 && type <= 137;
+}
+
 SEC("tc/ingress")
 int ep_ingress(struct __sk_buff *skb)
 {
@@ -365,6 +375,8 @@ int ep_ingress(struct __sk_buff *skb)
 			count(S_ICMP_DROPPED);
 			return TC_ACT_SHOT;
 		}
+		if (ip6.nexthdr == PROTO_ICMPV6 && is_neighbour_discovery(skb))
+			return TC_ACT_UNSPEC;
 		if (is_ours(cfg, ip6.daddr.in6_u.u6_addr8))
 			note_seen(ip6.saddr.in6_u.u6_addr8, ip6.daddr.in6_u.u6_addr8, now);
 		return TC_ACT_UNSPEC;
