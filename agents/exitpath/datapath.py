@@ -25,6 +25,7 @@ import ipaddress
 import json
 import math
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -43,12 +44,13 @@ BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
 SO_MARK = 36
 DEFAULT_MARK = 0x65780000  # on our copies and RSTs: the programs let them pass untouched
 ROUTE_PROTO = "199"        # marks our route hints (`ip -6 route show proto 199`)
-F_RACING, F_DIRECT, F_REWRITTEN, F_TIMED = 1, 2, 3, 4
-FLOW_STATES = {F_RACING: "racing", F_DIRECT: "direct", F_REWRITTEN: "rewritten", F_TIMED: "timed"}
+F_RACING, F_DIRECT, F_REWRITTEN, F_TIMED, F_CLAIMED, F_CACHED = 1, 2, 3, 4, 5, 6
+FLOW_STATES = {F_RACING: "racing", F_DIRECT: "direct", F_REWRITTEN: "rewritten", F_TIMED: "timed",
+               F_CLAIMED: "claimed", F_CACHED: "cached"}
 STAT_NAMES = ("races", "copies", "copy_failed", "rewritten_out", "rewritten_in", "loser_dropped",
               "loser_to_kernel", "icmp_dropped")
 FKEY = struct.Struct("<16s16s2s2sB3x")   # ports stay in network order, as the program stores them
-FLOW = struct.Struct("<16sQQB7x")
+FLOW = struct.Struct("<16sQQI4x")
 
 
 class DataPathError(OSError):
@@ -65,6 +67,20 @@ def real_devices() -> list[str]:
         except OSError:
             continue
     return out
+
+
+def compile_object(workdir: Path) -> Path:
+    """clang -target bpf -mcpu=v3: the programs use compare-and-swap (BPF atomics need v3)."""
+    clang = shutil.which("clang")
+    if clang is None:
+        raise DataPathError(2, "clang not found (Debian: apt-get install clang libbpf-dev)")
+    target = workdir / "exitpath_tc.o"
+    proc = subprocess.run([clang, "-O2", "-g0", "-target", "bpf", "-mcpu=v3", "-Wall", "-I",
+                           "/usr/include/x86_64-linux-gnu", "-c", str(SOURCE), "-o", str(target)],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise DataPathError(22, f"clang failed: {proc.stderr.strip()[-2000:]}")
+    return target
 
 
 def tcx_attach(prog_fd: int, ifindex: int, attach_type: int) -> int:
@@ -128,7 +144,7 @@ class KernelPath:
         if not devices:
             raise DataPathError(19, "no network device to attach to")
         with tempfile.TemporaryDirectory(prefix="exitpath-bpf-") as workdir:
-            self.obj = bpfload.load_object(bpfload.compile_object(workdir, SOURCE))
+            self.obj = bpfload.load_object(compile_object(Path(workdir)))
         config = struct.pack("<II", len(self.sources), self.mark) + b"".join(s.packed for s in self.sources)
         self.obj.maps["config"].update(struct.pack("<I", 0), config.ljust(8 + 16 * MAX_SOURCES, b"\0"))
         try:
@@ -248,7 +264,7 @@ class KernelPath:
             src, _started, _last, state = FLOW.unpack(raw)
             out.append(Flow(Address(local), Address(peer), int.from_bytes(lport, "big"), int.from_bytes(pport, "big"),
                             proto, FLOW_STATES.get(state, str(state)),
-                            Address(src) if state in (F_REWRITTEN, F_TIMED) else None))
+                            Address(src) if state in (F_REWRITTEN, F_TIMED, F_CACHED) else None))
         return out
 
     def expire_flows(self, idle: float) -> int:

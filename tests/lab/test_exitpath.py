@@ -164,6 +164,11 @@ def test_sigkill_fails_open(lab, site):
     try:
         time.sleep(1)
         assert curl(lab, dst)[0]
+        # step 2 for a socket the application bound to the dead ISP's address: rewritten to the entry's
+        res = lab["h1"].run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--interface", src_a,
+                             "--connect-timeout", "3", URL.format(dst=dst)], timeout=15)
+        assert res.stdout == "200", res.stderr
+        assert any(f["state"] == "cached" and f["src"] == src_b for f in agent.ctl("flows"))
         agent.stop(signal.SIGKILL)
         time.sleep(2.5)  # the route hint it left behind has expired
         ok, detail = curl(lab, dst)

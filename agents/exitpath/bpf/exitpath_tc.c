@@ -44,7 +44,9 @@
 #define TCP_FLAG_ACK 0x10
 #define TCP_FLAG_RST 0x04
 
-enum { F_RACING = 1, F_DIRECT = 2, F_REWRITTEN = 3, F_TIMED = 4 };
+/* F_CLAIMED: a copy's reply won the compare-and-swap and is writing its source (then F_REWRITTEN) */
+/* F_CACHED: a flow that started from another source than its destination's entry (step 2 by rewrite) */
+enum { F_RACING = 1, F_DIRECT = 2, F_REWRITTEN = 3, F_TIMED = 4, F_CLAIMED = 5, F_CACHED = 6 };
 enum { S_RACES = 0, S_COPIES, S_COPY_FAILED, S_REWRITE_OUT, S_REWRITE_IN, S_LOSER_DROPPED, S_LOSER_TO_KERNEL,
        S_ICMP_DROPPED, S_MAX = 8 };
 
@@ -73,8 +75,8 @@ struct flow {
 	__u8 src[16];		/* the source the flow uses (F_REWRITTEN, F_TIMED) */
 	__u64 started_ns;
 	__u64 last_ns;
-	__u8 state;
-	__u8 pad[7];
+	__u32 state;		/* changed by compare-and-swap: two replies may race on two CPUs */
+	__u32 pad;
 };
 struct alt {
 	__u8 orig[16];		/* the application's source of the flow this copy belongs to */
@@ -143,6 +145,15 @@ static __always_inline int is_ours(const struct config *cfg, const __u8 *addr)
 static __always_inline int is_local_scope(const __u8 *addr)
 {
 	return addr[0] == 0xff || (addr[0] == 0xfe && (addr[1] & 0xc0) == 0x80);
+}
+
+/* The flow's packets leave from another address than the application's `local`. */
+static __always_inline int runs_elsewhere(struct flow *f, const __u8 *local)
+{
+	__u32 state = *(volatile __u32 *)&f->state;
+
+	return state == F_REWRITTEN || state == F_CLAIMED ||
+	       ((state == F_TIMED || state == F_CACHED) && !addr_eq(f->src, local));
 }
 
 struct parsed {
@@ -259,13 +270,15 @@ int ep_egress(struct __sk_buff *skb)
 	syn = p.ip6.nexthdr == PROTO_TCP && (p.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 	fkey_of(&k, p.ip6.saddr.in6_u.u6_addr8, p.ip6.daddr.in6_u.u6_addr8, p.ports[0], p.ports[1], p.ip6.nexthdr);
 	f = bpf_map_lookup_elem(&flows, &k);
-	if (f && syn && (f->state == F_DIRECT || f->state == F_REWRITTEN)) {
+	if (f && syn && (f->state == F_DIRECT || f->state == F_REWRITTEN || f->state == F_CACHED)) {
 		bpf_map_delete_elem(&flows, &k);	/* a new connection on an old 4-tuple */
 		f = 0;
 	}
+	if (syn)
+		bpf_map_delete_elem(&alts, &k);	/* the tuple is a real socket's now, not a stale copy's */
 	if (f) {
 		f->last_ns = now;
-		if (f->state == F_REWRITTEN || (f->state == F_TIMED && !addr_eq(f->src, k.local))) {
+		if (runs_elsewhere(f, k.local)) {
 			__u8 to[16];
 
 			addr_copy(to, f->src);
@@ -281,8 +294,28 @@ int ep_egress(struct __sk_buff *skb)
 	if (is_local_scope(k.peer) || !is_ours(cfg, k.local))
 		return TC_ACT_UNSPEC;
 	c = bpf_map_lookup_elem(&cache, k.peer);
-	if (c && c->expires_ns > now)
-		return TC_ACT_UNSPEC;	/* steps 1-2: the route hint chose the cached source */
+	if (c && c->expires_ns > now) {
+		/* steps 1-2: the route hint made the socket choose the cached source; a socket that has
+		 * another one (bound by the application, or opened before the hint was in place) is
+		 * rewritten to the cached source for the flow's lifetime */
+		struct flow nf = {};
+		struct alt a = {};
+		struct fkey ak;
+
+		if (addr_eq(c->src, k.local) || !is_ours(cfg, c->src))
+			return TC_ACT_UNSPEC;
+		nf.state = F_CACHED;
+		nf.started_ns = now;
+		nf.last_ns = now;
+		addr_copy(nf.src, c->src);
+		bpf_map_update_elem(&flows, &k, &nf, BPF_ANY);
+		addr_copy(a.orig, k.local);
+		fkey_of(&ak, nf.src, k.peer, k.lport, k.pport, k.proto);
+		bpf_map_update_elem(&alts, &ak, &a, BPF_ANY);
+		if (!set_addr(skb, &p, 8, k.local, nf.src))
+			count(S_REWRITE_OUT);
+		return TC_ACT_UNSPEC;
+	}
 	{
 		struct flow nf = {};
 		struct race r = {};
@@ -388,9 +421,8 @@ int ep_ingress(struct __sk_buff *skb)
 	f = bpf_map_lookup_elem(&flows, &k);
 	if (f) {
 		f->last_ns = now;
-		if (f->state == F_RACING) {
-			f->state = F_DIRECT;	/* step 4: the original won */
-		} else if (f->state == F_REWRITTEN || (f->state == F_TIMED && !addr_eq(f->src, k.local))) {
+		__sync_val_compare_and_swap(&f->state, F_RACING, F_DIRECT);	/* step 4: the original won */
+		if (runs_elsewhere(f, k.local)) {
 			/* the losing attempt from the application's own address */
 			if ((p.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK)) {
 				struct reset r = { p.ack, 1 };
@@ -411,11 +443,12 @@ int ep_ingress(struct __sk_buff *skb)
 		addr_copy(orig, a->orig);
 		fkey_of(&ok, orig, k.peer, k.lport, k.pport, k.proto);
 		f = bpf_map_lookup_elem(&flows, &ok);
-		if (f && f->state == F_RACING) {
-			f->state = F_REWRITTEN;	/* step 4: this copy won */
-			addr_copy(f->src, k.local);
+		if (f && __sync_val_compare_and_swap(&f->state, F_RACING, F_CLAIMED) == F_RACING) {
+			addr_copy(f->src, k.local);	/* step 4: this copy won */
+			f->state = F_REWRITTEN;
 		}
-		if (f && (f->state == F_REWRITTEN || f->state == F_TIMED) && addr_eq(f->src, k.local)) {
+		if (f && (f->state == F_REWRITTEN || f->state == F_TIMED || f->state == F_CACHED) &&
+		    addr_eq(f->src, k.local)) {
 			f->last_ns = now;
 			note_seen(k.peer, k.local, now);
 			if (!set_addr(skb, &p, 24, k.local, orig))
