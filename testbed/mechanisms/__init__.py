@@ -24,6 +24,7 @@ class Mechanism:
     apply: Callable[["NetPlan", "Site"], None]
     # optional: the interface identifier of a site host in each of its /64s (e.g. HBA addresses); None = plan's
     host_iids: Optional[Callable[["Site", str, tuple[ipaddress.IPv6Network, ...]], tuple[int, ...]]] = None
+    demo: Optional[str] = None  # scenario file (from the repo root) `mhlab demo` runs with every site on this mechanism
 
 
 def _registry() -> dict[str, Mechanism]:

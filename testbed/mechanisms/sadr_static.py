@@ -64,4 +64,4 @@ def _next_hop(net, site, router: str, target: str) -> tuple[str, str] | None:
 
 
 MECHANISM = Mechanism("sadr-static", "source-address-dependent routing with static source-specific routes",
-                      "6.2.2.1", _apply)
+                      "6.2.2.1", _apply, demo="scenarios/demo-link-down.yaml")

@@ -100,4 +100,5 @@ def _apply(net, site) -> None:
 
 
 MECHANISM = Mechanism("shim", "Shim6/HBA identification sub-layer in every host, over sadr-static routing",
-                      "6.4", _apply, host_iids=_host_iids)
+                      "6.4", _apply, host_iids=_host_iids,
+                      demo="scenarios/demo-link-down.yaml")
