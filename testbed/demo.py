@@ -61,6 +61,7 @@ class RowResult:
     """What one row measured, in the words of the table; ``error`` set when the row could not run."""
 
     row: DemoRow
+    story: str = ""  # the scenario's description
     survives: bool | None = None
     longest_gap_ms: float | None = None
     gap_open: bool = False
@@ -116,15 +117,19 @@ def row_lab(loaded: LoadedScenario, mechanism: str) -> Topology:
 
 
 def summarise(row: DemoRow, loaded: LoadedScenario, result: ScenarioResult) -> RowResult:
-    """The scenario's first tcpseq flow is the established connection; every probe flow is one source."""
+    """The scenario's first tcpseq flow is the established connection (its longest gap: of those that end
+    after the first fault); every probe flow is one source of new connections."""
     flows = {f.name: f for f in result.flows}
     est = next((flows[f.name] for f in loaded.scenario.traffic if f.kind == "tcpseq"), None)
     news = tuple(_new_connections(flows[f.name], f.src) for f in loaded.scenario.traffic if f.kind == "probe")
     wants = tuple((_want_name(loaded, i), v.passed) for i, v in enumerate(result.verdicts))
+    story = loaded.scenario.description
     if est is None:
-        return RowResult(row, new_connections=news, wants_met=wants, result=result)
-    return RowResult(row, survives=_kept(est), longest_gap_ms=est.max_gap_ms, gap_open=any(g.open for g in est.gaps),
-                     new_connections=news, wants_met=wants, result=result)
+        return RowResult(row, story, new_connections=news, wants_met=wants, result=result)
+    fault_at = min((f.at - result.t0 for f in result.faults), default=0.0)
+    after = [g for g in est.gaps if g.end > fault_at]  # silences before the fault are not the story
+    return RowResult(row, story, survives=_kept(est), longest_gap_ms=max((g.duration for g in after), default=0.0) * 1000,
+                     gap_open=any(g.open for g in after), new_connections=news, wants_met=wants, result=result)
 
 
 def _kept(flow: FlowResult) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .demo import DemoResult, RowResult
+from .demo import REPO_ROOT, DemoResult, RowResult
 from .scenario.report import fmt_ms, md_table, text_table
 
 SCHEMA = "mhlab.demo-report/1"
@@ -30,7 +30,7 @@ def sources(demo: DemoResult) -> list[str]:
 
 
 def headers(demo: DemoResult) -> tuple[str, ...]:
-    return ("mechanism", "thesis", "connection survives", "longest gap",
+    return ("mechanism", "thesis", "connection survives", "longest gap after the fault",
             *(f"new from {s} addr." for s in sources(demo)))
 
 
@@ -41,6 +41,9 @@ def _yes_no(value: bool | None) -> str:
 def _gap(r: RowResult) -> str:
     if r.longest_gap_ms is None:
         return "-"
+    if not r.longest_gap_ms:
+        est = next((f for f in r.result.flows if f.kind == "tcpseq"), None) if r.result else None
+        return f"none over {fmt_ms(est.gap_threshold_ms)}" if est else "none"
     return fmt_ms(r.longest_gap_ms) + (", never recovered" if r.gap_open else "")
 
 
@@ -58,42 +61,49 @@ def rows(demo: DemoResult) -> list[tuple[str, ...]]:
 
 
 def fault_line(demo: DemoResult) -> str:
-    """``ISP fault cut (link-down, ...) at t=3.0 s on lab two-sites-shim.yaml``, from the first row that ran."""
+    """What happened, from the first row that ran: the scenario's description, its fault, its lab."""
     done = next((r for r in demo.rows if r.result is not None), None)
-    if done is None or not done.result.faults:
-        return "the demo fault"
-    f = done.result.faults[0]
-    return (f"fault {f.name} ({f.kind}: {f.detail}) at t={f.at - done.result.t0:.1f} s of {done.result.duration:g} s "
-            f"of traffic, lab {Path(done.result.lab).name} with every site's mechanism set to the row's")
+    if done is None:
+        return "no row ran"
+    res = done.result
+    faults = "; ".join(f"t={f.at - res.t0:.1f} s: {f.name} ({f.kind}, {f.detail})" for f in res.faults)
+    return (f"{done.story or res.scenario}\n{faults}; {res.duration:g} s of traffic.  Lab {Path(res.lab).name}, "
+            f"deployed once per row with every site's mechanism set to the row's.")
+
+
+def wanted_rows(demo: DemoResult) -> list[tuple[str, ...]]:
+    """The scenario's expectations (what the site's users want), met or not, per mechanism."""
+    wants = list(dict.fromkeys(w for r in demo.rows for w, _ in r.wants_met))
+    return [(w, *(_yes_no(dict(r.wants_met).get(w)) for r in demo.rows)) for w in wants]
 
 
 LEGEND = ("connection survives: the established TCP connection (tcpseq, hA's ISP-A1 address -> hB) still carries "
-          "data at the end, never broken or replaced.\nlongest gap: the longest silence on it.  new from X addr.: "
+          "data at the end, never broken or replaced.\nlongest gap: its longest silence after the fault.  new from X addr.: "
           "new TCP connections (curl) from hA's address in X's prefix after the fault, ok/attempted.")
 
 
 def terminal(demo: DemoResult) -> str:
     parts = [fault_line(demo), text_table(headers(demo), rows(demo)), LEGEND]
-    how = "in parallel, one lab per row" if demo.parallel else "one lab after the other"
-    parts.append(f"{len(demo.rows)} labs {how}: {demo.wall_s:.1f} s wall time")
+    if wanted_rows(demo):
+        parts.append(text_table(("wanted", *(r.row.mechanism for r in demo.rows)), wanted_rows(demo)))
+    how = "in parallel" if demo.parallel else "one after the other"
+    parts.append(f"{len(demo.rows)} labs, {how}: {demo.wall_s:.1f} s wall time")
     return "\n\n".join(parts) + "\n"
 
 
 def markdown(demo: DemoResult, out_dir: Path) -> str:
-    out = ["# The thesis's story: one fault, one lab, each mechanism", "", fault_line(demo) + ".", "",
+    out = ["# The thesis's story: one fault, one lab, each mechanism", "", fault_line(demo).replace("\n", ". "), "",
            md_table(headers(demo), rows(demo)), "", LEGEND.replace("\n", " "), "", "![comparison](comparison.png)", ""]
-    wants = list(dict.fromkeys(w for r in demo.rows for w, _ in r.wants_met))
-    if wants:
-        table = [(w, *(_yes_no(dict(r.wants_met).get(w)) for r in demo.rows)) for w in wants]
+    if wanted_rows(demo):
         out += ["## What the site's users want", "", md_table(("wanted", *(r.row.mechanism for r in demo.rows)),
-                                                               table), ""]
+                                                               wanted_rows(demo)), ""]
     out += ["## Rows", ""]
     for r in demo.rows:
         where = f"[report]({r.report_dir.relative_to(out_dir)}/report.md)" if r.report_dir else r.error
         out.append(f"- `{r.row.mechanism}` (thesis {r.row.thesis}): {r.row.summary}; lab `{r.row.lab_name}`, "
                    f"{r.wall_s:.1f} s; {where}")
     how = "in parallel" if demo.parallel else "one after the other"
-    out += ["", f"{len(demo.rows)} labs {how}: {demo.wall_s:.1f} s wall time.", ""]
+    out += ["", f"{len(demo.rows)} labs, {how}: {demo.wall_s:.1f} s wall time.", ""]
     return "\n".join(out)
 
 
@@ -102,7 +112,7 @@ def report_dict(demo: DemoResult, out_dir: Path) -> dict[str, Any]:
         "schema": SCHEMA, "fault": fault_line(demo), "wall_s": round(demo.wall_s, 2), "parallel": demo.parallel,
         "rows": [{
             "mechanism": r.row.mechanism, "thesis": r.row.thesis, "summary": r.row.summary, "lab": r.row.lab_name,
-            "scenario": str(r.row.scenario), "error": r.error or None,
+            "scenario": _shown(r.row.scenario), "error": r.error or None,
             "connection_survives": r.survives,
             "longest_gap_ms": None if r.longest_gap_ms is None else round(r.longest_gap_ms, 1),
             "gap_never_recovered": r.gap_open,
@@ -113,6 +123,11 @@ def report_dict(demo: DemoResult, out_dir: Path) -> dict[str, Any]:
             "wall_s": round(r.wall_s, 2),
         } for r in demo.rows],
     }
+
+
+def _shown(path: Path) -> str:
+    """Repo-relative when inside the repository (reports are shared), else absolute."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def write(demo: DemoResult, out_dir: str | Path) -> DemoFiles:
@@ -142,7 +157,9 @@ def plot(demo: DemoResult, path: Path) -> None:
         _panel(ax, r)
     axes[-1, 0].set_xlabel("seconds since traffic start")
     fig.suptitle("The same fault on the same lab, per mechanism", y=0.995)
-    fig.tight_layout()
+    fig.text(0.01, 0.005, "established connection: green = data flowing, red = silent.  "
+             "New connections: green tick = connected, red cross = failed.  Dashed line: the fault.", fontsize=8)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -157,13 +174,13 @@ def _panel(ax: Any, r: RowResult) -> None:
             on = [(i * res.bin_s, res.bin_s) for i, c in enumerate(flow.timeline) if c]
             ax.broken_barh(on, (y - 0.3, 0.6), color="tab:green")
             for g in flow.gaps:
-                ax.broken_barh([(g.start, g.end - g.start)], (y - 0.3, 0.6), color="tab:red", alpha=0.6)
+                ax.broken_barh([(g.start, g.end - g.start)], (y - 0.3, 0.6), color="tab:red")
         else:
             ok = [t for t, good in flow.attempts if good]
             bad = [t for t, good in flow.attempts if not good]
             ax.plot(ok, [y] * len(ok), "|", color="tab:green", markersize=11)
             ax.plot(bad, [y] * len(bad), "x", color="tab:red", markersize=5)
-    names = {"tcpseq": "established", "probe": "new from {}"}
+    names = {"tcpseq": "established", "probe": "new from {} addr."}
     by_name = {n.address: n.source for n in r.new_connections}
     ax.set_yticks(range(len(lanes)), [names[f.kind].format(by_name.get(f.src, f.src)) for f in reversed(lanes)],
                   fontsize=8)
@@ -171,8 +188,9 @@ def _panel(ax: Any, r: RowResult) -> None:
     ax.set_xlim(0, res.duration)
     for f in res.faults:
         ax.axvline(f.at - res.t0, color="black", linestyle="--", linewidth=1)
-        ax.annotate(f"{f.name}: {f.kind}", (f.at - res.t0, 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(3, -10), textcoords="offset points", fontsize=8)
+        ax.annotate(f"{f.name}: {f.detail}", (f.at - res.t0, 0.0), xycoords=("data", "axes fraction"),
+                    xytext=(3, 2), textcoords="offset points", fontsize=8,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
     news = ", ".join(f"{n.source} {n.ok}/{n.total}" for n in r.new_connections)
     ax.set_title(f"{r.row.mechanism} ({r.row.thesis}): connection survives: {_yes_no(r.survives)}; "
-                 f"longest gap {_gap(r)}; new connections after the fault: {news}", fontsize=9, loc="left")
+                 f"longest gap after the fault {_gap(r)}; new connections after the fault: {news}", fontsize=9, loc="left")

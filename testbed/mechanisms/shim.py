@@ -10,7 +10,7 @@ Site options: ``sec`` (0), ``profile`` (``tuned`` or ``rfc`` timers), ``policy``
 ``packets:N``, ``seconds:T``), ``observe`` (true: the agent sniffs data packets to trigger contexts),
 ``datapath`` (``ebpf``: after a locator switch packets are translated in the kernel with the RFC 5533 payload
 header; ``none``: control plane only), ``mptcp_hosts`` (hosts of the site that run kernel MPTCP instead of the
-agent: the comparison of issue 5 runs both side by side in one lab, under the same fault).
+agent: the shim and MPTCP then run side by side in one lab, under the same fault).
 """
 
 from __future__ import annotations
