@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -161,6 +162,7 @@ def run_row(row: DemoRow, out_dir: Path, run_root: str | None = None, verbose: b
         try:
             show(f"up in {lab.timings['total']:.1f} s; {loaded.scenario.duration:g} s of traffic")
             out = out_dir / row.mechanism
+            shutil.rmtree(out, ignore_errors=True)  # the traffic agents append to their logs: start clean
             outcome = run_loaded(loaded, out, lab=lab, progress=_only_faults(show))
         finally:
             lab.destroy()
