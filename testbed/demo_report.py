@@ -192,5 +192,5 @@ def _panel(ax: Any, r: RowResult) -> None:
                     xytext=(3, 2), textcoords="offset points", fontsize=8,
                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
     news = ", ".join(f"{n.source} {n.ok}/{n.total}" for n in r.new_connections)
-    ax.set_title(f"{r.row.mechanism} ({r.row.thesis}): connection survives: {_yes_no(r.survives)}; "
-                 f"longest gap after the fault {_gap(r)}; new connections after the fault: {news}", fontsize=9, loc="left")
+    ax.set_title(f"{r.row.mechanism} ({r.row.thesis}): connection survives: {_yes_no(r.survives)} (longest gap after "
+                 f"the fault: {_gap(r)}); new connections after it: {news}", fontsize=9, loc="left")
