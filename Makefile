@@ -5,7 +5,8 @@ PY := .venv/bin/python
 setup:
 	@bash scripts/setup.sh
 
-## Bring up the default lab (topologies/two-isp-site.yaml), check it and tear it down, with a report.
+## The thesis's story: ISP A1's access link fails under live traffic, on the same two-site lab once per
+## mechanism (none, sadr-static, shim), results side by side; report in reports/demo/.
 demo: setup
 	@.venv/bin/mhlab demo
 

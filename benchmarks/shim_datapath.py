@@ -12,7 +12,7 @@ Each case runs ``--repeat`` times (iperf3 on a 2-core machine varies by +-20 % f
 run); the table gives the median, min and max, and the median as a share of plain's median.
 
 Run as root:  python benchmarks/shim_datapath.py [--seconds 5] [--repeat 3] [--mtu 1500]
-Targets (issue 5): untranslated >= 95 % of plain, translated >= 50 % of plain.
+Targets: untranslated >= 95 % of plain, translated >= 50 % of plain.
 """
 
 from __future__ import annotations

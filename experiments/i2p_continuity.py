@@ -9,7 +9,7 @@ crashed (its i2pd, or only its Destination process = its I2CP session), observed
 The probe switches to a spare SAM session (kept ready) after 6 losses in a row (``renew``) - an existing
 end-to-end session cannot move to another router, see docs/i2p-proposal-140.md - or never (``stock``).
 
-    sudo .venv/bin/python -m experiments.i2p_continuity -o reports/i2p   # one more repetition each time
+    sudo .venv/bin/python experiments/i2p_continuity.py -o reports/i2p   # one more repetition each time
 """
 
 from __future__ import annotations
@@ -18,15 +18,18 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from testbed.i2p import faults, observe
-from testbed.i2p.analysis import answered_fraction, fraction_ok, read_requests, recovery_time
-from testbed.lab import Lab
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from .i2p_runs import experiment_parser, model, run_workers, save_report, saved_results
+from testbed.i2p import faults, observe  # noqa: E402
+from testbed.i2p.analysis import answered_fraction, fraction_ok, read_requests, recovery_time  # noqa: E402
+from testbed.lab import Lab  # noqa: E402
+
+from experiments.i2p_runs import experiment_parser, model, run_workers, save_report, saved_results  # noqa: E402
 
 RUNS = ["naive-router-renew", "balancer-router-renew", "primary-router-renew", "naive-session-renew",
         "balancer-session-renew", "primary-session-renew", "balancer-router-stock", "primary-router-stock"]

@@ -8,7 +8,7 @@ stores counted at the floodfill (see experiments/i2p_runs.py), and a snapshot of
 and each router's pool every 10 s.  i2pd's tunnels live 10 minutes and cannot be shortened, so the
 default window is the full 600 s (no time scaling); a shorter window is scaled to 10 min linearly.
 
-    sudo .venv/bin/python -m experiments.i2p_publication_load -o reports/i2p
+    sudo .venv/bin/python experiments/i2p_publication_load.py -o reports/i2p
 """
 
 from __future__ import annotations
@@ -17,14 +17,17 @@ import argparse
 import itertools
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from testbed.lab import Lab
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from .i2p_runs import (StoreCounter, experiment_parser, gateway_names, lease_snapshot, model, run_workers,
-                       save_report, saved_results)
+from testbed.lab import Lab  # noqa: E402
+
+from experiments.i2p_runs import (StoreCounter, experiment_parser, gateway_names, lease_snapshot,  # noqa: E402
+                                  model, run_workers, save_report, saved_results)
 
 SIZES = (2, 4, 8)
 QUANTITY = 3

@@ -122,3 +122,10 @@ def save_report(fig: Any, text: str, out: Path, stem: str) -> str:
     fig.savefig(out / f"{stem}.png", dpi=120)
     (out / f"{stem}.txt").write_text(text + "\n")
     return text
+
+
+if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="A module shared by experiments/i2p_publication_load.py and "
+                                   "experiments/i2p_continuity.py; run those.").parse_args()
+    print("nothing to run here: see experiments/i2p_publication_load.py and experiments/i2p_continuity.py")

@@ -72,7 +72,7 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=5, help="runs per case (issue 5 asks for >= 20)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per case (20 or more for a p95 worth reading)")
     ap.add_argument("--cases", default=";".join(CASES), help="';'-separated subset of: " + "; ".join(CASES))
     ap.add_argument("-o", "--output", default="reports/shim-vs-mptcp", help="where results.json goes")
     args = ap.parse_args()

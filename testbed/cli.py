@@ -26,11 +26,9 @@ examples:
   sudo mhlab check twoisp                         ping/curl from every source address
   sudo mhlab destroy twoisp                       remove exactly what deploy created
   sudo mhlab run topologies/baseline-link-down.yaml   a failover scenario with a report
-  sudo mhlab demo                                 the default lab: checks + its failover scenario
+  sudo mhlab demo                                 one fault, each mechanism, side by side
 """
 
-DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "two-isp-site.yaml"
-DEFAULT_SCENARIO = DEFAULT_TOPOLOGY.parent / "baseline-link-down.yaml"
 
 
 def _progress(quiet: bool):
@@ -158,30 +156,14 @@ def cmd_check(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """The main job: the default lab, its checks, and its failover scenario with a report."""
-    from .checks import run_all, table
-    from .lab import Lab
-    from .scenario.report import summary
-    from .scenario.run import run_scenario
-    show = _progress(False)
-    lab = Lab.deploy(args.file, name=args.name, root=args.run_root, progress=show)
-    try:
-        print(f"\n== lab {lab.name} up in {lab.timings['total']:.2f} s ==\n")
-        checks = run_all(lab)
-        print(table(checks))
-        for note in lab.net.notes:
-            print(f"note: {note}")
-        ok = all(c.ok for c in checks)
-        if args.scenario:
-            print(f"\n== failover scenario {Path(args.scenario).name} ==\n", flush=True)
-            outcome = run_scenario(args.scenario, args.output, lab=lab, progress=show)
-            print(summary(outcome.result))
-            print(f"report: {outcome.files.markdown}\n        {outcome.files.json}\n        {outcome.files.timeline}")
-            ok = ok and outcome.result.passed
-    finally:
-        show("tearing down")
-        lab.destroy()
-    return 0 if ok else 1
+    """The thesis's story: one fault, one lab shape, one row per mechanism, side by side."""
+    from .demo import run_demo
+    from .demo_report import terminal, write
+    demo = run_demo(args.output, prefix=args.prefix, parallel=not args.serial, run_root=args.run_root)
+    files = write(demo, args.output)
+    print("\n" + terminal(demo))
+    print(f"report: {files.markdown}\n        {files.json}\n        {files.png}")
+    return 0 if demo.ran else 1
 
 
 def cmd_run(args) -> int:
@@ -224,8 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     file_arg = lambda sp: sp.add_argument("file", help="topology YAML file")  # noqa: E731
-    opt_file = lambda sp: sp.add_argument("file", nargs="?", default=str(DEFAULT_TOPOLOGY),  # noqa: E731
-                                          help="topology YAML file (default: topologies/two-isp-site.yaml)")
     lab_arg = lambda sp: sp.add_argument("lab", help="lab name (see `mhlab list`)")  # noqa: E731
     json_arg = lambda sp: sp.add_argument("--json", action="store_true", help="machine-readable output")  # noqa
     name_arg = lambda sp: sp.add_argument("--name", help="lab name (default: the file's `name:`)")  # noqa: E731
@@ -255,11 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("check", cmd_check, "the lab kind's end-to-end checks (exit 1 on a failure): multihoming - BGP "
         "sessions, ping/curl from every host address, no ingress-filter drop meanwhile; i2p - routers up, "
         "tunnels built, LeaseSet published, a SAM request answered", "sudo mhlab check twoisp", lab_arg, json_arg)
-    dm = add("demo", cmd_demo, "deploy a lab, run its checks as a table, run its failover scenario with a "
-             "report, tear it down", "sudo mhlab demo", opt_file, name_arg)
-    dm.add_argument("--scenario", default=str(DEFAULT_SCENARIO),
-                    help="scenario to run on the lab ('' for none; default topologies/baseline-link-down.yaml)")
+    dm = add("demo", cmd_demo, "the thesis's story: ISP A1's access link fails under live traffic, on the same "
+             "two-site lab once per mechanism (none, sadr-static, shim...), results side by side",
+             "sudo mhlab demo -o reports/demo")
     dm.add_argument("-o", "--output", default="reports/demo", help="report directory (default reports/demo)")
+    dm.add_argument("--prefix", default="demo", help="lab names start with this (default demo: demo0none, ...)")
+    dm.add_argument("--serial", action="store_true", help="one lab after the other instead of all at once")
     r = add("run", cmd_run, "run a scenario: lab up, traffic, timed faults, expectations, report "
             "(exit 1 when an expectation fails)", "sudo mhlab run topologies/baseline-link-down.yaml -o reports/ld",
             lambda sp: sp.add_argument("scenario", help="scenario YAML file"), name_arg, quiet)

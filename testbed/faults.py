@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import MhlabError
+from .errors import MhlabError, UnknownName
 from .frr import daemon_argv
 from .lab import Lab
 from .procs import is_alive, stop_all
@@ -260,8 +260,8 @@ def prepare(fault: Any, lab: Lab) -> Action:
 def _isp(lab: Lab, name: str):
     try:
         return lab.topology.isp(name)
-    except StopIteration:
-        raise FaultError(f"no ISP named {name!r}; ISPs: {', '.join(i.name for i in lab.topology.isps)}") from None
+    except UnknownName as exc:
+        raise FaultError(str(exc)) from None
 
 
 def _router(lab: Lab, name: str):

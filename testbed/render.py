@@ -1,4 +1,4 @@
-"""Render a NetPlan to per-node files with the jinja2 templates under ``templates/`` (pure: no root needed).
+"""Render a NetPlan to per-node files with the jinja2 templates of ``templates/`` (pure: no root needed).
 
 Each node gets a folder ``nodes/<name>/`` holding exactly what the runtime will load: FRR configs, the
 ``ip -batch`` of its addresses and routes, its sysctls and its nftables ruleset.
@@ -15,7 +15,16 @@ import jinja2
 
 from .netplan import NetPlan, Node
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+def template_dir() -> Path:
+    """The jinja2 templates: inside the package when installed from a wheel (pyproject.toml maps the
+    top-level ``templates/`` folder to ``testbed/templates``), else the source checkout's ``templates/``."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+TEMPLATES = template_dir()
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from .structures import Destination, LeaseSet2
 
 log = logging.getLogger(__name__)
 
-# Tunnel options for the lab (see I2P-NOTES: an I2CP destination whose inbound tunnels are ready
-# before its outbound ones does not publish for ~10 minutes, so outbound.length = 0).
+# Tunnel options for the lab: an I2CP destination whose inbound tunnels are ready before its outbound ones
+# does not publish for ~10 minutes in i2pd 2.45.1, so outbound.length = 0 (docs/i2p-proposal-140.md).
 DEFAULT_OPTIONS = {
     "inbound.length": "1",
     "inbound.quantity": "3",

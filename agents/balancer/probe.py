@@ -23,8 +23,8 @@ from agents.traffic.common import EventLog, StopCondition, common_options
 
 from .sam import SamDatagramSession, SamError, wait_bridge
 
-# the client's own Destination: 1-hop inbound tunnels, 0-hop outbound (I2P-NOTES trap 3: a destination
-# whose inbound tunnels are ready before its outbound ones does not publish its LeaseSet for minutes)
+# the client's own Destination: 1-hop inbound tunnels, 0-hop outbound (i2pd 2.45.1: a destination whose
+# inbound tunnels are ready before its outbound ones does not publish its LeaseSet for ~10 minutes)
 CLIENT_OPTIONS = {"inbound.length": "1", "inbound.quantity": "2", "outbound.length": "0",
                   "outbound.quantity": "2", "i2cp.leaseSetEncType": "4"}
 

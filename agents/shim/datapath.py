@@ -6,7 +6,7 @@ Backends (``--datapath``):
   Untranslated packets never leave the kernel's normal path (one hash lookup at tc).
 - ``nfqueue`` (not written yet): the fallback without clang would queue translated packets
   to the daemon and rewrite them with ``packet.py`` (already written and unit-tested).
-- ``none``: control plane only (issue 4 behaviour).
+- ``none``: control plane only (contexts and REAP, no packet is rewritten).
 
 Both real backends steer translated contexts with a /128 route through the steering device
 (``netops.SteeringDevice``).  ``poll`` returns what REAP must hear about (data sent, data
@@ -46,7 +46,7 @@ class Observation:
 
 
 class DataPath:
-    """No data path: nothing is rewritten (the control plane alone, as in issue 4)."""
+    """No data path: nothing is rewritten (the control plane alone)."""
 
     mode = "none"
 

@@ -1,6 +1,6 @@
 """Runtime steps of an I2P lab after the services started (the i2p lab kind runs them).
 
-1. Bootstrap with no network (I2P-NOTES), a NetPlan hook: every i2pd has written its ``router.info`` on
+1. Bootstrap with no network (docs/i2p-proposal-140.md), a NetPlan hook: every i2pd has written its ``router.info`` on
    its first start (the service's ready file); stop them exactly by their records, zip the router infos
    as a reseed file, and start each again with the very same command line (its i2pd.conf points at the zip).
 2. Readiness: the multihomed Destination has a LeaseSet with leases from every hosting router.

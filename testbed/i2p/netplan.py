@@ -66,7 +66,8 @@ def i2pd_argv(lab: I2pLab, role: str, address: str) -> list[str]:
 
 
 def tunnel_options(lab: I2pLab) -> list[str]:
-    """The Destination's I2CP options; outbound.length = 0 (I2P-NOTES trap 3: no publication otherwise)."""
+    """The Destination's I2CP options; outbound.length = 0: otherwise i2pd may
+    not publish for ~10 minutes (inbound tunnels ready before outbound ones; docs/i2p-proposal-140.md)."""
     b = lab.balancer
     opts = {"inbound.length": b.inbound_length, "inbound.quantity": b.inbound_quantity,
             "outbound.length": 0, "outbound.quantity": b.outbound_quantity}

@@ -20,7 +20,7 @@ from ..topology import Name, Strict, _pydantic_problem
 from ..yamlmarks import MarkedDoc
 
 # RFC 2544's benchmarking range: never routed, and the only private-looking IPv4 range i2pd 2.45.1
-# accepts incoming connections from (its "reserved ranges" table misses it) - see I2P-NOTES.
+# accepts incoming connections from (its "reserved ranges" table misses it; docs/i2p-proposal-140.md).
 LAB_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 MAIN_NETID = 2  # the public I2P network: never used by a lab
 
@@ -46,7 +46,8 @@ class I2pLab(Strict):
     description: str = ""
     netid: int = Field(77, ge=3, le=255, description="private I2P network id (2 is the public network)")
     subnet: str = Field("198.18.0.0/24", description="the routers' LAN, inside 198.18.0.0/15")
-    floodfills: int = Field(1, ge=1, le=2, description="floodfill routers (1-2: see I2P-NOTES trap 4)")
+    floodfills: int = Field(1, ge=1, le=2, description="floodfill routers (1-2: a client on a "
+                            "floodfill misparses a stored LeaseSet2 and fails its first connection)")
     hosting: int = Field(3, ge=1, le=16, description="routers hosting the multihomed Destination")
     clients: int = Field(1, ge=0, le=8, description="client routers (SAM enabled)")
     mode: Literal["balancer", "naive"] = Field("balancer", description="balancer: one merged LeaseSet "

@@ -98,6 +98,7 @@ class Mechanism:
                     cross checks the options model cannot do alone (names that must exist elsewhere).
                     Runs when the topology is parsed; every problem is reported with file:line.
     demo            the scenario file (relative to the repository root) ``make demo`` runs for it
+    baseline        the mechanism shows the problem the others solve: comparisons list it first
     """
 
     name: str
@@ -111,6 +112,7 @@ class Mechanism:
     readiness: tuple[Readiness, ...] = ()
     validate: ValidateFn = _no_problems
     demo: str | None = None
+    baseline: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.options, type) and issubclass(self.options, Options)):

@@ -1,4 +1,4 @@
-"""``mptcp``: the transport-layer alternative to the shim, for comparison (issue 5, scenario 5).
+"""``mptcp``: the transport-layer alternative to the shim, for comparison.
 
 The site routes with ``sadr-static`` (each subflow leaves through the ISP of its source address) and every
 host gets kernel Multipath TCP endpoints for each of its addresses (``ip mptcp endpoint … subflow signal``),

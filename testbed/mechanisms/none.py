@@ -13,4 +13,4 @@ def _apply(net, site, options) -> None:
 
 
 MECHANISM = Mechanism("none", "plain PA multihoming, destination-only routing (shows the ingress-filter problem)",
-                      "ch. 3.5", _apply)
+                      "ch. 3.5", _apply, demo="scenarios/demo-link-down.yaml", baseline=True)

@@ -69,4 +69,4 @@ def _apply(net, site, options) -> None:
 
 
 MECHANISM = Mechanism("sadr-static", "source-address-dependent routing with static source-specific routes",
-                      "6.2.2.1", _apply)
+                      "6.2.2.1", _apply, demo="scenarios/demo-link-down.yaml")

@@ -102,4 +102,5 @@ MECHANISM = Mechanism(
     # tbf must not cut a 64 KiB GSO segment carrying the shim header in software (the kernel cannot
     # segment protocol 140): a bucket that holds a whole segment (agents/shim/README.md, Throughput)
     fault_defaults={"rate-limit": {"burst": "80kb"}},
-    readiness=(Readiness("shim", SOCKET, "shim agent control socket"),))
+    readiness=(Readiness("shim", SOCKET, "shim agent control socket"),),
+    demo="scenarios/demo-link-down.yaml")

@@ -1,4 +1,4 @@
-"""Issue 5 headline on real kernels: an unmodified TCP connection between two multihomed sites survives the
+"""The shim's headline on real kernels: an unmodified TCP connection between two multihomed sites survives the
 failure of the ISP it was using (access link down, or the ISP's upstream cut), because the shim agents move
 it to another locator pair and the eBPF data path translates every packet.  Hosts without a shim (srv) are
 untouched."""
@@ -64,7 +64,7 @@ def test_double_failure_leaves_one_pair_and_the_connection_uses_it(fresh_lab, sc
 
 
 def test_shim_and_mptcp_side_by_side_under_one_fault(request, scenario):
-    """Issue 5, scenario 5: one lab, one fault, a shim connection (hA -> hB) and an MPTCP one (mA -> mB)."""
+    """One lab, one fault, a shim connection (hA -> hB) and an MPTCP one (mA -> mB)."""
     lab = deploy_for_test(Path(request.config.rootpath) / "topologies/two-sites-shim-mptcp.yaml", request.config,
                           name="tshimmp")
     try:

@@ -1,4 +1,4 @@
-"""Issue 4 in a lab: shim agents in hA and hB (two sites, two ISPs each) establish a context for a real flow;
+"""The shim control plane in a lab: shim agents in hA and hB (two sites, two ISPs each) establish a context for a real flow;
 the four-way exchange and keepalives are on the wire as IP protocol 140 (tshark: Shim6, checksum good);
 REAP finds a working alternative pair when the path in use is cut; a spoofed I1 flood leaves no state."""
 

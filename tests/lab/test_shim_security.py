@@ -1,4 +1,4 @@
-"""Issue 5 security (thesis 4.3; RFC 5533 §16) with a scapy attacker in the lab (srv, which has no shim).
+"""Shim security (thesis 4.3; RFC 5533 §16) with a scapy attacker in the lab (srv, which has no shim).
 
 Redirection: a forged Update Request that points hB's context with hA to the attacker's address (outside
 hA's HBA set) is refused and counted, and the flow goes on where it was.  Malformed shim packets at the data

@@ -1,0 +1,58 @@
+"""Every experiment and benchmark runs as the README shows it (``python experiments/x.py``), from any
+directory: each answers ``--help`` with its usage, and every ``--help`` command the README shows works."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text()
+SCRIPTS = sorted([*REPO.glob("experiments/*.py"), *REPO.glob("benchmarks/*.py")])
+BIN = Path(sys.executable).parent
+
+
+def readme_help_commands() -> list[str]:
+    """Commands the README shows with ``--help``: code-block lines and inline code spans."""
+    blocks = re.findall(r"```(?:sh)?\n(.*?)```", README, re.S)
+    lines = [line for block in blocks for line in block.splitlines()]
+    spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", README, flags=re.S))
+    return [c.split("#")[0].strip() for c in lines + spans if "--help" in c.split("#")[0]]
+
+
+def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_readme_shows_help_commands():
+    cmds = readme_help_commands()
+    assert any("experiments/" in c for c in cmds) and any("mhlab" in c for c in cmds), cmds
+
+
+@pytest.mark.parametrize("command", readme_help_commands())
+def test_readme_help_command_works_as_written(command):
+    argv = shlex.split(command)
+    argv = argv[1:] if argv[0] == "sudo" else argv  # --help needs no root
+    res = run(argv, REPO)
+    assert res.returncode == 0, res.stderr
+    assert "usage:" in res.stdout
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[f"{p.parent.name}/{p.name}" for p in SCRIPTS])
+def test_script_answers_help_from_anywhere(script, tmp_path):
+    res = run([sys.executable, str(script), "--help"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "usage:" in res.stdout
+
+
+def test_every_script_the_readme_names_exists():
+    named = set(re.findall(r"\b((?:experiments|benchmarks)/[\w.-]+\.py)\b", README))
+    assert named, "the README names no experiment"
+    assert not [n for n in named if not (REPO / n).exists()]
