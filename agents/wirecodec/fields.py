@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from .io import Reader, Writer
-
-if TYPE_CHECKING:
-    from .struct import Struct
 
 class _Missing:
     def __repr__(self) -> str:
@@ -270,7 +267,7 @@ class Nested(Field):
     """Another :class:`~.struct.Struct` embedded in place (it delimits itself)."""
 
     name: str
-    cls: type[Struct]
+    cls: type  # a Struct subclass
 
     def encode(self, value: Any, out: Writer, ctx: Context) -> None:
         if not isinstance(value, self.cls):
@@ -380,7 +377,7 @@ class TLV(Field):
     """
 
     name: str
-    registry: Mapping[int, type[Struct]]
+    registry: Mapping[int, type]  # type -> Struct subclass
     unknown: type
     type_bits: int
     length_bits: int
