@@ -117,12 +117,14 @@ class Count(Field):
     """A derived length field: the ``len()`` of field ``of`` (items of a list, octets of bytes).
 
     Several fields may share one count (``of=("methods", "locators")``): their lengths must agree.
-    The sized field names this one (``List(count=...)``, ``Bytes(length=...)``).
+    The sized field names this one (``List(count=...)``, ``Bytes(length=...)``); a ``Text``
+    is counted in octets of ``encoding``.
     """
 
     name: str
     bits: int
     of: str | tuple[str, ...]
+    encoding: str = "utf-8"
     hidden: ClassVar[bool] = True
 
     @property
@@ -130,13 +132,19 @@ class Count(Field):
         return (self.of,) if isinstance(self.of, str) else self.of
 
     def encode(self, value: Any, out: Writer, ctx: Context) -> None:
-        lengths = {len(ctx[t]) for t in self.targets}
+        lengths = {len(self._octets(ctx[t], out)) if isinstance(ctx[t], str) else len(ctx[t]) for t in self.targets}
         if len(lengths) > 1:
             out.fail(f"fields counted by {self.name} differ in length: {sorted(lengths)}")
         count = lengths.pop()
         if count >= 1 << self.bits:
             out.fail(f"too many {'/'.join(self.targets)}: {count} does not fit in {self.bits} bits")
         out.bits(count, self.bits)
+
+    def _octets(self, text: str, out: Writer) -> bytes:
+        try:
+            return text.encode(self.encoding)
+        except UnicodeError as exc:
+            out.fail(f"{self.name}: not encodable as {self.encoding}: {exc}")
 
     def decode(self, reader: Reader, ctx: Context) -> int:
         return reader.bits(self.bits)

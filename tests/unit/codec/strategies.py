@@ -77,9 +77,20 @@ def for_field(f: Any, cls: type[wc.Struct], values: dict[str, Any], sizes: dict[
     raise AssertionError(f"no strategy for {cls.__name__}.{getattr(f, 'name', f)!r} ({type(f).__name__})")
 
 
+def _valid(obj: wc.Struct) -> bool:
+    try:
+        obj.validate()
+    except type(obj).decode_error:
+        return False
+    return True
+
+
 def values_of(cls: type[wc.Struct], rules: dict[Any, Rule] | None = None) -> st.SearchStrategy[Any]:
-    """Instances of ``cls``; lists sharing one Count get equal lengths."""
+    """Valid instances of ``cls`` (``validate`` accepts them); lists sharing one Count get equal
+    lengths.  ``rules`` may give a whole structure's strategy (keyed by its class)."""
     rules = rules or {}
+    if cls in rules:
+        return rules[cls](None, {})
 
     @st.composite
     def build(draw: Any) -> Any:
@@ -92,4 +103,4 @@ def values_of(cls: type[wc.Struct], rules: dict[Any, Rule] | None = None) -> st.
                 values[f.name] = draw(for_field(f, cls, values, sizes, rules))
         return cls(**values)
 
-    return build()
+    return build().filter(_valid)
