@@ -47,6 +47,8 @@ class Struct:
     """Base of declared structures (see the module docstring)."""
 
     fields_desc: ClassVar[tuple[Field, ...]]
+    _public: ClassVar[tuple[str, ...]]  # attribute names, in order
+    _steps: ClassVar[tuple[tuple[Field, str | None], ...]]  # every field with its name or None
     decode_error: ClassVar[type[Exception]] = CodecDecodeError
     encode_error: ClassVar[type[Exception]] = CodecEncodeError
 
@@ -58,7 +60,9 @@ class Struct:
             raise TypeError(f"{cls.__name__}: a declared structure cannot extend another one")
         desc = cls.fields_desc = tuple(cls.fields_desc)
         _check_desc(cls, desc)
-        cls.__annotations__ = {f.name: Any for f in desc if f.public}
+        cls._public = tuple(f.name for f in desc if f.public)
+        cls._steps = tuple((f, getattr(f, "name", None) or None) for f in desc)
+        cls.__annotations__ = {name: Any for name in cls._public}
         for f in desc:
             if f.public:
                 default = dataclasses.MISSING if f.default is MISSING else f.default
@@ -67,15 +71,12 @@ class Struct:
 
     # --- encoding --------------------------------------------------------------------------
 
-    def _values(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in self.fields_desc if f.public}
-
     def encode_into(self, out: Writer, stop_before: str | None = None) -> None:
-        values = self._values()
-        for f in self.fields_desc:
-            if stop_before is not None and getattr(f, "name", None) == stop_before:
+        values = {name: getattr(self, name) for name in self._public}
+        for f, name in self._steps:
+            if name is not None and name == stop_before:
                 return
-            f.encode(values.get(getattr(f, "name", None) or "", None), out, values)
+            f.encode(values.get(name) if name else None, out, values)
 
     def to_bytes(self) -> bytes:
         out = Writer(self.encode_error)
@@ -94,11 +95,11 @@ class Struct:
     def decode_values(cls, reader: Reader) -> dict[str, Any]:
         """The public values read from ``reader`` (hidden fields are read and dropped)."""
         ctx: dict[str, Any] = {}
-        for f in cls.fields_desc:
+        for f, name in cls._steps:
             value = f.decode(reader, ctx)
-            if getattr(f, "name", None):
-                ctx[f.name] = value
-        return {f.name: ctx[f.name] for f in cls.fields_desc if f.public}
+            if name:
+                ctx[name] = value
+        return {name: ctx[name] for name in cls._public}
 
     @classmethod
     def build(cls, values: dict[str, Any]) -> Self:
@@ -136,7 +137,7 @@ class Struct:
 
 def public_fields(cls: type[Struct]) -> list[Field]:
     """The fields a user sets (the dataclass attributes), in order."""
-    return [f for f in cls.fields_desc if f.public]
+    return [f for f in cls.fields_desc if f.name in cls._public]
 
 
 __all__ = ["Struct", "public_fields", "MISSING"]
