@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Self
 
-from .fields import MISSING, Count, Field, List, Bytes, Text
+from .fields import MISSING, Bytes, Count, Field, List, Text
 from .io import CodecDecodeError, CodecEncodeError, Reader, Writer
 
 #: What a malformed-but-parsed value can make a constructor or hook throw.
