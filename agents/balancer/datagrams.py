@@ -12,9 +12,10 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from ..wirecodec import Bytes, Nested, UInt
 from .keys import DestinationKeys
-from .structures import Destination
-from .wire import DecodeError, Depends, FixedBytes, Nested, Reader, Rest, Structure, UInt, wired
+from .structures import Destination, signature_of
+from .wire import DecodeError, I2cpStruct, Reader
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 PROTO_STREAMING = 6
@@ -23,16 +24,17 @@ PROTO_RAW = 18
 MAX_UNCOMPRESSED = 0xFFFF
 
 
-@dataclass(frozen=True)
-class PayloadHeader(Structure):
+class PayloadHeader(I2cpStruct):
     """The 10-byte gzip header as I2P uses it."""
 
-    magic: bytes = wired(FixedBytes(3))
-    flags: int = wired(UInt(1))
-    src_port: int = wired(UInt(2))
-    dst_port: int = wired(UInt(2))
-    xfl: int = wired(UInt(1))
-    protocol: int = wired(UInt(1))
+    fields_desc = (
+        Bytes("magic", size=3),
+        UInt("flags", 8),
+        UInt("src_port", 16),
+        UInt("dst_port", 16),
+        UInt("xfl", 8),
+        UInt("protocol", 8),
+    )
 
     def validate(self) -> None:
         if self.magic != GZIP_MAGIC:
@@ -77,13 +79,10 @@ class AppPayload:
         return cls(header.protocol, header.src_port, header.dst_port, data)
 
 
-@dataclass(frozen=True)
-class RepliableDatagram(Structure):
+class RepliableDatagram(I2cpStruct):
     """Datagram1: sender, signature over ``data``, data."""
 
-    sender: Destination = wired(Nested(Destination))
-    signature: bytes = wired(Depends(lambda done: FixedBytes(done["sender"].signature_length)))
-    data: bytes = wired(Rest())
+    fields_desc = (Nested("sender", Destination), signature_of("sender"), Bytes("data"))
 
     @classmethod
     def signed_by(cls, keys: DestinationKeys, data: bytes) -> RepliableDatagram:

@@ -1,6 +1,6 @@
 """I2CP messages (spec: geti2p.net/spec/i2cp; router side: i2pd libi2pd_client/I2CP.cpp).
 
-Each message is a declared :class:`~.wire.Structure` with its type number. Framing is
+Each message is a declared structure (:class:`~.wire.I2cpStruct`) with its type number. Framing is
 ``length(4) type(1) body``; a connection starts with the protocol byte 0x2A from the client.
 :class:`FrameDecoder` is sans-IO: feed it bytes, get messages. Messages this client does not know
 come back as :class:`UnknownMessage` rather than an error, because routers may send extras
@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
+from ..wirecodec import Absent, Bytes, Field, List, Nested, Switch, Text, UInt
 from .structures import MAX_LEASES, Destination, KeySection, Lease, LeaseSet2, SessionConfig
-from .wire import Absent, DecodeError, Depends, FixedBytes, I2PString, ListOf, Nested, Prefixed, Structure, UInt, wired
+from .wire import DecodeError, EncodeError, I2cpStruct
 
 PROTOCOL_BYTE = b"\x2a"
 MAX_BODY = 0xFFFF  # i2pd I2CP_MAX_MESSAGE_LENGTH; routers refuse longer messages
@@ -21,7 +22,7 @@ HEADER = 5
 NO_SESSION = 0xFFFF
 
 
-class Message(Structure):
+class Message(I2cpStruct):
     """An I2CP message: a declared structure with its type number."""
 
     TYPE: ClassVar[int] = -1
@@ -29,7 +30,7 @@ class Message(Structure):
     def frame(self) -> bytes:
         body = self.to_bytes()
         if len(body) > MAX_BODY:
-            raise ValueError(f"{type(self).__name__} body of {len(body)} bytes exceeds {MAX_BODY}")
+            raise EncodeError(f"{type(self).__name__} body of {len(body)} bytes exceeds {MAX_BODY}")
         return len(body).to_bytes(4, "big") + bytes([self.TYPE]) + body
 
 
@@ -49,125 +50,123 @@ class MessageStatusCode:
     NO_LEASESET = 21
 
 
-@dataclass(frozen=True)
 class CreateSession(Message):
     TYPE = 1
-    config: SessionConfig = wired(Nested(SessionConfig))
+    fields_desc = (Nested("config", SessionConfig),)
 
 
-@dataclass(frozen=True)
 class ReconfigureSession(Message):
     TYPE = 2
-    session_id: int = wired(UInt(2))
-    config: SessionConfig = wired(Nested(SessionConfig))
+    fields_desc = (UInt("session_id", 16), Nested("config", SessionConfig))
 
 
-@dataclass(frozen=True)
 class DestroySession(Message):
     TYPE = 3
-    session_id: int = wired(UInt(2))
+    fields_desc = (UInt("session_id", 16),)
 
 
-@dataclass(frozen=True)
 class SendMessage(Message):
     TYPE = 5
-    session_id: int = wired(UInt(2))
-    destination: Destination = wired(Nested(Destination))
-    payload: bytes = wired(Prefixed(4))
-    nonce: int = wired(UInt(4))
+    fields_desc = (
+        UInt("session_id", 16),
+        Nested("destination", Destination),
+        Bytes("payload", prefix=32),
+        UInt("nonce", 32),
+    )
 
 
-@dataclass(frozen=True)
 class SessionStatus(Message):
     TYPE = 20
-    session_id: int = wired(UInt(2))
-    status: int = wired(UInt(1))
+    fields_desc = (UInt("session_id", 16), UInt("status", 8))
 
 
-@dataclass(frozen=True)
 class MessageStatus(Message):
     TYPE = 22
-    session_id: int = wired(UInt(2))
-    message_id: int = wired(UInt(4))
-    status: int = wired(UInt(1))
-    size: int = wired(UInt(4))
-    nonce: int = wired(UInt(4))
+    fields_desc = (
+        UInt("session_id", 16),
+        UInt("message_id", 32),
+        UInt("status", 8),
+        UInt("size", 32),
+        UInt("nonce", 32),
+    )
 
 
-@dataclass(frozen=True)
 class MessagePayload(Message):
     TYPE = 31
-    session_id: int = wired(UInt(2))
-    message_id: int = wired(UInt(4))
-    payload: bytes = wired(Prefixed(4))
+    fields_desc = (
+        UInt("session_id", 16),
+        UInt("message_id", 32),
+        Bytes("payload", prefix=32),
+    )
 
 
-@dataclass(frozen=True)
 class GetDate(Message):
     TYPE = 32
-    version: str = wired(I2PString())
+    fields_desc = (Text("version", prefix=8),)
 
 
-@dataclass(frozen=True)
 class SetDate(Message):
     TYPE = 33
-    date_ms: int = wired(UInt(8))
-    version: str = wired(I2PString())
+    fields_desc = (UInt("date_ms", 64), Text("version", prefix=8))
 
 
-@dataclass(frozen=True)
 class RequestVariableLeaseSet(Message):
     """The router's inbound tunnels for the session: what the balancer gathers."""
 
     TYPE = 37
-    session_id: int = wired(UInt(2))
-    leases: tuple[Lease, ...] = wired(ListOf(Nested(Lease), limit=MAX_LEASES))
+    fields_desc = (
+        UInt("session_id", 16),
+        List("leases", Nested("lease", Lease), prefix=8, limit=MAX_LEASES),
+    )
 
 
 LOOKUP_HASH = 0
 LOOKUP_HOSTNAME = 1
 
 
-def _lookup_query(done: Mapping[str, Any]) -> FixedBytes | I2PString:
-    if done["lookup_type"] == LOOKUP_HASH:
-        return FixedBytes(32)
-    if done["lookup_type"] == LOOKUP_HOSTNAME:
-        return I2PString()
-    raise DecodeError(f"HostLookup type {done['lookup_type']} is not supported")
+def _lookup_query(ctx: Mapping[str, Any]) -> Field:
+    if ctx["lookup_type"] == LOOKUP_HASH:
+        return Bytes("query", size=32)
+    if ctx["lookup_type"] == LOOKUP_HOSTNAME:
+        return Text("query", prefix=8)
+    raise DecodeError(f"HostLookup type {ctx['lookup_type']} is not supported")
 
 
-@dataclass(frozen=True)
 class HostLookup(Message):
     TYPE = 38
-    session_id: int = wired(UInt(2))
-    request_id: int = wired(UInt(4))
-    timeout_ms: int = wired(UInt(4))
-    lookup_type: int = wired(UInt(1))
-    query: bytes | str = wired(Depends(_lookup_query))
+    fields_desc = (
+        UInt("session_id", 16),
+        UInt("request_id", 32),
+        UInt("timeout_ms", 32),
+        UInt("lookup_type", 8),
+        Switch("query", _lookup_query),
+    )
 
 
-def _reply_destination(done: Mapping[str, Any]) -> Nested[Destination] | Absent:
-    return Nested(Destination) if done["result"] == 0 else Absent()
+def _reply_destination(ctx: Mapping[str, Any]) -> Field:
+    return Nested("destination", Destination) if ctx["result"] == 0 else Absent("destination")
 
 
-@dataclass(frozen=True)
 class HostReply(Message):
     TYPE = 39
-    session_id: int = wired(UInt(2))
-    request_id: int = wired(UInt(4))
-    result: int = wired(UInt(1))
-    destination: Destination | None = wired(Depends(_reply_destination))
+    fields_desc = (
+        UInt("session_id", 16),
+        UInt("request_id", 32),
+        UInt("result", 8),
+        Switch("destination", _reply_destination),
+    )
 
 
-@dataclass(frozen=True)
 class CreateLeaseSet2(Message):
     """A client-built LeaseSet2 plus the private keys the router needs to decrypt for it."""
 
     TYPE = 41
-    session_id: int = wired(UInt(2))
-    store_type: int = wired(UInt(1))
-    lease_set: LeaseSet2 = wired(Nested(LeaseSet2))
-    private_keys: tuple[KeySection, ...] = wired(ListOf(Nested(KeySection)), repr=False)
+    fields_desc = (
+        UInt("session_id", 16),
+        UInt("store_type", 8),
+        Nested("lease_set", LeaseSet2),
+        List("private_keys", Nested("key", KeySection), prefix=8, repr=False),
+    )
 
     def validate(self) -> None:
         if self.store_type != 3:

@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from .wire import (
-    DecodeError,
-    Depends,
-    FixedBytes,
-    I2PMapping,
-    ListOf,
-    Nested,
-    Prefixed,
-    Structure,
-    UInt,
-    wired,
-)
+from ..wirecodec import Bytes, Field, List, Nested, Switch, UInt
+from .wire import DecodeError, I2cpStruct, I2PMapping
 
 CERT_NULL = 0
 CERT_KEY = 5
@@ -66,12 +55,10 @@ def i2p_b64decode(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), altchars=_I2P_B64_ALT, validate=True)
 
 
-@dataclass(frozen=True)
-class Certificate(Structure):
+class Certificate(I2cpStruct):
     """Certificate: type, then a 2-byte-length payload (a key certificate holds sig+crypto types)."""
 
-    cert_type: int = wired(UInt(1))
-    payload: bytes = wired(Prefixed(2))
+    fields_desc = (UInt("cert_type", 8), Bytes("payload", prefix=16))
 
     def validate(self) -> None:
         if self.cert_type == CERT_KEY and len(self.payload) < 4:
@@ -86,8 +73,7 @@ class Certificate(Structure):
         return int.from_bytes(self.payload[2:4], "big") if self.cert_type == CERT_KEY else CRYPTO_ELGAMAL
 
 
-@dataclass(frozen=True)
-class Destination(Structure):
+class Destination(I2cpStruct):
     """KeysAndCert: 256-byte public-key area, 128-byte signing-key area, certificate.
 
     For X25519 the key sits at the start of the first area; for Ed25519 at the end of the second;
@@ -95,9 +81,11 @@ class Destination(Structure):
     with the keys for every router to see the same Destination.
     """
 
-    public_area: bytes = wired(FixedBytes(256), repr=False)
-    signing_area: bytes = wired(FixedBytes(128), repr=False)
-    certificate: Certificate = wired(Nested(Certificate), repr=False)
+    fields_desc = (
+        Bytes("public_area", size=256),
+        Bytes("signing_area", size=128),
+        Nested("certificate", Certificate),
+    )
 
     def __repr__(self) -> str:
         try:
@@ -149,64 +137,57 @@ class Destination(Structure):
         return True
 
 
-def _signature_of(field: str) -> Depends[bytes]:
+def signature_of(field: str) -> Switch:
     """Signature whose length follows the signing type of the destination in ``field``."""
 
-    def choose(done: Mapping[str, Any]) -> FixedBytes:
-        return FixedBytes(done[field].signature_length)
+    def choose(ctx: Mapping[str, Any]) -> Field:
+        return Bytes("signature", size=ctx[field].signature_length)
 
-    return Depends(choose)
+    return Switch("signature", choose)
 
 
-@dataclass(frozen=True)
-class Lease(Structure):
+class Lease(I2cpStruct):
     """Lease (44 bytes) as sent in RequestVariableLeaseSet: gateway, tunnel id, end date in ms."""
 
-    gateway: bytes = wired(FixedBytes(32))
-    tunnel_id: int = wired(UInt(4))
-    end_ms: int = wired(UInt(8))
+    fields_desc = (Bytes("gateway", size=32), UInt("tunnel_id", 32), UInt("end_ms", 64))
 
 
-@dataclass(frozen=True)
-class Lease2(Structure):
+class Lease2(I2cpStruct):
     """Lease2 (40 bytes) as published in a LeaseSet2: end date in seconds."""
 
-    gateway: bytes = wired(FixedBytes(32))
-    tunnel_id: int = wired(UInt(4))
-    end_s: int = wired(UInt(4))
+    fields_desc = (Bytes("gateway", size=32), UInt("tunnel_id", 32), UInt("end_s", 32))
 
     @classmethod
     def from_lease(cls, lease: Lease) -> Lease2:
         return cls(lease.gateway, lease.tunnel_id, lease.end_ms // 1000)
 
 
-@dataclass(frozen=True)
-class KeySection(Structure):
+class KeySection(I2cpStruct):
     """An encryption public key in a LeaseSet2 (or a private key in CreateLeaseSet2)."""
 
-    key_type: int = wired(UInt(2))
-    key: bytes = wired(Prefixed(2))
+    fields_desc = (UInt("key_type", 16), Bytes("key", prefix=16))
 
 
 LS2_FLAG_OFFLINE_KEYS = 0x1
 LS2_FLAG_UNPUBLISHED = 0x2
 
 
-@dataclass(frozen=True)
-class LeaseSet2(Structure):
+class LeaseSet2(I2cpStruct):
     """Standard LeaseSet2 (store type 3) without offline keys.
 
     The signature covers the store-type byte followed by every field before ``signature``.
     """
 
-    destination: Destination = wired(Nested(Destination))
-    published: int = wired(UInt(4))
-    expires: int = wired(UInt(2))
-    flags: int = wired(UInt(2))
-    properties: dict[str, str] = wired(I2PMapping())
-    keys: tuple[KeySection, ...] = wired(ListOf(Nested(KeySection)))
-    leases: tuple[Lease2, ...] = wired(ListOf(Nested(Lease2), limit=MAX_LEASES))
-    signature: bytes = wired(_signature_of("destination"))
+    fields_desc = (
+        Nested("destination", Destination),
+        UInt("published", 32),
+        UInt("expires", 16),
+        UInt("flags", 16),
+        I2PMapping("properties"),
+        List("keys", Nested("key", KeySection), prefix=8),
+        List("leases", Nested("lease", Lease2), prefix=8, limit=MAX_LEASES),
+        signature_of("destination"),
+    )
 
     def validate(self) -> None:
         if self.flags & LS2_FLAG_OFFLINE_KEYS:
@@ -219,14 +200,15 @@ class LeaseSet2(Structure):
         return self.destination.verify(self.signed_bytes(), self.signature)
 
 
-@dataclass(frozen=True)
-class SessionConfig(Structure):
+class SessionConfig(I2cpStruct):
     """I2CP SessionConfig: destination, options, date (ms), signature over the first three."""
 
-    destination: Destination = wired(Nested(Destination))
-    options: dict[str, str] = wired(I2PMapping())
-    date_ms: int = wired(UInt(8))
-    signature: bytes = wired(_signature_of("destination"))
+    fields_desc = (
+        Nested("destination", Destination),
+        I2PMapping("options"),
+        UInt("date_ms", 64),
+        signature_of("destination"),
+    )
 
     def verify(self) -> bool:
         return self.destination.verify(self.bytes_before("signature"), self.signature)

@@ -15,7 +15,7 @@ from typing import Any
 
 from .identity import PeerLocators
 from .pairs import PairTable
-from .reap import ReapState
+from .reapstate import ReapState
 
 Address = ipaddress.IPv6Address
 

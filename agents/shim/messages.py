@@ -1,7 +1,7 @@
 """Every Shim6 message and option, declared once (RFC 5533 section 5, RFC 5534 section 5).
 
-Each declaration is a field table; ``wire.define`` turns it into a frozen dataclass and the
-same table drives ``encode`` and ``decode``.  Layouts after the common header (Next Header,
+Each declaration is a ``fields_desc`` of :mod:`agents.wirecodec` field kinds; the frozen
+dataclass and both ``encode`` and ``decode`` derive from it.  Layouts after the common header (Next Header,
 Hdr Ext Len, P, Type, Type-specific, S, Checksum):
 
 =============  ===========================================================================
@@ -26,29 +26,12 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from .wire import (
-    NO_NEXT_HEADER,
-    Address,
-    Align,
-    Array,
-    BitReader,
-    BitWriter,
-    Count,
-    Record,
-    Reserved,
-    Rest,
-    ShimDecodeError,
-    ShimEncodeError,
-    SizedTuples,
-    UInt,
-    decode_fields,
-    define,
-    encode_fields,
-    internet_checksum,
-)
+from ..wirecodec import IPv6, TLV, Align, Attr, Bytes, Const, Count, Field, List, Nested, Reader, Reserved, UInt, Writer
+from .wire import NO_NEXT_HEADER, ShimDecodeError, ShimEncodeError, ShimStruct, internet_checksum
 
 CONTEXT_TAG_BITS = 47
 MAX_CONTEXT_TAG = (1 << CONTEXT_TAG_BITS) - 1
+MAX_HEADER = 2048
 
 VERIFY_HBA = 1
 VERIFY_CGA = 2
@@ -63,51 +46,48 @@ REAP_INBOUND_OK = 2
 #: 128-bit CGA Message Type tag for Shim6 signatures (RFC 5533 section 5.15.5).
 SHIM6_CGA_TAG = bytes.fromhex("4a3056624858574b3655416f506a6d48")
 
-OPTIONS: dict[int, type] = {}
-MESSAGES: dict[int, type] = {}
+OPTIONS: dict[int, type[ShimStruct]] = {}
+MESSAGES: dict[int, type[ShimStruct]] = {}
 
 
-def _option(name: str, code: int, layout: tuple[Any, ...]) -> type:
-    cls = define(name, layout, [("critical", bool, False)], {"TYPE": code})
+@dataclass(frozen=True)
+class SizedTuples(Field):
+    """Elements of ``size`` one-octet integers each, ``size`` read from an earlier field.
+
+    Used by Locator Preferences, whose element length (1, 2 or 3: flags, priority, weight)
+    is carried in the option itself.
+    """
+
+    name: str
+    size: str
+    allowed: tuple[int, ...]
+
+    def encode(self, value: Any, out: Writer, ctx: Any) -> None:
+        size = ctx[self.size]
+        if size not in self.allowed:
+            out.fail(f"element length {size} not in {self.allowed}")
+        for element in value:
+            if len(element) != size:
+                out.fail("element of the wrong length")
+            out.octets(bytes(element))
+
+    def decode(self, reader: Reader, ctx: Any) -> tuple[tuple[int, ...], ...]:
+        size = ctx[self.size]
+        if size not in self.allowed:
+            reader.fail(f"element length {size} not in {self.allowed}")
+        if reader.remaining % size:
+            reader.fail("elements do not fill the option")
+        return tuple(tuple(reader.take(size)) for _ in range(reader.remaining // size))
+
+
+def _declare(name: str, fields: tuple[Field, ...], **namespace: Any) -> type[ShimStruct]:
+    return type(name, (ShimStruct,), {"fields_desc": fields, "__module__": __name__, "__qualname__": name, **namespace})
+
+
+def _option(name: str, code: int, fields: tuple[Field, ...]) -> type[ShimStruct]:
+    cls = _declare(name, (*fields, Attr("critical", default=False)), TYPE=code)
     OPTIONS[code] = cls
     return cls
-
-
-def _message(name: str, code: int, layout: tuple[Any, ...]) -> type:
-    cls = define(name, layout, [("options", tuple, ())], {"TYPE": code})
-    MESSAGES[code] = cls
-    return cls
-
-
-def _tag(name: str) -> tuple[Any, ...]:
-    """The recurring 'R bit + 47-bit context tag' pair."""
-    return (Reserved(1), UInt(name, CONTEXT_TAG_BITS))
-
-
-# --- options (RFC 5533 section 5.15; Keepalive Timeout: RFC 5534 section 5.4) -----------
-
-ResponderValidator = _option("ResponderValidator", 1, (Rest("validator"),))
-LocatorList = _option(
-    "LocatorList",
-    2,
-    (
-        UInt("generation", 32),
-        Count("num_locators", 8, of="locators"),
-        Array("methods", UInt("method", 8), count="num_locators"),
-        Align(8, phase=4),
-        Array("locators", Address("locator"), count="num_locators"),
-    ),
-)
-LocatorPreferences = _option(
-    "LocatorPreferences",
-    3,
-    (UInt("generation", 32), UInt("element_len", 8), SizedTuples("elements", "element_len", (1, 2, 3))),
-)
-CgaParameterDataStructure = _option("CgaParameterDataStructure", 4, (Rest("pds"),))
-CgaSignature = _option("CgaSignature", 5, (Rest("signature"),))
-UlidPair = _option("UlidPair", 6, (Reserved(32), Address("sender_ulid"), Address("receiver_ulid")))
-ForkedInstanceIdentifier = _option("ForkedInstanceIdentifier", 7, (UInt("fii", 32),))
-KeepaliveTimeout = _option("KeepaliveTimeout", 10, (Reserved(16), UInt("timeout", 16)))
 
 
 @dataclass(frozen=True)
@@ -119,14 +99,50 @@ class UnknownOption:
     critical: bool = False
 
 
+#: Options: 15-bit type, C bit, 16-bit content length, content, padding to 8 octets (5.15).
+OPTIONS_FIELD = TLV("options", OPTIONS, UnknownOption, type_bits=15, flag="critical", length_bits=16, align=8, default=())
+
+
+def _message(name: str, code: int, fields: tuple[Field, ...]) -> type[ShimStruct]:
+    cls = _declare(name, (*fields, OPTIONS_FIELD), TYPE=code)
+    MESSAGES[code] = cls
+    return cls
+
+
+def _tag(name: str) -> tuple[Field, ...]:
+    """The recurring 'R bit + 47-bit context tag' pair."""
+    return (Reserved(1), UInt(name, CONTEXT_TAG_BITS))
+
+
+# --- options (RFC 5533 section 5.15; Keepalive Timeout: RFC 5534 section 5.4) -----------
+
+ResponderValidator = _option("ResponderValidator", 1, (Bytes("validator"),))
+LocatorList = _option(
+    "LocatorList",
+    2,
+    (
+        UInt("generation", 32),
+        Count("num_locators", 8, of=("methods", "locators")),
+        List("methods", UInt("method", 8), count="num_locators"),
+        Align(8, phase=4),
+        List("locators", IPv6("locator"), count="num_locators"),
+    ),
+)
+LocatorPreferences = _option(
+    "LocatorPreferences",
+    3,
+    (UInt("generation", 32), UInt("element_len", 8), SizedTuples("elements", "element_len", (1, 2, 3))),
+)
+CgaParameterDataStructure = _option("CgaParameterDataStructure", 4, (Bytes("pds"),))
+CgaSignature = _option("CgaSignature", 5, (Bytes("signature"),))
+UlidPair = _option("UlidPair", 6, (Reserved(32), IPv6("sender_ulid"), IPv6("receiver_ulid")))
+ForkedInstanceIdentifier = _option("ForkedInstanceIdentifier", 7, (UInt("fii", 32),))
+KeepaliveTimeout = _option("KeepaliveTimeout", 10, (Reserved(16), UInt("timeout", 16)))
+
+
 # --- probe reports and messages -------------------------------------------------------------
 
-ProbeReport = define(
-    "ProbeReport",
-    (Address("source"), Address("destination"), UInt("nonce", 32), UInt("data", 32)),
-    [],
-    {},
-)
+ProbeReport = _declare("ProbeReport", (IPv6("source"), IPv6("destination"), UInt("nonce", 32), UInt("data", 32)))
 
 I1 = _message("I1", 1, (*_tag("initiator_context_tag"), UInt("initiator_nonce", 32)))
 R1 = _message("R1", 2, (Reserved(16), UInt("initiator_nonce", 32), UInt("responder_nonce", 32)))
@@ -161,110 +177,81 @@ Probe = _message(
         Count("psent", 4, of="sent"),
         UInt("state", 2),
         Reserved(22),
-        Array("sent", Record("report", ProbeReport), count="psent"),
-        Array("received", Record("report", ProbeReport), count="precvd"),
+        List("sent", Nested("report", ProbeReport), count="psent"),
+        List("received", Nested("report", ProbeReport), count="precvd"),
     ),
 )
 
 
-@dataclass(frozen=True)
-class PayloadHeader:
+class PayloadHeader(ShimStruct):
     """The Shim6 payload extension header: P=1 and the receiver's 47-bit context tag."""
 
-    next_header: int
-    context_tag: int
+    fields_desc = (
+        UInt("next_header", 8),
+        Const(8, 0, what="payload extension header Hdr Ext Len"),
+        Const(1, 1, what="P bit"),
+        UInt("context_tag", CONTEXT_TAG_BITS),
+    )
+
+
+#: The common control header (5.1): Next Header 59, Hdr Ext Len, P=0, Type, Type-specific, S=0,
+#: Checksum.  Length and checksum are filled in by ``encode``; ``decode`` checks them.
+class ControlHeader(ShimStruct):
+    fields_desc = (
+        UInt("next_header", 8),
+        UInt("hdr_ext_len", 8),
+        Const(1, 0, what="P bit"),
+        UInt("type", 7),
+        Reserved(7),
+        Const(1, 0, what="S bit (set: a HIP message, not Shim6)"),
+        UInt("checksum", 16),
+    )
 
 
 # --- encoding -------------------------------------------------------------------------------
 
 
 def encode_option(option: Any) -> bytes:
-    if isinstance(option, UnknownOption):
-        code, content = option.type, option.data
-    else:
-        writer = BitWriter()
-        encode_fields(writer, type(option).LAYOUT, option)
-        code, content = type(option).TYPE, writer.getvalue()
-    if not 0 <= code < (1 << 15) or len(content) > 0xFFFF:
-        raise ShimEncodeError("option type or length out of range")
-    head = ((code << 1) | int(bool(option.critical))).to_bytes(2, "big") + len(content).to_bytes(2, "big")
-    return head + content + bytes(-(4 + len(content)) % 8)
+    """One option TLV, padded to 8 octets."""
+    out = Writer(ShimEncodeError)
+    OPTIONS_FIELD.encode_item(option, out)
+    return out.getvalue()
 
 
 def encode(message: Any) -> bytes:
     """Bytes of a control message (checksum filled in) or of a payload extension header."""
     if isinstance(message, PayloadHeader):
-        if not 0 <= message.context_tag <= MAX_CONTEXT_TAG:
-            raise ShimEncodeError("context tag out of range")
-        return bytes([message.next_header, 0]) + ((1 << 47) | message.context_tag).to_bytes(6, "big")
-    writer = BitWriter()
-    encode_fields(writer, type(message).LAYOUT, message)
-    body = writer.getvalue() + b"".join(encode_option(o) for o in message.options)
+        return message.to_bytes()
+    body = message.to_bytes()
     total = 6 + len(body)
-    if total % 8 or total > 2048:
+    if total % 8 or total > MAX_HEADER:
         raise ShimEncodeError(f"message of {total} octets is not a valid extension header")
-    header = bytes([NO_NEXT_HEADER, total // 8 - 1, type(message).TYPE & 0x7F, 0])
-    unsummed = header + b"\0\0" + body
-    return header + internet_checksum(unsummed).to_bytes(2, "big") + body
+    header = ControlHeader(NO_NEXT_HEADER, total // 8 - 1, type(message).TYPE, 0).to_bytes()
+    checksum = internet_checksum(header + body)
+    return header[:4] + checksum.to_bytes(2, "big") + body
 
 
 # --- decoding -------------------------------------------------------------------------------
 
 
-def _decode_options(data: bytes, offset: int, end: int) -> tuple[Any, ...]:
-    options = []
-    while offset < end:
-        if end - offset < 4:
-            raise ShimDecodeError("truncated option header")
-        word = int.from_bytes(data[offset : offset + 2], "big")
-        length = int.from_bytes(data[offset + 2 : offset + 4], "big")
-        padded = 4 + length + (-(4 + length) % 8)
-        if offset + padded > end:
-            raise ShimDecodeError("option runs past the end of the header")
-        code, critical = word >> 1, bool(word & 1)
-        cls = OPTIONS.get(code)
-        if cls is None:
-            options.append(UnknownOption(code, bytes(data[offset + 4 : offset + 4 + length]), critical))
-        else:
-            reader = BitReader(data, offset + 4, offset + 4 + length)
-            values = decode_fields(reader, cls.LAYOUT)
-            if reader.remaining:
-                raise ShimDecodeError(f"{cls.__name__} option longer than its fields")
-            options.append(cls(**values, critical=critical))
-        offset += padded
-    return tuple(options)
-
-
 def decode(data: bytes, verify_checksum: bool = True) -> Any:
     """Parse a Shim6 header (payload or control); raises only ``ShimDecodeError``."""
-    try:
-        return _decode(bytes(data), verify_checksum)
-    except ShimDecodeError:
-        raise
-    except (ValueError, TypeError, IndexError, KeyError) as exc:  # defensive: never leak others
-        raise ShimDecodeError(f"malformed header: {exc}") from exc
-
-
-def _decode(data: bytes, verify_checksum: bool) -> Any:
+    data = bytes(data)
     if len(data) < 8:
         raise ShimDecodeError("shorter than 8 octets")
     total = (data[1] + 1) * 8
     if len(data) < total:
         raise ShimDecodeError(f"Hdr Ext Len says {total} octets, have {len(data)}")
     if data[2] & 0x80:
-        if data[1] != 0:
-            raise ShimDecodeError("payload extension header with Hdr Ext Len != 0")
-        return PayloadHeader(data[0], int.from_bytes(data[2:8], "big") & MAX_CONTEXT_TAG)
-    if data[3] & 0x01:
-        raise ShimDecodeError("S bit set: a HIP message, not Shim6")
+        return PayloadHeader.from_bytes(data[:8])
+    reader = Reader(data, 0, total, error=ShimDecodeError)
+    header = ControlHeader.decode_from(reader)
     if verify_checksum and internet_checksum(data[:total]) != 0:
         raise ShimDecodeError("bad checksum")
-    cls = MESSAGES.get(data[2] & 0x7F)
+    cls = MESSAGES.get(header.type)
     if cls is None:
-        raise ShimDecodeError(f"unknown message type {data[2] & 0x7F}")
-    reader = BitReader(data, 6, total)
-    values = decode_fields(reader, cls.LAYOUT)
-    return cls(**values, options=_decode_options(data, 6 + reader.offset, total))
+        raise ShimDecodeError(f"unknown message type {header.type}")
+    return cls.decode_from(reader)
 
 
 def option_of(message: Any, cls: type) -> Any | None:

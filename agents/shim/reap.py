@@ -14,44 +14,15 @@ Pure functions over a context: time is passed in, packets come back as ``Send`` 
 from __future__ import annotations
 
 import ipaddress
-from collections import deque
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from . import messages as m
 from .actions import Action, Event, Send
+from .context import Context
 from .pairs import LocatorPair, PairEvent, PairState, Transition
 from .timers import TimerProfile, backoff
 
-if TYPE_CHECKING:
-    from .context import Context
-
 Address = ipaddress.IPv6Address
-MAX_REPORTS = 15
-MODE_NAMES = {m.REAP_OPERATIONAL: "operational", m.REAP_EXPLORING: "exploring", m.REAP_INBOUND_OK: "inbound-ok"}
-
-
-@dataclass
-class ReapState:
-    mode: int = m.REAP_OPERATIONAL
-    last_rx: float | None = None
-    last_tx: float | None = None
-    send_deadline: float | None = None
-    keepalive_deadline: float | None = None
-    round: int = 0
-    round_deadline: float | None = None
-    in_flight: dict[int, tuple[Address, Address]] = field(default_factory=dict)
-    tried: set[tuple[Address, Address]] = field(default_factory=set)
-    sent_reports: deque = field(default_factory=lambda: deque(maxlen=MAX_REPORTS))
-    received_reports: deque = field(default_factory=lambda: deque(maxlen=MAX_REPORTS))
-    peer_keepalive_timeout: float | None = None
-
-    @property
-    def mode_name(self) -> str:
-        return MODE_NAMES[self.mode]
-
-    def deadlines(self) -> list[float]:
-        return [d for d in (self.send_deadline, self.keepalive_deadline, self.round_deadline) if d is not None]
 
 
 def pair_events(now: float, ctx: "Context", transitions: list[Transition]) -> list[Action]:

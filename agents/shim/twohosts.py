@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jsonctl import request
 from .config import build_identity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,8 +109,6 @@ class TwoHosts:
         return Path(self.workdir, f"{host}.log").read_text()
 
     def ask(self, host: str, **payload) -> object:
-        from agents.jsonctl import request
-
         return request(self.sockets[host], payload)
 
     def stop_daemons(self) -> None:

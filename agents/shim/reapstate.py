@@ -1,0 +1,40 @@
+"""REAP's per-context state (RFC 5534 section 5): what a context holds and ``reap`` updates.
+
+A leaf module: the context embeds a ``ReapState`` and REAP's functions take a context, so the
+state lives apart from both.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import deque
+from dataclasses import dataclass, field
+
+from . import messages as m
+
+Address = ipaddress.IPv6Address
+MAX_REPORTS = 15
+MODE_NAMES = {m.REAP_OPERATIONAL: "operational", m.REAP_EXPLORING: "exploring", m.REAP_INBOUND_OK: "inbound-ok"}
+
+
+@dataclass
+class ReapState:
+    mode: int = m.REAP_OPERATIONAL
+    last_rx: float | None = None
+    last_tx: float | None = None
+    send_deadline: float | None = None
+    keepalive_deadline: float | None = None
+    round: int = 0
+    round_deadline: float | None = None
+    in_flight: dict[int, tuple[Address, Address]] = field(default_factory=dict)
+    tried: set[tuple[Address, Address]] = field(default_factory=set)
+    sent_reports: deque = field(default_factory=lambda: deque(maxlen=MAX_REPORTS))
+    received_reports: deque = field(default_factory=lambda: deque(maxlen=MAX_REPORTS))
+    peer_keepalive_timeout: float | None = None
+
+    @property
+    def mode_name(self) -> str:
+        return MODE_NAMES[self.mode]
+
+    def deadlines(self) -> list[float]:
+        return [d for d in (self.send_deadline, self.keepalive_deadline, self.round_deadline) if d is not None]
