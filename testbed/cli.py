@@ -180,7 +180,7 @@ def cmd_run(args) -> int:
 def cmd_mechanisms(args) -> int:
     from .mechanisms import mechanisms
     for m in mechanisms().values():
-        print(f"{m.name:<14} thesis {m.thesis:<8} {m.summary}")
+        print(f"{m.name:<14} {m.role:<8} thesis {m.thesis:<8} {m.summary}")
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Literal
 
 from .addressing import AddressPlan, build_plan
 from .mechanisms import Mechanism, Registry
-from .topology import Site, Topology, host_def, site_mechanism
+from .topology import Site, Topology, host_def, site_addons, site_mechanism
 
 Role = Literal["router", "host", "bridge"]
 SERVICE_ARGV = {
@@ -170,9 +170,9 @@ def build_netplan(topo: Topology, plan: AddressPlan | None = None, registry: Reg
     _isp_bgp(net)
     for site in topo.sites:
         _site_base(net, site)
-        mech, options = site_mechanism(topo, site, registry)
-        mech.apply(net, site, options)
-        _contributions(net, site, mech)
+        for mech, options in [site_mechanism(topo, site, registry)] + site_addons(topo, site, registry):
+            mech.apply(net, site, options)
+            _contributions(net, site, mech)
     _runtime_needs(net)
     return net
 

@@ -152,6 +152,21 @@ class Lan(Strict):
     gateway: Name | None = Field(None, description="the hosts' default router (default: the first router)")
 
 
+class Addon(Strict):
+    """A stage-2 part a site runs on top of its routing mechanism, with that add-on's own options."""
+
+    mechanism: str = Field(description="an add-on mechanism (role addon in `mhlab mechanisms`)")
+    options: dict[str, Any] = Field(default_factory=dict, description="options for the add-on, checked by "
+                                    "its options model when the file is parsed")
+
+
+AddonRef = Annotated[str | Addon, Field(description="an add-on's name, or a mapping with mechanism/options")]
+
+
+def addon_def(ref: str | Addon) -> Addon:
+    return ref if isinstance(ref, Addon) else Addon(mechanism=ref)
+
+
 class Site(Strict):
     """A multihomed site: exit routers to several ISPs, LANs of hosts, and the mechanism it runs."""
 
@@ -160,6 +175,8 @@ class Site(Strict):
     mechanism: str = Field("none", description="multihoming mechanism plug-in (see `mhlab mechanisms`)")
     options: dict[str, Any] = Field(default_factory=dict, description="options for the mechanism, checked by "
                                     "the mechanism's options model when the file is parsed")
+    addons: list[AddonRef] = Field(default_factory=list, description="stage-2 parts on top of the routing "
+                                   "mechanism (DNS, exit path cache, deprecation...), applied in this order")
     pi_prefix: str | None = Field(None, description="provider-independent /48 (mechanism pi-bgp)")
     exits: list[Exit] = Field(min_length=1, description="exit routers, one or more per ISP")
     routers: list[Name] = Field(default_factory=list, description="internal (non-exit) routers of the site")
@@ -241,19 +258,24 @@ def json_schema(registry: Registry | None = None) -> dict[str, Any]:
     schema = Topology.model_json_schema()
     defs = schema.setdefault("$defs", {})
     site = defs["Site"]
-    site["properties"]["mechanism"]["enum"] = reg.names()
+    site["properties"]["mechanism"]["enum"] = _names(reg, "routing")
+    addon = defs["Addon"]
+    addon["properties"]["mechanism"]["enum"] = _names(reg, "addon")
     default = Site.model_fields["mechanism"].default
-    branches = []
+    branches: dict[str, list] = {"routing": [], "addon": []}
     for mech in reg:
         options = mech.options.model_json_schema(ref_template="#/$defs/{model}")
         defs.update(options.pop("$defs", {}))
         options["description"] = f"options of mechanism {mech.name}: {mech.summary}"
         defs[f"options.{mech.name}"] = options
         cond: dict[str, Any] = {"properties": {"mechanism": {"const": mech.name}}}
-        if mech.name != default:
+        if mech.name != default or mech.role == "addon":
             cond["required"] = ["mechanism"]
-        branches.append({"if": cond, "then": {"properties": {"options": {"$ref": f"#/$defs/options.{mech.name}"}}}})
-    site["allOf"] = branches
+        branches[mech.role].append({"if": cond, "then": {"properties": {
+            "options": {"$ref": f"#/$defs/options.{mech.name}"}}}})
+    site["allOf"] = branches["routing"]
+    if branches["addon"]:
+        addon["allOf"] = branches["addon"]
     return schema
 
 
@@ -292,6 +314,21 @@ def site_mechanism(topo: Topology, site: Site, registry: Registry | None = None)
         raise TopologyError(_option_problems(topo.source, s, mech, exc)) from None
 
 
+def site_addons(topo: Topology, site: Site, registry: Registry | None = None) -> list[tuple[Mechanism, Options]]:
+    """The site's add-ons with their parsed options, in file order."""
+    reg = _registry(registry)
+    s = topo.sites.index(site)
+    out = []
+    for k, ref in enumerate(site.addons):
+        addon = addon_def(ref)
+        mech = reg.get(addon.mechanism)
+        try:
+            out.append((mech, mech.parse_options(addon.options)))
+        except ValidationError as exc:
+            raise TopologyError(_option_problems(topo.source, s, mech, exc, ("addons", k, "options"))) from None
+    return out
+
+
 def _pydantic_problem(doc: MarkedDoc, err: dict[str, Any]) -> Problem:
     # pydantic adds the union member tried ('str', 'HostDef') and 'function-after' to locations: drop them.
     loc = tuple(p for p in err["loc"] if isinstance(p, int) or p in _field_names())
@@ -306,12 +343,14 @@ def _pydantic_problem(doc: MarkedDoc, err: dict[str, Any]) -> Problem:
     return doc.problem(loc if err["type"] != "extra_forbidden" else tuple(err["loc"]), message)
 
 
-def _option_problems(doc: MarkedDoc, s: int, mech: Mechanism, exc: ValidationError) -> list[Problem]:
-    """A site's options that its mechanism's model rejects, located at ``sites.N.options.X``."""
+def _option_problems(doc: MarkedDoc, s: int, mech: Mechanism, exc: ValidationError,
+                     where: tuple = ("options",)) -> list[Problem]:
+    """A site's options that its mechanism's model rejects, located at ``sites.N.options.X`` (or an
+    add-on's, at ``sites.N.addons.K.options.X``)."""
     known = list(mech.options.model_fields)
     problems = []
     for err in exc.errors():
-        loc = ("sites", s, "options") + tuple(err["loc"])
+        loc = ("sites", s) + where + tuple(err["loc"])
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = f"unknown option {err['loc'][-1]!r} of mechanism {mech.name}; " \
@@ -322,7 +361,7 @@ def _option_problems(doc: MarkedDoc, s: int, mech: Mechanism, exc: ValidationErr
 
 def _field_names() -> set[str]:
     names: set[str] = set()
-    for model in (Topology, Isp, Site, Exit, Lan, HostDef, BgpTimers):
+    for model in (Topology, Isp, Site, Exit, Lan, HostDef, BgpTimers, Addon):
         names.update(model.model_fields)
     return names
 
@@ -409,11 +448,47 @@ def _mechanism_problems(topo: Topology, doc: MarkedDoc, s: int, registry: Regist
         return [doc.problem(("sites", s, "mechanism"), f"unknown mechanism {site.mechanism!r}; "
                             f"known: {', '.join(sorted(registry.names()))}")]
     mech = registry.get(site.mechanism)
+    if mech.role != "routing":
+        return [doc.problem(("sites", s, "mechanism"), f"{mech.name} is an add-on: list it under addons: and name "
+                            f"a routing mechanism here ({', '.join(_names(registry, 'routing'))})")]
     try:
         options = mech.parse_options(site.options)
     except ValidationError as exc:
         return _option_problems(doc, s, mech, exc)
-    return [doc.problem(("sites", s) + tuple(path), message) for path, message in mech.validate(topo, site, options)]
+    problems = [doc.problem(("sites", s) + tuple(path), message)
+                for path, message in mech.validate(topo, site, options)]
+    return problems + _addon_problems(topo, doc, s, registry)
+
+
+def _names(registry: Registry, role: str) -> list[str]:
+    return sorted(m.name for m in registry if m.role == role)
+
+
+def _addon_problems(topo: Topology, doc: MarkedDoc, s: int, registry: Registry) -> list[Problem]:
+    """Each add-on exists, is an add-on, appears once, and its options and own checks pass."""
+    site, problems, seen = topo.sites[s], [], set()
+    for k, ref in enumerate(site.addons):
+        addon, path = addon_def(ref), ("sites", s, "addons", k)
+        if addon.mechanism not in registry:
+            problems.append(doc.problem(path, f"unknown add-on {addon.mechanism!r}; known: "
+                                              f"{', '.join(_names(registry, 'addon')) or 'none'}"))
+            continue
+        mech = registry.get(addon.mechanism)
+        if mech.role != "addon":
+            problems.append(doc.problem(path, f"{mech.name} is a routing mechanism: a site names one under "
+                                              f"mechanism:; add-ons are {', '.join(_names(registry, 'addon')) or 'none'}"))
+            continue
+        if mech.name in seen:
+            problems.append(doc.problem(path, f"add-on {mech.name} is listed twice"))
+            continue
+        seen.add(mech.name)
+        try:
+            options = mech.parse_options(addon.options)
+        except ValidationError as exc:
+            problems += _option_problems(doc, s, mech, exc, ("addons", k, "options"))
+            continue
+        problems += [doc.problem(path + tuple(p), message) for p, message in mech.validate(topo, site, options)]
+    return problems
 
 
 def _asns_distinct(topo: Topology, doc: MarkedDoc) -> list[Problem]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict
 
@@ -99,6 +99,10 @@ class Mechanism:
                     Runs when the topology is parsed; every problem is reported with file:line.
     demo            the scenario file (relative to the repository root) ``make demo`` runs for it
     baseline        the mechanism shows the problem the others solve: comparisons list it first
+    role            ``routing``: what a site's ``mechanism:`` names (exactly one per site: stage-1 routing or
+                    the shim, which brings its own); ``addon``: a stage-2 part listed under the site's
+                    ``addons:`` (DNS, exit path cache, prefix deprecation, policy distribution), applied
+                    after the routing mechanism, in file order; several may combine
     """
 
     name: str
@@ -113,6 +117,7 @@ class Mechanism:
     validate: ValidateFn = _no_problems
     demo: str | None = None
     baseline: bool = False
+    role: Literal["routing", "addon"] = "routing"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.options, type) and issubclass(self.options, Options)):
