@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .errors import DependencyError, LabError, MhlabError, TopologyError
+from .live import faultcmd
 
 EPILOG = """\
 examples:
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "link names (ispa-ra) or node pairs (ra,ispa)")
     add("mechanisms", cmd_mechanisms, "list the multihoming mechanisms a site can use", "mhlab mechanisms")
     add("schema", cmd_schema, "print the JSON schema of topology files", "mhlab schema > topology.schema.json")
+    faultcmd.register(sub)  # fault, faults, restore
     return p
 
 
