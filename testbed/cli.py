@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from .errors import DependencyError, LabError, MhlabError, TopologyError
-from .live import faultcmd
+from .live import capture, faultcmd
+from .live.shell import node_shell_argv
 
 EPILOG = """\
 examples:
@@ -23,6 +24,7 @@ examples:
   sudo mhlab deploy topologies/two-isp-site.yaml  bring the lab up (named after the file's `name:`)
   sudo mhlab inspect twoisp                       nodes, addresses, daemons, BGP sessions
   sudo mhlab exec twoisp h1 -- ping -c1 2001:db8:f000::10
+  sudo mhlab exec twoisp ra                       an interactive shell inside router ra
   sudo mhlab check twoisp                         ping/curl from every source address
   sudo mhlab destroy twoisp                       remove exactly what deploy created
   sudo mhlab run topologies/baseline-link-down.yaml   a failover scenario with a report
@@ -141,13 +143,13 @@ def cmd_inspect(args) -> int:
 def cmd_exec(args) -> int:
     from .lab import Lab
     from .node import tagged_env
-    if not args.command:
-        print("usage: mhlab exec LAB NODE -- COMMAND [ARGS...]", file=sys.stderr)
-        return 2
     lab = Lab.attach(args.lab, args.run_root)
     node = lab.node(args.node)
-    argv = args.command[1:] if args.command[0] == "--" else args.command
-    return subprocess.call(["mnexec", "-a", str(node.pid), *argv], env=tagged_env(lab.name))
+    argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    extra: dict[str, str] = {}
+    if not argv:  # no command: an interactive shell in the node
+        argv, extra = node_shell_argv(lab.name, node.name)
+    return subprocess.call(["mnexec", "-a", str(node.pid), *argv], env=tagged_env(lab.name, extra))
 
 
 def cmd_check(args) -> int:
@@ -248,10 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_list, "list labs in the run root", "mhlab list --json", json_arg)
     add("inspect", cmd_inspect, "nodes, addresses, processes and BGP sessions of a running lab",
         "sudo mhlab inspect twoisp --json", lab_arg, json_arg)
-    e = add("exec", cmd_exec, "run a command inside a node of a running lab (exit status passed through)",
+    e = add("exec", cmd_exec, "run a command inside a node of a running lab (exit status passed through); "
+            "no command: an interactive shell in the node",
             "sudo mhlab exec twoisp h1 -- curl -s http://[2001:db8:f000::10]/", lab_arg)
     e.add_argument("node", help="node name")
-    e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...] (none: a shell in the node)")
     add("check", cmd_check, "BGP sessions and ping/curl from every host address (exit 1 on a failure)",
         "sudo mhlab check twoisp", lab_arg, json_arg)
     dm = add("demo", cmd_demo, "deploy a lab, run its checks as a table, run its failover scenario with a "
@@ -269,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("mechanisms", cmd_mechanisms, "list the multihoming mechanisms a site can use", "mhlab mechanisms")
     add("schema", cmd_schema, "print the JSON schema of topology files", "mhlab schema > topology.schema.json")
     faultcmd.register(sub)  # fault, faults, restore
+    capture.register(sub)
     return p
 
 
