@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .errors import DependencyError, LabError, MhlabError, TopologyError
-from .live import capture, faultcmd
+from .live import capture, faultcmd, graphcmd
 from .live.shell import node_shell_argv
 
 EPILOG = """\
@@ -273,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("schema", cmd_schema, "print the JSON schema of topology files", "mhlab schema > topology.schema.json")
     faultcmd.register(sub)  # fault, faults, restore
     capture.register(sub)
+    graphcmd.register(sub)
     return p
 
 
