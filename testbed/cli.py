@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .errors import DependencyError, LabError, MhlabError, TopologyError
-from .live import capture, faultcmd, graphcmd
+from .live import capture, faultcmd, graphcmd, watch
 from .live.shell import node_shell_argv
 
 EPILOG = """\
@@ -274,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     faultcmd.register(sub)  # fault, faults, restore
     capture.register(sub)
     graphcmd.register(sub)
+    watch.register(sub)
     return p
 
 

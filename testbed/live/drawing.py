@@ -85,21 +85,8 @@ def _host_label(net: NetPlan, name: str, state: LiveState | None) -> str:
     return "<<table border='0' cellborder='0' cellspacing='0'>" + "".join(rows) + "</table>>"
 
 
-def _faulted(state: LiveState | None) -> dict[str, list[str]]:
-    """Target word (segment, ISP, node) -> names of faults in force on it."""
-    out: dict[str, list[str]] = {}
-    for f in (state.faults if state else []):
-        model = f.get("fault", {})
-        for key in ("link", "isp", "node"):
-            value = model.get(key)
-            if value:
-                target = value[1] if isinstance(value, list) else value  # [host, lan] -> the LAN
-                out.setdefault(str(target), []).append(f["name"])
-    return out
-
-
 def to_dot(net: NetPlan, state: LiveState | None = None, title: str | None = None) -> str:
-    faults = _faulted(state)
+    faults = state.faults_by_target() if state else {}
     segments = {s.name: s for s in net.plan.segments}
     lines = ["digraph lab {",
              '  graph [rankdir=TB, fontname="Helvetica", fontsize=12, nodesep=0.6, ranksep=1.0, newrank=true, '

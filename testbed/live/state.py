@@ -73,6 +73,18 @@ class LiveState:
         return next((l for l in self.links if l.segment == segment and (node is None or node in (l.a.node, l.b.node))),
                     None)
 
+    def faults_by_target(self) -> dict[str, list[str]]:
+        """What each fault in force acts on (segment, ISP or node) -> the fault names."""
+        out: dict[str, list[str]] = {}
+        for f in self.faults:
+            model = f.get("fault", {})
+            for key in ("link", "isp", "node"):
+                value = model.get(key)
+                if value:
+                    target = value[1] if isinstance(value, list) else value  # [host, lan] -> the LAN
+                    out.setdefault(str(target), []).append(f["name"])
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for link, raw in zip(self.links, d["links"]):
