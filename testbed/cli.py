@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .errors import DependencyError, LabError, MhlabError, TopologyError
-from .live import capture, faultcmd, graphcmd, watch
+from .live import capture, faultcmd, graphcmd, watch, web
 from .live.shell import node_shell_argv
 
 EPILOG = """\
@@ -275,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     capture.register(sub)
     graphcmd.register(sub)
     watch.register(sub)
+    web.register(sub)
     return p
 
 
