@@ -34,6 +34,7 @@ class FaultEntry:
     describe: str = ""
     holder: ProcRecord | None = None
     applied: bool = False
+    applied_at: float | None = None
     ended: dict[str, Any] | None = field(default=None)
 
     @property
@@ -57,9 +58,10 @@ class FaultEntry:
         return "active" if self.holder_alive() else "orphaned"
 
     def remaining(self, now: float | None = None) -> float | None:
+        """Seconds left of ``--for``: counted from when the fault was in force (its holder's report)."""
         if self.duration is None:
             return None
-        return max(0.0, self.started + self.duration - (now or time.time()))
+        return max(0.0, (self.applied_at or self.started) + self.duration - (now or time.time()))
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "words": self.words, "describe": self.describe,
@@ -83,6 +85,7 @@ def fold(records: list[dict[str, Any]]) -> list[FaultEntry]:
                 e.holder = ProcRecord.from_dict(r)
         elif kind == "fault-applied" and r.get("name") in open_:
             open_[r["name"]].applied = True
+            open_[r["name"]].applied_at = float(r.get("t", 0)) or None
             open_[r["name"]].describe = r.get("describe", "")
         elif kind == "fault-end" and r.get("name") in open_:
             open_.pop(r["name"]).ended = r

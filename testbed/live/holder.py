@@ -51,7 +51,7 @@ def hold(lab: Lab, name: str) -> int:
         return 1
     record_applied(lab.rundir, name, action.describe)
     _say(f"applied: {action.describe}")
-    timeout = entry.remaining()
+    timeout = entry.duration  # --for counts from now, when the fault is in force
     got = signal.sigtimedwait(STOP_SIGNALS, timeout) if timeout is not None else signal.sigwaitinfo(STOP_SIGNALS)
     if lab.rundir.meta().get("status") == "destroying":
         return 0  # the lab goes away with its fault; nothing to undo
