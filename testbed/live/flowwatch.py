@@ -42,6 +42,7 @@ class FlowStats:
     broken: int = 0
     connections: int = 0
     per_second: dict[int, int] = field(default_factory=dict)
+    first: float | None = None
     src: str = ""
     dst: str = ""
 
@@ -49,6 +50,7 @@ class FlowStats:
         if self.last is not None and t - self.last > self.max_gap:
             self.max_gap = t - self.last
         self.last = t if self.last is None else max(self.last, t)
+        self.first = t if self.first is None else min(self.first, t)
         self.delivered += 1
         second = int(t)
         self.per_second[second] = self.per_second.get(second, 0) + 1
@@ -63,6 +65,7 @@ class FlowStats:
                 "silent_s": None if gap_now is None else round(gap_now, 3),
                 "max_gap_s": round(max(self.max_gap, gap_now or 0.0), 3), "broken": self.broken,
                 "connections": self.connections, "window_end": end,
+                "first_delivery": self.first,
                 "per_second": [self.per_second.get(s, 0) for s in range(end - WINDOW_S, end)]}
 
 
