@@ -39,7 +39,12 @@ class Applied:
 def apply_fault(lab: Lab, fault: FaultBase, words: str = "", duration: float | None = None) -> Applied:
     """Apply ``fault`` now; an undoable one stays in force (recorded) until restored or ``duration`` ends.
     Raises FaultError (bad reference) before anything changes, MhlabError when applying failed."""
-    taken = {e.name for e in in_force(lab.rundir)}
+    entries = in_force(lab.rundir)
+    same = next((e for e in entries if _essence(e.fault) == _essence(fault.model_dump(mode="json", by_alias=True))), None)
+    if same is not None:
+        raise MhlabError(f"the same fault is already in force on lab {lab.name} as {same.name!r} "
+                         f"(mhlab restore {lab.name} {same.name})")
+    taken = {e.name for e in entries}
     name = fault.name or default_name(fault, taken)
     if name in taken:
         raise MhlabError(f"a fault named {name!r} is already in force on lab {lab.name} (mhlab faults {lab.name})")
@@ -68,6 +73,11 @@ def apply_fault(lab: Lab, fault: FaultBase, words: str = "", duration: float | N
         _close_if_open(lab, name, "failed", line)
         raise MhlabError(f"fault {name}: " + (line.removeprefix("error: ") or f"its holder failed (see {log})"))
     return Applied(name, line.removeprefix("applied: "), True)
+
+
+def _essence(fault: dict) -> dict:
+    """What a fault does, without its name and timing: two faults alike in this are the same fault."""
+    return {k: v for k, v in fault.items() if k not in ("name", "at", "until")}
 
 
 def _first_line(proc: subprocess.Popen, timeout: float) -> str:

@@ -53,6 +53,8 @@ def test_a_link_cut_in_one_shell_is_seen_and_undone_from_another(lab):
     assert entry["state"] == "active" and entry["fault"] == {"kind": "link-down", "link": "ispa-ra", "at": 0.0,
                                                              "until": None, "name": "link-down-ispa-ra"}
     assert "ispa-ra down" in mhlab(lab, "faults", lab.name).stdout
+    again = mhlab(lab, "fault", lab.name, "link-down", "ispa,ra", check=False)
+    assert again.returncode == 1 and "already in force as 'link-down-ispa-ra'" in again.stderr
     assert "undone (restored)" in mhlab(lab, "restore", lab.name, "ispa-ra").stdout
     assert link_up(lab, "ra", "ispa") and link_up(lab, "ispa", "ra") and in_force(lab) == []
 
