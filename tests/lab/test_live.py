@@ -54,7 +54,7 @@ def test_a_link_cut_in_one_shell_is_seen_and_undone_from_another(lab):
                                                              "until": None, "name": "link-down-ispa-ra"}
     assert "ispa-ra down" in mhlab(lab, "faults", lab.name).stdout
     again = mhlab(lab, "fault", lab.name, "link-down", "ispa,ra", check=False)
-    assert again.returncode == 1 and "already in force as 'link-down-ispa-ra'" in again.stderr
+    assert again.returncode == 1 and "already in force on lab lilive as 'link-down-ispa-ra'" in again.stderr
     assert "undone (restored)" in mhlab(lab, "restore", lab.name, "ispa-ra").stdout
     assert link_up(lab, "ra", "ispa") and link_up(lab, "ispa", "ra") and in_force(lab) == []
 
