@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .errors import DependencyError, LabError, MhlabError, TopologyError
-from .live import capture, faultcmd, graphcmd, watch, web
+from .live import verbs as live
 from .live.shell import node_shell_argv
 
 EPILOG = """\
@@ -271,11 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   "link names (ispa-ra) or node pairs (ra,ispa)")
     add("mechanisms", cmd_mechanisms, "list the multihoming mechanisms a site can use", "mhlab mechanisms")
     add("schema", cmd_schema, "print the JSON schema of topology files", "mhlab schema > topology.schema.json")
-    faultcmd.register(sub)  # fault, faults, restore
-    capture.register(sub)
-    graphcmd.register(sub)
-    watch.register(sub)
-    web.register(sub)
+    live.register_fault(sub)  # fault, faults, restore
+    live.register_capture(sub)
+    live.register_graph(sub)
+    live.register_watch(sub)
+    live.register_serve(sub)
     return p
 
 

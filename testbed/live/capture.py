@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,16 +19,6 @@ import time
 from ..lab import Lab
 from .links import LinkWordError, capture_port
 
-EPILOG = """\
-LINK is a segment (ispa-ra), either order (ra-ispa), a node pair (ra,ispa), one port (h1:lan), or a LAN name
-(site-lan: the whole LAN, captured on its bridge).
-
-examples:
-  sudo mhlab capture twoisp ispa-ra -w /tmp/ispa-ra.pcap --for 10
-  sudo mhlab capture twoisp ra-ispa | wireshark -k -i -         live in Wireshark
-  sudo mhlab capture twoisp h1:lan | tshark -r - -Y icmpv6      decode on the fly
-  sudo mhlab capture twoisp ispa-ra -- icmp6                    a tcpdump filter after --
-"""
 
 
 def tcpdump_argv(ifname: str, bpf_filter: list[str]) -> list[str]:
@@ -42,7 +33,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     except LinkWordError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    bpf = list(args.filter)
+    bpf = shlex.split(args.filter) if args.filter else []
     to_stdout = args.write in (None, "-")
     if to_stdout and sys.stdout.isatty():
         print("error: refusing to write pcap to a terminal; give -w FILE or pipe it (| wireshark -k -i -)",
@@ -75,16 +66,3 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if not to_stdout:
         print(f"wrote {where} ({os.path.getsize(where)} bytes)", file=sys.stderr)
     return 0 if proc.returncode in (0, -signal.SIGINT) else 1
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the capture verb to the mhlab command."""
-    c = sub.add_parser("capture", help="pcap of one link of a running lab, to a file or live to stdout",
-                       description="Capture one link of a running lab with tcpdump inside the node.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("lab", help="lab name")
-    c.add_argument("link", help="ispa-ra, ra-ispa, ra,ispa, NODE:IFACE or a LAN name")
-    c.add_argument("-w", "--write", metavar="FILE", help="pcap file ('-' or absent: stdout)")
-    c.add_argument("--for", dest="for_", type=float, metavar="SECONDS", help="stop after SECONDS")
-    c.add_argument("filter", nargs="*", help="a tcpdump filter expression, after -- (optional)")
-    c.set_defaults(fn=cmd_capture)

@@ -12,27 +12,9 @@ from ..faults import FaultError
 from ..lab import Lab
 from .faultlog import in_force
 from .faultops import apply_fault, restore, select
-from .faultspec import FaultWordsError, fault_from_words, usage_lines
+from .faultspec import FaultWordsError, fault_from_words
 from .links import LinkWordError, fault_link_ref
 
-FAULT_EPILOG = """\
-kinds (positional words, then any other field of the scenario language as FIELD=VALUE):
-  {kinds}
-
-links are named as you think of them: a segment (ispa-ra), either order (ra-ispa), a node pair (ra,ispa),
-or one port (h1:lan).  A fault stays in force until `mhlab restore`, or for --for SECONDS.
-
-examples:
-  sudo mhlab fault twoisp link-down ispa-ra             ISP A's access link goes down
-  sudo mhlab fault twoisp loss ra-ispa 30% --for 20     30 % loss for 20 s, then undone by itself
-  sudo mhlab fault twoisp rate-limit ispa-ra 1mbit direction=forward
-  sudo mhlab fault twoisp flap ispa-ra 4 1              down 1 s every 4 s
-  sudo mhlab fault twoisp upstream-cut ispa             ISP A loses transit; the site sees nothing
-  sudo mhlab fault twoisp daemon-kill ra bgpd           (restore restarts it)
-  sudo mhlab fault twoisp bgp-reset ra ispa             one-shot: nothing to restore
-  sudo mhlab faults twoisp                              what is in force
-  sudo mhlab restore twoisp --all
-"""
 
 
 def _words_error(exc: Exception) -> int:
@@ -94,37 +76,3 @@ def cmd_restore(args: argparse.Namespace) -> int:
         how = restore(lab, e)
         print(f"fault {e.name} undone ({how}): {e.describe or e.words}")
     return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the fault, faults and restore verbs to the mhlab command."""
-    f = sub.add_parser("fault", help="break a running lab now: any fault kind of the scenario language",
-                       description="Apply one fault to a running lab; it stays in force until `mhlab restore` "
-                       "(or --for SECONDS).", epilog=FAULT_EPILOG.format(kinds="\n  ".join(usage_lines())),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    f.add_argument("lab", help="lab name (see `mhlab list`)")
-    f.add_argument("kind", help="fault kind: link-down, isp-down, upstream-cut, loss, rate-limit, flap, delay, "
-                                "router-crash, daemon-kill, bgp-reset, link-up")
-    f.add_argument("words", nargs="*", help="the kind's fields: positional words, then FIELD=VALUE")
-    f.add_argument("--for", dest="for_", type=float, metavar="SECONDS", help="undo it by itself after SECONDS")
-    f.add_argument("--name", help="name to restore it by (default KIND-TARGET, e.g. link-down-ispa-ra)")
-    f.set_defaults(fn=cmd_fault)
-
-    fs = sub.add_parser("faults", help="faults in force on a running lab (applied by `mhlab fault`)",
-                        description="List the faults in force on a lab: name, state, age, time left, what.",
-                        epilog="example:\n  sudo mhlab faults twoisp --json",
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    fs.add_argument("lab", help="lab name")
-    fs.add_argument("--json", action="store_true", help="machine-readable output")
-    fs.set_defaults(fn=cmd_faults)
-
-    r = sub.add_parser("restore", help="undo faults in force (by name, by link/ISP/node, or --all)",
-                       description="Undo faults applied by `mhlab fault`, from any shell.",
-                       epilog="examples:\n  sudo mhlab restore twoisp link-down-ispa-ra\n"
-                              "  sudo mhlab restore twoisp ispa-ra      every fault on that link\n"
-                              "  sudo mhlab restore twoisp --all",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("lab", help="lab name")
-    r.add_argument("which", nargs="?", help="fault name, or what it acts on (ispa-ra, ispa, ra)")
-    r.add_argument("--all", action="store_true", help="every fault in force")
-    r.set_defaults(fn=cmd_restore)

@@ -15,36 +15,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..errors import MhlabError
 from ..scenario.model import Fault, FaultBase
+from .faultwords import POSITIONAL
 
-# kind -> its positional fields; a trailing "?" marks an optional one
-POSITIONAL: dict[str, tuple[str, ...]] = {
-    "link-down": ("link",),
-    "link-up": ("link",),
-    "isp-down": ("isp",),
-    "upstream-cut": ("isp",),
-    "loss": ("link", "percent"),
-    "rate-limit": ("link", "rate"),
-    "delay": ("link", "delay_ms", "jitter_ms?"),
-    "flap": ("link", "period", "down?"),
-    "router-crash": ("node",),
-    "daemon-kill": ("node", "daemon?"),
-    "bgp-reset": ("node", "peer?"),
-}
 LINK_FIELDS = ("link",)
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Fault)
 
 
 class FaultWordsError(MhlabError):
     """The words do not make a fault (unknown kind, missing or bad field): a usage error."""
-
-
-def usage_lines() -> list[str]:
-    """One line per kind: ``loss LINK PERCENT`` - for --help."""
-    out = []
-    for kind, fields in POSITIONAL.items():
-        words = [f"[{f[:-1].upper()}]" if f.endswith("?") else f.upper() for f in fields]
-        out.append(f"{kind} {' '.join(words)}")
-    return out
 
 
 def _value(field: str, text: str) -> Any:

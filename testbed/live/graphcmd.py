@@ -11,16 +11,6 @@ from ..lab import Lab
 from .drawing import FORMATS, render, to_dot
 from .state import gather
 
-EPILOG = """\
-A file draws the plan (ISPs, sites, routers, hosts, links with prefixes and addresses, no root needed);
-a lab name draws the running lab: links up/down, BGP session states, deprecated addresses, shim contexts'
-current locator pairs and the faults in force.
-
-examples:
-  mhlab graph topologies/two-isp-site.yaml -o twoisp.svg
-  sudo mhlab graph twoisp -o /tmp/twoisp.png
-  mhlab graph topologies/two-sites-shim.yaml -o - --format dot | less
-"""
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -42,14 +32,3 @@ def cmd_graph(args: argparse.Namespace) -> int:
         Path(args.output).write_bytes(data)
         print(f"wrote {args.output} ({len(data)} bytes)", file=sys.stderr)
     return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the graph verb to the mhlab command."""
-    g = sub.add_parser("graph", help="draw a topology file or a running lab (Graphviz: svg, png, pdf, dot)",
-                       description="Draw a lab with Graphviz.", epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    g.add_argument("target", help="topology YAML file, or the name of a running lab")
-    g.add_argument("-o", "--output", required=True, help="output file (format from its suffix), or - for stdout")
-    g.add_argument("--format", choices=FORMATS, help="output format (default: from the suffix; svg for -)")
-    g.set_defaults(fn=cmd_graph)

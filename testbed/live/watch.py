@@ -18,12 +18,6 @@ from ..lab import Lab
 from ..netplan import NetPlan
 from .state import LinkState, LiveState, gather
 
-EPILOG = """\
-examples:
-  sudo mhlab watch twoshim                 refresh every second until Ctrl-C
-  sudo mhlab watch twoisp --once           one snapshot, then exit (scripts, logs)
-  # in a second shell:  sudo mhlab fault twoshim link-down ispa1-ra1
-"""
 
 
 def _updown(up: bool) -> Text:
@@ -121,15 +115,3 @@ def cmd_watch(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the watch verb to the mhlab command."""
-    w = sub.add_parser("watch", help="live terminal view of a running lab: links, BGP, faults, addresses, shim",
-                       description="Refresh a view of a running lab until Ctrl-C.", epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    w.add_argument("lab", help="lab name")
-    w.add_argument("--interval", type=float, default=1.0, help="seconds between snapshots (default 1)")
-    w.add_argument("--once", action="store_true", help="print one snapshot and exit")
-    w.add_argument("--screen", action="store_true", help="use the whole terminal (alternate screen)")
-    w.set_defaults(fn=cmd_watch)

@@ -16,7 +16,6 @@ import hmac
 import json
 import secrets
 import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,15 +36,6 @@ KEEPALIVE_S = 15.0
 ALLOWED_KINDS = ("link-down", "isp-down", "upstream-cut", "loss", "rate-limit", "flap", "router-crash", "daemon-kill",
                  "bgp-reset")
 
-EPILOG = """\
-The token in the printed URL is the only key: the server injects faults as root, and refuses (403) any
-request without it.  Keep the default 127.0.0.1; reach it from elsewhere with `ssh -L PORT:127.0.0.1:PORT`.
-
-examples:
-  sudo mhlab serve twoshim                     prints http://127.0.0.1:PORT/?token=...
-  sudo mhlab serve twoisp --port 8765 --no-flow
-  sudo mhlab serve twoshim --follow reports/shim-link-down/logs    a scenario's flows, while it runs
-"""
 
 
 def plan_view(lab: Lab) -> dict[str, Any]:
@@ -269,19 +259,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
     asyncio.run(serve(lab, args.host, args.port, token, flow=not args.no_flow,
                       follow=[Path(p) for p in args.follow], interval=args.interval))
     return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the serve verb to the mhlab command."""
-    s = sub.add_parser("serve", help="the lab live in a browser: drawing, flows, cut/restore buttons (local web "
-                       "server with a token)", description="Serve a live page of a running lab.", epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("lab", help="lab name")
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    s.add_argument("--token", help="use this token instead of a random one (tests)")
-    s.add_argument("--no-flow", action="store_true", help="do not start a tcpseq flow at start-up")
-    s.add_argument("--follow", action="append", default=[], metavar="DIR",
-                   help="also show the flows whose agent logs appear in DIR (a scenario's <report>/logs)")
-    s.add_argument("--interval", type=float, default=1.0, help="seconds between state snapshots (default 1)")
-    s.set_defaults(fn=cmd_serve)

@@ -107,7 +107,7 @@ def test_capture_a_link_to_a_file_and_to_stdout(lab, tmp_path):
                                  text=True).stdout
         assert decoded.count(f"{H1_A} → {SRV}") >= 5
         live = subprocess.Popen([sys.executable, "-m", "testbed.cli", "--run-root", str(lab.rundir.path.parent),
-                                 "capture", lab.name, "ispa-ra", "--", "icmp6"], stdout=subprocess.PIPE,
+                                 "capture", lab.name, "ispa-ra", "--filter", "icmp6"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         wait_until(lambda: any(r.name == "tcpdump-ispa-ra" and is_alive(r) for r in lab.rundir.procs()),
                    timeout=20, what="tcpdump recorded in the journal")

@@ -3,7 +3,8 @@
 import pytest
 
 from testbed.kinds import load_lab, netplan_for
-from testbed.live.faultspec import POSITIONAL, FaultWordsError, default_name, fault_from_words, target_of
+from testbed.live.faultspec import FaultWordsError, default_name, fault_from_words, target_of
+from testbed.live.faultwords import POSITIONAL
 from testbed.live.links import LinkWordError, Port, capture_port, fault_link_ref
 from testbed.scenario.model import FAULT_KINDS, DaemonKill, Flap, Loss, RateLimit
 
