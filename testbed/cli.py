@@ -24,12 +24,12 @@ examples:
   sudo mhlab exec twoisp h1 -- ping -c1 2001:db8:f000::10
   sudo mhlab check twoisp                         ping/curl from every source address
   sudo mhlab destroy twoisp                       remove exactly what deploy created
-  sudo mhlab run topologies/baseline-link-down.yaml   a failover scenario with a report
+  sudo mhlab run scenarios/baseline-link-down.yaml   a failover scenario with a report
   sudo mhlab demo                                 the default lab: checks + its failover scenario
 """
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "two-isp-site.yaml"
-DEFAULT_SCENARIO = DEFAULT_TOPOLOGY.parent / "baseline-link-down.yaml"
+DEFAULT_SCENARIO = DEFAULT_TOPOLOGY.parent.parent / "scenarios" / "baseline-link-down.yaml"
 
 
 def _progress(quiet: bool):
@@ -256,10 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     dm = add("demo", cmd_demo, "deploy a lab, run its checks as a table, run its failover scenario with a "
              "report, tear it down", "sudo mhlab demo", opt_file, name_arg)
     dm.add_argument("--scenario", default=str(DEFAULT_SCENARIO),
-                    help="scenario to run on the lab ('' for none; default topologies/baseline-link-down.yaml)")
+                    help="scenario to run on the lab ('' for none; default scenarios/baseline-link-down.yaml)")
     dm.add_argument("-o", "--output", default="reports/demo", help="report directory (default reports/demo)")
     r = add("run", cmd_run, "run a scenario: lab up, traffic, timed faults, expectations, report "
-            "(exit 1 when an expectation fails)", "sudo mhlab run topologies/baseline-link-down.yaml -o reports/ld",
+            "(exit 1 when an expectation fails)", "sudo mhlab run scenarios/baseline-link-down.yaml -o reports/ld",
             lambda sp: sp.add_argument("scenario", help="scenario YAML file"), name_arg, quiet)
     r.add_argument("-o", "--output", help="report directory (default reports/<scenario name>)")
     r.add_argument("--keep-lab", action="store_true", help="leave the lab up afterwards")

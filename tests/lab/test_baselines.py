@@ -14,6 +14,7 @@ from testbed.scenario.run import run_scenario
 
 pytestmark = [pytest.mark.lab, pytest.mark.mhlab_topology("topologies/two-isp-site.yaml", name="tbase")]
 TOPO = Path(__file__).resolve().parents[2] / "topologies"
+SCEN = TOPO.parent / "scenarios"
 
 
 def _flow(result, name):
@@ -21,7 +22,7 @@ def _flow(result, name):
 
 
 def test_access_link_down_breaks_the_isp_a_flow(lab, tmp_path):
-    outcome = run_scenario(TOPO / "baseline-link-down.yaml", tmp_path, lab=lab)
+    outcome = run_scenario(SCEN / "baseline-link-down.yaml", tmp_path, lab=lab)
     result = outcome.result
     assert result.passed, [v for v in result.verdicts if not v.passed]
     est = _flow(result, "est_a")
@@ -33,7 +34,7 @@ def test_access_link_down_breaks_the_isp_a_flow(lab, tmp_path):
 
 
 def test_upstream_cut_keeps_site_bgp_up_but_kills_traffic(lab):
-    fault = load_scenario(TOPO / "baseline-upstream-cut.yaml").scenario.faults[0]
+    fault = load_scenario(SCEN / "baseline-upstream-cut.yaml").scenario.faults[0]
     action = prepare(fault, lab)
     src_a, src_b, dst = lab.plan.address("h1", "ispa"), lab.plan.address("h1", "ispb"), lab.plan.address("srv")
     action.do()
@@ -51,6 +52,6 @@ def test_upstream_cut_keeps_site_bgp_up_but_kills_traffic(lab):
 
 
 def test_upstream_cut_scenario(lab, scenario):
-    result = scenario(lab, "topologies/baseline-upstream-cut.yaml")
+    result = scenario(lab, "scenarios/baseline-upstream-cut.yaml")
     assert result.passed, [v for v in result.verdicts if not v.passed]
     assert _flow(result, "est_a").connections_broken == 1

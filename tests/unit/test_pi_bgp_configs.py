@@ -16,6 +16,7 @@ from testbed.scenario.run import _check_references
 from testbed.topology import load_topology
 
 TOPO = Path(__file__).resolve().parents[2] / "topologies"
+SCEN = TOPO.parent / "scenarios"
 PI = "2001:db8:ff00::/48"
 
 
@@ -100,7 +101,7 @@ def test_isps_accept_the_pi_prefix_from_their_customer(net):
 
 
 def test_scenarios_select_the_pi_address(tmp_path, net):
-    loaded = load_scenario(TOPO / "baseline-pi-silent.yaml")
+    loaded = load_scenario(SCEN / "baseline-pi-silent.yaml")
     plans = plan_flows(loaded.scenario, net.plan.addresses, tmp_path)
     assert {p.src for p in plans} == {"2001:db8:ff00:1::10"}
     lab = SimpleNamespace(net=net, topology=net.topology, plan=net.plan)
