@@ -50,6 +50,10 @@ class ScenarioError(TopologyError):
     what = "scenario"
 
 
+class UsageError(MhlabError):
+    """The command line asks for something impossible (an output path that is a file, the wrong verb)."""
+
+
 class LabError(MhlabError):
     """The runtime could not do what was asked (deploy, exec, destroy)."""
 

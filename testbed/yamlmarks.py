@@ -69,19 +69,26 @@ def load_marked(path: str | Path, text: str | None = None) -> MarkedDoc:
     name = str(path)
     if text is None:
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
+        except IsADirectoryError:
+            raise TopologyError([Problem("is a directory, not a YAML file", name)]) from None
         except OSError as exc:
             raise TopologyError([Problem(f"cannot read file: {exc.strerror}", name)]) from None
+        except UnicodeDecodeError as exc:
+            raise TopologyError([Problem(f"not a text file (byte {exc.start} is not UTF-8): a YAML file "
+                                         "was expected", name)]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            raise TopologyError([Problem("the file is empty", name)])
+        lines: dict[Path_, int] = {}
+        data = _construct(node, (), lines, name)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise TopologyError([Problem(f"not valid YAML: {getattr(exc, 'problem', exc)}", name,
                                      mark.line + 1 if mark else None)]) from None
-    if node is None:
-        raise TopologyError([Problem("the file is empty", name)])
-    lines: dict[Path_, int] = {}
-    data = _construct(node, (), lines, name)
+    except RecursionError:
+        raise TopologyError([Problem("nested too deeply to be a lab or scenario file", name)]) from None
     return MarkedDoc(data, name, lines)
 
 

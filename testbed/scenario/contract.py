@@ -30,7 +30,11 @@ class FaultError(MhlabError):
 
 
 class FlowError(MhlabError):
-    """A flow cannot run on this lab (no such address, wrong lab kind)."""
+    """A flow cannot run on this lab (no such address, wrong lab kind); ``index`` is the flow's position."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 @dataclass

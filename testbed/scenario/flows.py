@@ -87,14 +87,17 @@ def plan_flows(scenario: Scenario, addresses_of: AddressesOf, log_dir: Path, *, 
     plans = []
     for i, flow in enumerate(scenario.traffic):
         kind = flow_kind(flow)
-        if lab_model is not None and lab_kind(lab_model) not in kind.lab_kinds:
-            raise FlowError(f"flow {flow.name}: {kind.name} flows do not run on a {lab_kind(lab_model)} lab "
-                            f"(only on {', '.join(sorted(kind.lab_kinds))} labs)")
-        if kind.resolve is not None:
-            src, dst = kind.resolve(flow, lab_model, addresses_of)
-        else:
-            src = resolve_address(flow.src, flow.from_, addresses_of(flow.from_))
-            dst = resolve_address(flow.dst, flow.to, addresses_of(flow.to))
+        try:
+            if lab_model is not None and lab_kind(lab_model) not in kind.lab_kinds:
+                raise FlowError(f"{kind.name} flows do not run on a {lab_kind(lab_model)} lab "
+                                f"(only on {', '.join(sorted(kind.lab_kinds))} labs)")
+            if kind.resolve is not None:
+                src, dst = kind.resolve(flow, lab_model, addresses_of)
+            else:
+                src = resolve_address(flow.src, flow.from_, addresses_of(flow.from_))
+                dst = resolve_address(flow.dst, flow.to, addresses_of(flow.to))
+        except (LabError, FlowError) as exc:
+            raise FlowError(f"flow {flow.name}: {exc}", index=i) from None
         ends = Endpoints(src, dst, getattr(flow, "port", None) or base_port + i, lab_model)
         run_for = (flow.stop if flow.stop is not None else scenario.duration) - flow.start
         common = ["--flow", flow.name]
@@ -108,7 +111,8 @@ def plan_flows(scenario: Scenario, addresses_of: AddressesOf, log_dir: Path, *, 
         client = command("client", flow.from_, kind.client(flow, ends), run_for)
         server = (command("server", flow.to, kind.server(flow, ends), scenario.duration + SERVER_MARGIN_S)
                   if kind.server is not None else None)
-        plans.append(FlowPlan(flow.name, flow.kind, flow.start, src, dst, client, server))
+        shown = dst if len(dst) <= 48 else f"{dst[:12]}...{dst[-8:]}"  # an I2P Destination is 516 characters
+        plans.append(FlowPlan(flow.name, flow.kind, flow.start, src, shown, client, server))
     return plans
 
 

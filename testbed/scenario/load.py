@@ -22,7 +22,7 @@ from .flowkinds import METRIC_KINDS, flow_kind
 from .model import FAULT_KINDS, FLOW_KINDS, RENAMED, Scenario, parse_time_ref
 
 __all__ = ["LoadedScenario", "ScenarioError", "cross_problems", "load_scenario", "parse_scenario",
-           "reference_problems", "looks_like_scenario"]
+           "reference_problems", "looks_like_scenario", "file_kind"]
 SCENARIO_KEYS = frozenset({"duration", "traffic", "faults", "expect"})
 
 
@@ -48,6 +48,34 @@ class LoadedScenario:
         return "running", lab
 
 
+def file_kind(path: str | Path, assume: str | None = None) -> str:
+    """``"scenario"`` or ``"lab"``: what a YAML file is.  A file that does not even load (unreadable, empty,
+    not YAML, not a mapping) raises the error of what it is ``assume``d to be (default: sniffed from its
+    text: a line ``lab: ...`` means a scenario)."""
+    try:
+        doc = load_marked(path)
+    except TopologyError as exc:
+        raise _as(assume or _sniff(path), exc.problems) from None
+    if not isinstance(doc.data, dict):
+        kind = assume or _sniff(path)
+        what = "lab:, duration:, traffic: ..." if kind == "scenario" else "name:, isps:, sites: ..."
+        raise _as(kind, [doc.problem((), f"the top level must be a mapping ({what}), not a "
+                                         f"{type(doc.data).__name__}")])
+    return "scenario" if looks_like_scenario(doc.data) else "lab"
+
+
+def _sniff(path: str | Path) -> str:
+    try:
+        head = Path(path).read_bytes()[:65536].decode("utf-8", "replace")
+    except OSError:
+        return "lab"
+    return "scenario" if any(line.startswith("lab:") for line in head.splitlines()) else "lab"
+
+
+def _as(kind: str, problems: list[Problem]) -> TopologyError:
+    return ScenarioError(problems) if kind == "scenario" else TopologyError(problems)
+
+
 def load_scenario(path: str | Path, text: str | None = None) -> LoadedScenario:
     """Read and validate a scenario file; raises :class:`ScenarioError` listing every problem."""
     try:
@@ -60,8 +88,8 @@ def load_scenario(path: str | Path, text: str | None = None) -> LoadedScenario:
 def parse_scenario(doc: MarkedDoc, base_dir: Path) -> LoadedScenario:
     """Validate already-loaded YAML data (``MarkedDoc(data, file)`` works for a dict built in Python)."""
     if not isinstance(doc.data, dict):
-        raise ScenarioError([Problem("a scenario file must be a mapping (lab:, duration:, traffic: ...)",
-                                     doc.file, doc.line_of(()))])
+        raise ScenarioError([Problem("the top level must be a mapping (lab:, duration:, traffic: ...), not a "
+                                     f"{type(doc.data).__name__}", doc.file, doc.line_of(()))])
     try:
         scenario = Scenario.model_validate(doc.data)
     except ValidationError as exc:
