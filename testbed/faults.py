@@ -319,7 +319,7 @@ def prepare(fault: Any, lab: Lab, *, check_kernel: bool = True) -> Action:
     kind = fault_kind(fault)
     labs = lab_kind(lab.topology)
     if labs not in kind.lab_kinds:
-        raise FaultError(f"{kind.name} does not apply to a {labs} lab (only to {', '.join(sorted(kind.lab_kinds))} "
+        raise FaultError(f"{kind.name} does not apply to {labs} labs (only to {' and '.join(sorted(kind.lab_kinds))} "
                          "labs)")
     if check_kernel and getattr(fault, "needs_netem", False) and not netem_available(lab):
         raise FaultError(f"{kind.name} needs the netem qdisc, which this kernel lacks (no sch_netem); run the "

@@ -89,7 +89,7 @@ def plan_flows(scenario: Scenario, addresses_of: AddressesOf, log_dir: Path, *, 
         kind = flow_kind(flow)
         try:
             if lab_model is not None and lab_kind(lab_model) not in kind.lab_kinds:
-                raise FlowError(f"{kind.name} flows do not run on a {lab_kind(lab_model)} lab "
+                raise FlowError(f"{kind.name} flows do not run on {lab_kind(lab_model)} labs "
                                 f"(only on {', '.join(sorted(kind.lab_kinds))} labs)")
             if kind.resolve is not None:
                 src, dst = kind.resolve(flow, lab_model, addresses_of)

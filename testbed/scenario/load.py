@@ -213,8 +213,8 @@ def reference_problems(loaded: LoadedScenario, nodes: Collection[str], isps: Col
     for i, flow in enumerate(s.traffic):
         fk = flow_kind(flow)
         if lab_kind not in fk.lab_kinds:
-            out.append(loaded.doc.problem(("traffic", i, "kind"), f"{fk.name} flows do not run on a {lab_kind} "
-                                                                  f"lab (only on {', '.join(sorted(fk.lab_kinds))})"))
+            out.append(loaded.doc.problem(("traffic", i, "kind"), f"{fk.name} flows do not run on {lab_kind} "
+                                                                  f"labs (only on {', '.join(sorted(fk.lab_kinds))})"))
             continue
         check(("traffic", i, "from"), "node", flow.from_, nodes)
         if fk.to_is_node:

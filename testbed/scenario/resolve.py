@@ -84,12 +84,14 @@ def resolve(loaded: LoadedScenario, lab: Any, *, check_kernel: bool = False,
     kind = lab_kind(lab.topology)
     nodes, spaces, links = lab_names(lab)
     problems: list[Problem] = list(reference_problems(loaded, nodes, spaces, links, kind))
-    actions = []
+    actions, refused = [], []
     for i, fault in enumerate(s.faults):
         try:
             actions.append(prepare(fault, lab, check_kernel=check_kernel))
         except FaultError as exc:
-            problems.append(doc.problem(("faults", i), str(exc)))
+            refused.append(doc.problem(("faults", i), str(exc)))
+            problems = [p for p in problems if not p.field.startswith(f"faults.{i}.")]  # said once, by the kind
+    problems += refused
     plans: list[FlowPlan] = []
     if not problems:
         try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import LabError, UsageError
+from ..errors import LabError, ScenarioError, UsageError
 from ..faults import Action, FaultError, resolve_link
 from ..kinds import load_lab, netplan_for
 from ..lab import Lab
@@ -61,6 +61,16 @@ def run_scenario(path: str | Path, out_dir: str | Path | None = None, *, lab: La
                       keep_lab=keep_lab, pcap=pcap or [], progress=progress)
 
 
+def lab_file(loaded: LoadedScenario, target: Path | str) -> Path:
+    """The scenario's lab file, which must exist (said at the scenario's ``lab:`` line)."""
+    path = Path(target)
+    if not path.is_file():
+        raise ScenarioError([loaded.doc.problem(("lab",), f"no lab file {path} (a path ending in .yaml is a lab "
+                                                          "file relative to the scenario; anything else names a "
+                                                          "running lab)")])
+    return path
+
+
 def dry_run(loaded: LoadedScenario, attach: str | None = None, lab_name: str | None = None) -> Resolved:
     """Resolve the scenario against its lab (the lab file's plan, or a running lab) and build nothing."""
     if attach:
@@ -68,7 +78,7 @@ def dry_run(loaded: LoadedScenario, attach: str | None = None, lab_name: str | N
     kind, target = loaded.lab_target()
     if kind == "running":
         return resolve(loaded, Lab.attach(str(target)))[0]
-    return resolve(loaded, PlannedLab(netplan_for(load_lab(target)), lab_name))[0]
+    return resolve(loaded, PlannedLab(netplan_for(load_lab(lab_file(loaded, target))), lab_name))[0]
 
 
 def run_loaded(loaded: LoadedScenario, out_dir: str | Path, *, lab: Lab | None = None, attach: str | None = None,
@@ -84,8 +94,8 @@ def run_loaded(loaded: LoadedScenario, out_dir: str | Path, *, lab: Lab | None =
         if attach:
             lab = Lab.attach(attach)
         else:
-            topology_file = Path(target)
-            model = load_lab(target)
+            topology_file = lab_file(loaded, target)
+            model = load_lab(topology_file)
             resolve(loaded, PlannedLab(netplan_for(model), lab_name))  # every problem before anything is built
             progress(f"deploying {target}")
             lab = Lab.deploy(model, name=lab_name, progress=progress)

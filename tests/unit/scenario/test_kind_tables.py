@@ -41,7 +41,7 @@ class _Planned:
 
 
 def test_a_fault_kind_refuses_a_lab_of_another_kind():
-    with pytest.raises(FaultError, match="i2p-router-crash does not apply to a multihoming lab"):
+    with pytest.raises(FaultError, match="i2p-router-crash does not apply to multihoming labs"):
         prepare(I2pRouterCrash(kind="i2p-router-crash", at=1), _Planned("multihoming"))
     with pytest.raises(FaultError, match="unknown fault kind"):
         fault_kind(object())
