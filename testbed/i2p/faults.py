@@ -91,12 +91,14 @@ def _crash_action(lab: Any, fault: Any, target: Target, what: str) -> Action:
         if victim == CARRIER:
             victim = carrier(lab, model, over=CARRIER_SAMPLE_S) or next(n for n, r in model.routers()
                                                                          if r == "hosting")
+            action.describe = f"{victim} (the carrier): {what}"  # the report names the router that died
         records.append(crash(lab, model, victim, target))
 
     def undo() -> None:
         while records:
             restore(lab, records.pop())
-    return Action(fault.name, f"{router}: {what}", apply, undo)
+    action = Action(fault.name, f"{router}: {what}", apply, undo)
+    return action
 
 
 def _router_crash(fault: I2pRouterCrash, lab: Any) -> Action:

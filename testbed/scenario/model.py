@@ -50,8 +50,8 @@ class IspAddress(Strict):
     """``{isp: ispa}``: the node's address from that ISP's prefix (``index`` if it has several);
     ``{isp: pi}`` is the address from the site's provider-independent prefix (mechanism pi-bgp)."""
 
-    isp: str
-    index: int = Field(0, ge=0)
+    isp: str = Field(description="the ISP whose prefix the address is from (`pi`: the site's PI prefix)")
+    index: int = Field(0, ge=0, description="which of the node's addresses from that prefix (0: the first)")
 
 
 def _address_selector(value: Any) -> Any:

@@ -135,7 +135,9 @@ def pcap_links(values: list[str]) -> list[str]:
     each once."""
     out: list[str] = []
     for value in values:
-        out += [v for v in value.split(";") if v and v not in out]
+        for v in value.split(";"):
+            if v and v not in out:
+                out.append(v)
     return out
 
 

@@ -33,6 +33,7 @@ def _flow(result, name):
 
 
 @pytest.mark.parametrize("scenario_file", ["scenarios/shim-link-down.yaml", "scenarios/shim-upstream-cut.yaml",
+                                           "scenarios/shim-upstream-cut-silent.yaml",
                                            "scenarios/shim-silent.yaml"])
 def test_established_tcp_survives_isp_a1_failure(fresh_lab, scenario, scenario_file):
     result = scenario(fresh_lab, scenario_file)
