@@ -100,8 +100,8 @@ def run_loaded(loaded: LoadedScenario, out_dir: str | Path, *, lab: Lab | None =
             progress(f"deploying {target}")
             lab = Lab.deploy(model, name=lab_name, progress=progress)
             owned = True
-    if topology_file is None:
-        source = getattr(getattr(lab.topology, "source", None), "file", None)
+    if topology_file is None:  # an attached lab: the file it was deployed from, else the run directory's copy
+        source = lab.rundir.meta().get("topology")
         topology_file = Path(source) if source and Path(source).is_file() else lab.rundir.path / "topology.yaml"
     try:
         resolved, actions = resolve(loaded, lab, check_kernel=True, log_dir=out / "logs")

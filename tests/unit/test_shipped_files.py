@@ -6,7 +6,8 @@ import pytest
 
 from testbed.kinds import load_lab, netplan_for
 from testbed.render import render
-from testbed.scenario.load import load_scenario, reference_problems
+from testbed.scenario.load import load_scenario
+from testbed.scenario.resolve import PlannedLab, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = sorted((ROOT / "topologies").glob("*.yaml"))
@@ -34,7 +35,5 @@ def test_scenario_references_exist_in_its_lab(path):
     loaded = load_scenario(path)
     kind, target = loaded.lab_target()
     assert kind == "topology" and Path(target).exists()
-    net = netplan_for(load_lab(target))
-    isps = {i.name for i in getattr(net.topology, "isps", [])} | ({"pi"} if net.plan.pi_prefixes else set())
-    problems = reference_problems(loaded, set(net.nodes), isps, {l.segment for l in net.links})
-    assert not problems, problems
+    resolved, _ = resolve(loaded, PlannedLab(netplan_for(load_lab(target))))  # ScenarioError lists any problem
+    assert len(resolved.flows) == len(loaded.scenario.traffic) and len(resolved.faults) == len(loaded.scenario.faults)

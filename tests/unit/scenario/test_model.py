@@ -9,7 +9,7 @@ import pytest
 
 from testbed.errors import TopologyError
 from testbed.scenario.load import load_scenario, reference_problems
-from testbed.scenario.model import IspAddress, LinkDown, TcpSeqFlow
+from testbed.scenario.model import IspAddress, LinkDown, TcpSeqFlow, UnknownName
 
 GOOD = """\
 name: baseline-1
@@ -152,3 +152,12 @@ def test_reference_problems_against_a_lab(tmp_path):
     assert f"{file}:5: traffic.0.to: no node named 'server' in the lab (nodes: h1, ispa, r1)" in got
     assert f"{file}:5: traffic.0.src.isp: no ISP named 'ispa' in the lab; did you mean 'ispb'? (ISPs: ispb)" in got
     assert not any("faults.0" in p for p in got)  # [r1, ispa] are both nodes
+
+
+def test_unknown_flow_and_fault_names_are_named_errors(tmp_path):
+    s = load(tmp_path, GOOD).scenario
+    with pytest.raises(UnknownName, match=r"no flow named 'nope' \(flows: t1, f2, f3\)"):
+        s.flow("nope")
+    with pytest.raises(UnknownName, match=r"no fault named 'nope' \(faults: cut, fault2\)"):
+        s.fault("nope")
+    assert s.flow("t1").kind == "tcpseq" and s.fault("cut").kind == "link-down"
