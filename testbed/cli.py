@@ -10,6 +10,7 @@ import argparse
 import json
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -306,15 +307,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="scenario to run on the lab ('' for none; default scenarios/baseline-link-down.yaml)")
     dm.add_argument("-o", "--output", default="reports/demo", help="report directory (default reports/demo)")
     r = add("run", cmd_run, "run a scenario: lab up (or attached), traffic, timed faults, expectations, report "
-            "(exit 1 when an expectation fails). The lab is the scenario's `lab:` - a lab file, deployed for "
-            "the run and torn down after it, or a running lab's name - or the running lab given with --lab "
-            "(attached, never deployed, left up). Every name, link, address and fault is resolved against the "
-            "lab before anything is built or started",
+            "(exit 1 when an expectation fails)",
             "sudo mhlab run scenarios/baseline-link-down.yaml -o reports/ld\n"
             "  mhlab run --dry-run scenarios/baseline-link-down.yaml\n"
             "  sudo mhlab deploy topologies/two-isp-site.yaml && sudo mhlab run scenarios/baseline-link-down.yaml "
             "--lab twoisp\n  sudo mhlab run scenarios/baseline-upstream-cut.yaml --pcap ispa-ra --pcap core,ispa",
             lambda sp: sp.add_argument("scenario", help="scenario YAML file (scenarios/)"), quiet)
+    r.description = textwrap.fill(
+        "Run a scenario: lab up (or attached), traffic, timed faults, expectations, report (exit 1 when an "
+        "expectation fails). The lab is the scenario's `lab:` - a lab file, deployed for the run and torn down "
+        "after it, or a running lab's name - or the running lab given with --lab (attached, never deployed, "
+        "left up). Every name, link, address and fault is resolved against the lab before anything is built "
+        "or started; --dry-run stops there and prints what would run.", 100)
     r.add_argument("--name", help="deploy the lab under this name (default: the lab file's `name:`)")
     r.add_argument("--lab", metavar="LAB", help="run on this running lab (see `mhlab list`) instead of the "
                                                 "scenario's `lab:`; it stays up")

@@ -472,10 +472,10 @@ class Expectation(Strict):
         symbols = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
         parts = [f"{self.flow} {self.metric} " + " and ".join(f"{symbols[op]} {v:g}" for op, v in
                                                                 self.bound.comparisons())]
-        if self.bound.after is not None:
-            parts.append(f"after {self.bound.after}")
-        if self.bound.before is not None:
-            parts.append(f"before {self.bound.before}")
+        for side in ("after", "before"):
+            ref = getattr(self.bound, side)
+            if ref is not None:
+                parts.append(f"{side} {ref:g}" if isinstance(ref, float) else f"{side} {ref}")
         return " ".join(parts)
 
 
