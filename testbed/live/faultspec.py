@@ -1,6 +1,6 @@
 """Command-line words -> a fault of the scenario language (testbed.scenario.model's ``Fault`` union).
 
-``link-down ispa-ra``, ``loss ispa-ra 30%``, ``rate-limit ra-ispa 1mbit burst=80kb``, ``flap ispa-ra 4 1``,
+``link-down ispa-ra``, ``loss ispa-ra 30%``, ``rate-limit ra-ispa 1mbit burst=80kb``, ``flap ispa-ra 4000 1000``,
 ``daemon-kill ra bgpd``: each kind takes its main fields as positional words (in the order of
 :data:`POSITIONAL`) and any other field of its model as ``field=value``.  The result is validated by the
 same pydantic model a scenario file is, so a mistake reads the same here as there.

@@ -12,10 +12,13 @@ POSITIONAL: dict[str, tuple[str, ...]] = {
     "loss": ("link", "percent"),
     "rate-limit": ("link", "rate"),
     "delay": ("link", "delay_ms", "jitter_ms?"),
-    "flap": ("link", "period", "down?"),
+    "flap": ("link", "period_ms", "down_ms?"),
     "router-crash": ("node",),
     "daemon-kill": ("node", "daemon?"),
     "bgp-reset": ("node", "peer?"),
+    "i2p-router-crash": ("router?",),
+    "i2cp-session-loss": ("router?",),
+    "balancer-crash": (),
 }
 
 

@@ -35,7 +35,7 @@ examples:
   sudo mhlab fault twoisp link-down ispa-ra             ISP A's access link goes down
   sudo mhlab fault twoisp loss ra-ispa 30% --for 20     30 % loss for 20 s, then undone by itself
   sudo mhlab fault twoisp rate-limit ispa-ra 1mbit direction=forward
-  sudo mhlab fault twoisp flap ispa-ra 4 1              down 1 s every 4 s
+  sudo mhlab fault twoisp flap ispa-ra 4000 1000        down 1 s every 4 s
   sudo mhlab fault twoisp upstream-cut ispa             ISP A loses transit; the site sees nothing
   sudo mhlab fault twoisp daemon-kill ra bgpd           (restore restarts it)
   sudo mhlab fault twoisp bgp-reset ra ispa             one-shot: nothing to restore

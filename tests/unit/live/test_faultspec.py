@@ -26,7 +26,7 @@ def test_every_fault_kind_of_the_language_has_words():
     ("loss", ["ispa-ra", "30%"], {"link": "ispa-ra", "percent": 30.0, "direction": "both"}),
     ("rate-limit", ["ispa-ra", "1MBit", "burst=80kb", "direction=forward"],
      {"rate": "1mbit", "burst": "80kb", "direction": "forward"}),
-    ("flap", ["ra,ispa", "4", "1"], {"link": "ispa-ra", "period": 4.0, "down": 1.0}),
+    ("flap", ["ra,ispa", "4000", "1000"], {"link": "ispa-ra", "period_ms": 4000, "down_ms": 1000}),
     ("router-crash", ["ra"], {"node": "ra"}),
     ("daemon-kill", ["rb"], {"node": "rb", "daemon": "bgpd"}),
     ("daemon-kill", ["rb", "zebra"], {"daemon": "zebra"}),
@@ -52,7 +52,7 @@ def test_for_becomes_until_and_models_are_the_scenario_classes():
     ("loss", ["ispa-ra"], "loss needs PERCENT"),
     ("loss", ["ispa-ra", "130%"], "percent: Input should be less than or equal to 100"),
     ("rate-limit", ["ispa-ra", "fast"], "expected a tc rate"),
-    ("flap", ["ispa-ra", "2", "3"], "down must be shorter than period"),
+    ("flap", ["ispa-ra", "2000", "3000"], "down_ms must be shorter than period_ms"),
     ("link-down", ["ispa-ra", "extra"], "too many words: extra"),
     ("link-down", ["ispa-ra", "colour=red"], "colour: Extra inputs are not permitted"),
 ])

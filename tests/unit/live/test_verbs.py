@@ -34,7 +34,7 @@ def test_help_lists_every_kind(capsys):
     with pytest.raises(SystemExit):
         main(["fault", "--help"])
     out = capsys.readouterr().out
-    for line in ("loss LINK PERCENT", "flap LINK PERIOD [DOWN]", "daemon-kill NODE [DAEMON]", "--for SECONDS"):
+    for line in ("loss LINK PERCENT", "flap LINK PERIOD_MS [DOWN_MS]", "daemon-kill NODE [DAEMON]", "--for SECONDS"):
         assert line in out
 
 
