@@ -35,7 +35,7 @@ def test_unknown_mechanism_is_a_named_error_listing_the_known_ones():
     with pytest.raises(UnknownMechanism) as exc:
         get_mechanism("magic")
     assert isinstance(exc.value, MhlabError) and exc.value.known == tuple(discovered().names())
-    assert str(exc.value) == "unknown mechanism 'magic'; known: mptcp, none, pi-bgp, sadr-static, shim"
+    assert str(exc.value) == "unknown mechanism 'magic'; known: mptcp, none, pi-bgp, sadr-bgp, sadr-igp, sadr-static, shim"
 
 
 def test_the_registry_is_a_value():
