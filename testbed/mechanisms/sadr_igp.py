@@ -69,7 +69,9 @@ def _apply(net: NetPlan, site, options: SadrIgpOptions) -> None:
         }
         node.templates.append(("babeld/babeld.conf.j2", "babeld.conf"))
         node.services.append(Process("babeld", [BABELD, "-c", "{node_dir}/babeld.conf",
-                                                "-I", "{node_dir}/babeld.pid", "-S", "{node_dir}/babeld.state",
+                                                # no pid file: a killed babeld would leave one behind and
+                                                # refuse to start again (the runtime records the process)
+                                                "-I", "", "-S", "{node_dir}/babeld.state",
                                                 "-L", "{node_dir}/babeld.log"]))
         node.ip_commands += [f"route add unreachable ::/0 from {p} metric {LAST_RESORT_METRIC}"
                              for p in prefixes.values() if p not in own]
