@@ -147,25 +147,27 @@ def _daemons(lab: Lab, node: str, only: str | None = None):
             and (only is None or p.name == only) and is_alive(p)]
 
 
-def _restart(lab: Lab, node: str, daemons: list[str]) -> None:
+def _restart(lab: Lab, node: str, killed: list) -> None:
+    """Start again exactly what was killed, with the argv it was recorded with (FRR's zebra first, then
+    the rest: BIRD, babeld, agents ... are restarted the same way)."""
     handle = lab[node]
-    order = sorted(daemons, key=lambda d: d != "zebra")  # zebra first
-    for d in order:
-        if d == "zebra":
+    for rec in sorted(killed, key=lambda r: r.name != "zebra"):
+        if rec.name == "zebra":
             (handle.dir / "zserv.api").unlink(missing_ok=True)
-        handle.spawn(d, daemon_argv(d, handle.dir, handle.dir))
-        if d == "zebra":
+        argv = list(rec.argv) or daemon_argv(rec.name, handle.dir, handle.dir)
+        handle.spawn(rec.name, argv, cwd=handle.dir)
+        if rec.name == "zebra":
             deadline = time.monotonic() + 10
             while not (handle.dir / "zserv.api").exists() and time.monotonic() < deadline:
                 time.sleep(0.01)
 
 
-def _kill(lab: Lab, node: str, only: str | None) -> list[str]:
+def _kill(lab: Lab, node: str, only: str | None) -> list:
     procs = _daemons(lab, node, only)
     if not procs:
         raise FaultError(f"{node} runs no {only or 'daemon'} to kill")
     stop_all({p.pid: p.start for p in procs}, grace=0.0)
-    return [p.name for p in procs]
+    return procs
 
 
 def _flap(lab: Lab, name: str, link: LinkEnds, period: float, down: float) -> Action:
@@ -249,8 +251,9 @@ def _bgp_reset(fault: BgpReset, lab: Lab) -> Action:
 
 def _kill_action(lab: Lab, name: str, node_name: str, only: str | None) -> Action:
     node = _router(lab, node_name)
-    if only and only not in node.frr_daemons:
-        raise FaultError(f"{node.name} runs no {only} (it runs {', '.join(node.frr_daemons) or 'no FRR daemon'})")
+    runs = node.frr_daemons + [svc.name for svc in node.services]
+    if only and only not in runs:
+        raise FaultError(f"{node.name} runs no {only} (it runs {', '.join(runs) or 'no daemon'})")
     killed: list[str] = []
     return Action(name, f"{node.name}: kill {only or 'every daemon (crash)'}",
                   lambda: killed.extend(_kill(lab, node.name, only)),
