@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testbed.lab import Lab  # noqa: E402
 from testbed.node import NodeHandle  # noqa: E402
-from testbed.topology import Topology, load_topology  # noqa: E402
+from testbed.topology import Addon, Topology, addon_def, load_topology  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY = ROOT / "topologies" / "dns-two-isp.yaml"
@@ -45,8 +45,8 @@ TABLE = "dn_count"
 def with_dns(topo: Topology, name: str, **dns_options) -> Topology:
     """The lab with its site's dns add-on options replaced (and another lab name)."""
     site = topo.sites[0]
-    addons = [{"mechanism": "dns", "options": {**(a.options if not isinstance(a, str) else {}), **dns_options}}
-              if (a if isinstance(a, str) else a.mechanism) == "dns" else a for a in site.addons]
+    addons = [Addon(mechanism="dns", options={**addon_def(a).options, **dns_options})
+              if addon_def(a).mechanism == "dns" else a for a in site.addons]
     return topo.variant(name=name, sites=[site.model_copy(update={"addons": addons})])
 
 

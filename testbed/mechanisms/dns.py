@@ -39,6 +39,7 @@ from ..wait import WaitTimeout, wait_until
 from .contract import FieldProblem, Mechanism, Options
 
 SERVICE = "pdns"
+ARGV = ("pdns_server", "--config-dir={node_dir}")  # pdns.conf, named.conf and the zone are in the node folder
 RESERVED_TLDS = ("example", "test")  # RFC 2606 / RFC 6761: never delegated, safe for a lab
 LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 HOOK = "dns: authoritative server answering, every node's resolver pointed at it"
@@ -244,7 +245,7 @@ def _zone_of(net: NetPlan, opts: DnsOptions) -> Zone:
     node.templates += [("dns/pdns.conf.j2", "pdns.conf", {"zone": zone}),
                        ("dns/named.conf.j2", "named.conf", {"zone": zone}),
                        ("dns/zone.j2", f"{zone.name}.zone", {"zone": zone})]
-    node.services.append(Process(SERVICE, ["pdns_server", "--config-dir={node_dir}"]))
+    node.services.append(Process(SERVICE, list(ARGV)))
     for other in net.nodes.values():
         if other.role != "bridge":
             other.templates.append(("dns/resolv.conf.j2", "resolv.conf", {"zone": zone}))
