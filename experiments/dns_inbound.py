@@ -155,7 +155,7 @@ def plot(rows: list[Row], path: Path) -> None:
         ax.set_ylim(-5, 105)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("new connections entering via ISP A (%)")
-    axes[0].legend(loc="center left", fontsize=8)
+    axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle("Inbound traffic engineering by DNS answer order: SYNs counted at the ISPs")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
