@@ -43,7 +43,7 @@ def test_an_addon_applies_after_the_routing_mechanism(tmp_path):
 
 @pytest.mark.parametrize("extra,needle,words", [
     ("    addons: [sadr-static]\n", "addons", "sites.0.addons.0: sadr-static is a routing mechanism"),
-    ("    addons: [nosuch]\n", "addons", "sites.0.addons.0: unknown add-on 'nosuch'; known: drop"),
+    ("    addons: [nosuch]\n", "addons", "sites.0.addons.0: unknown add-on 'nosuch'; known: "),
     ("    addons:\n      - mechanism: drop\n        options: {prefixes: ['2001:470::/32']}\n", "options:",
      "sites.0.addons.0.options.prefixes"),
 ])
@@ -63,5 +63,5 @@ def test_an_addon_cannot_be_the_routing_mechanism(tmp_path):
 
 def test_schema_lists_addons_apart():
     defs = json_schema(REGISTRY)["$defs"]
-    assert defs["Addon"]["properties"]["mechanism"]["enum"] == ["drop"]
+    assert "drop" in defs["Addon"]["properties"]["mechanism"]["enum"]
     assert "drop" not in defs["Site"]["properties"]["mechanism"]["enum"]
