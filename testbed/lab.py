@@ -192,9 +192,7 @@ def _renamed(topo, name: str):
     if name == topo.name:
         return topo
     check_lab_name(name)
-    new = topo.model_copy(update={"name": name})
-    new._source = topo.source
-    return new
+    return topo.variant(name=name)
 
 
 class _Builder:

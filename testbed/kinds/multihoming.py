@@ -71,13 +71,6 @@ def inspect(lab: RunningLab) -> list[Section]:
     return [Section("ingress filters (packets dropped)", tuple((k, str(v)) for k, v in counters.items()))]
 
 
-def with_mechanism(topo: Topology, mechanism: str) -> Topology:
-    """A copy of ``topo`` whose sites all run ``mechanism``."""
-    sites = [s.model_copy(update={"mechanism": mechanism}) for s in topo.sites]
-    new = topo.model_copy(update={"sites": sites})
-    new._source = topo.source
-    return new
-
 
 KIND = LabKind(
     name="multihoming",
