@@ -337,10 +337,21 @@ class _Builder:
             for svc in spec.services:
                 argv = [sys.executable if a == "python3" else a.replace("{node_dir}", str(handle.dir))
                         for a in svc.argv]
+                if svc.check:
+                    self._check_service(handle, svc)
                 handle.spawn(svc.name, argv, cwd=handle.dir, env=svc.env)
                 if svc.ready:
                     ready.append(Path(svc.ready.replace("{node_dir}", str(handle.dir))))
         _wait_paths(ready, 30, "services' ready files")
+
+    @staticmethod
+    def _check_service(handle: NodeHandle, svc) -> None:
+        """A service's own configuration check, in its node; its message is the deploy error."""
+        res = handle.run([a.replace("{node_dir}", str(handle.dir)) for a in svc.check], timeout=30)
+        if res.returncode != 0:
+            said = (res.stderr + res.stdout).strip()[-600:] or f"exit status {res.returncode}"
+            raise LabError(f"node {handle.name}: {svc.name} cannot start, its configuration check "
+                           f"(`{' '.join(svc.check)}`) says:\n{said}")
 
     def await_ready(self, ready: Readiness, timeout: float | None) -> None:
         """Poll one of the kind's readiness conditions; fails naming what is still missing."""

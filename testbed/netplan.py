@@ -63,6 +63,9 @@ class Process:
     argv: list[str]
     ready: str | None = None  # a path that exists once the process serves ("{node_dir}/x.sock")
     env: dict[str, str] | None = None
+    # a dry run of the program's configuration, run in the node before it starts (exit 0 = fine); its
+    # output is the deploy error when it fails (``radvd --configtest``)
+    check: list[str] | None = None
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Node:
     mechanism: str = ""
     ip_commands: list[str] = field(default_factory=list)  # extra `ip -batch` lines (e.g. mptcp endpoints)
     templates: list[tuple[str, str]] = field(default_factory=list)  # (template, file in the node folder)
+    template_vars: dict[str, Any] = field(default_factory=dict)  # what a mechanism's templates read as `vars`
 
 
 @dataclass
