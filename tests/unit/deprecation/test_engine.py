@@ -1,11 +1,14 @@
 """The deprecation engine: what makes an ISP unusable, what brings it back, and no flapping under loss."""
 
 import random
+from ipaddress import IPv6Address as A
 
 import pytest
 
 from agents.deprecation.engine import DeprecationEngine, Hysteresis
 from agents.deprecation.radvd import Advert, render
+from agents.exitpath.daemon import deprecated_addresses
+from agents.exitpath.engine import ExitPathCache, Withdraw
 
 
 def _engine(**hyst):
@@ -93,3 +96,19 @@ def test_bad_hysteresis_is_refused():
         Hysteresis(down_after=0)
     with pytest.raises(ValueError):
         DeprecationEngine.create({"ispa": True}, ["ispa"])
+
+
+def test_the_exit_path_cache_drops_entries_of_a_deprecated_source(tmp_path):
+    """6.3.1.2 with 6.3.1.2.1: an entry pinned to a source the site deprecated must not outlive it."""
+    a, b, srv, other = A("2001:db8:a001:1::10"), A("2001:db8:b001:1::10"), A("2001:db8:f000::10"), A("2001:db8:f000::20")
+    cache = ExitPathCache((a, b))
+    cache.race_started(0.0, srv, a)
+    cache.received(0.01, srv, a)
+    cache.received(0.02, other, b)
+    actions = cache.deprecated(1.0, a)
+    assert [x.dst for x in actions if isinstance(x, Withdraw)] == [srv]
+    assert cache.lookup(1.0, srv) is None and cache.lookup(1.0, other) == b
+    proc = tmp_path / "if_inet6"
+    proc.write_text("20010db8a001000100000000000000010 02 40 00 a0 lan\n"
+                    "20010db8b001000100000000000000010 02 40 00 80 lan\n".replace("00010 02", "0010 02"))
+    assert deprecated_addresses(str(proc)) == {A("2001:db8:a001:1::10")}
