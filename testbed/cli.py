@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 from .errors import DependencyError, LabError, MhlabError, TopologyError, UsageError
+from .live import verbs as live
+from .live.shell import node_shell_argv
 
 EPILOG = """\
 examples:
@@ -23,6 +25,7 @@ examples:
   sudo mhlab inspect twoisp                       nodes, addresses, daemons, BGP sessions
   sudo mhlab exec twoisp h1 -- ping -c1 2001:db8:f000::10
   sudo mhlab exec twoisp ra -- vtysh -c 'show bgp summary'   FRR and shimctl find the node's sockets
+  sudo mhlab exec twoisp ra                       an interactive shell inside router ra
   sudo mhlab check twoisp                         ping/curl from every source address
   sudo mhlab destroy twoisp                       remove exactly what deploy created
   sudo mhlab run topologies/baseline-link-down.yaml   a failover scenario with a report
@@ -138,13 +141,14 @@ def cmd_inspect(args) -> int:
 
 def cmd_exec(args) -> int:
     from .lab import Lab
-    if not args.command:
-        print("usage: mhlab exec LAB NODE -- COMMAND [ARGS...]", file=sys.stderr)
-        return 2
     lab = Lab.attach(args.lab, args.run_root)
     node = lab.node(args.node)
-    argv = args.command[1:] if args.command[0] == "--" else args.command
-    return subprocess.call(["mnexec", "-a", str(node.pid), *argv], env=node.env())
+    argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    env = node.env()
+    if not argv:  # no command: an interactive shell in the node
+        argv, extra = node_shell_argv(lab.name, node.name)
+        env.update(extra)
+    return subprocess.call(["mnexec", "-a", str(node.pid), *argv], env=env)
 
 
 def cmd_check(args) -> int:
@@ -228,10 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("inspect", cmd_inspect, "nodes, addresses, processes, BGP sessions and the kind's details (ingress "
         "counters; an I2P Destination's leases) of a running lab",
         "sudo mhlab inspect twoisp --json", lab_arg, json_arg)
-    e = add("exec", cmd_exec, "run a command inside a node of a running lab (exit status passed through)",
+    e = add("exec", cmd_exec, "run a command inside a node of a running lab (exit status passed through); "
+            "no command: an interactive shell in the node",
             "sudo mhlab exec twoisp h1 -- curl -s http://[2001:db8:f000::10]/", lab_arg)
     e.add_argument("node", help="node name")
-    e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...] (none: a shell in the node)")
     add("check", cmd_check, "the lab kind's end-to-end checks (exit 1 on a failure): multihoming - BGP "
         "sessions, ping/curl from every host address, no ingress-filter drop meanwhile; i2p - routers up, "
         "tunnels built, LeaseSet published, a SAM request answered", "sudo mhlab check twoisp", lab_arg, json_arg)
@@ -250,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   "link names (ispa-ra) or node pairs (ra,ispa)")
     add("mechanisms", cmd_mechanisms, "list the multihoming mechanisms a site can use", "mhlab mechanisms")
     add("schema", cmd_schema, "print the JSON schema of topology files", "mhlab schema > topology.schema.json")
+    live.register_fault(sub)  # fault, faults, restore
+    live.register_capture(sub)
+    live.register_graph(sub)
+    live.register_watch(sub)
+    live.register_serve(sub)
     return p
 
 
