@@ -22,7 +22,7 @@ Rules name the ISP whose prefix is the source (``isp``) or a source prefix insid
 ``split`` divides a destination prefix into 2^bits slices handed to the ISPs by weight (the policy table
 matches prefixes, so a weight is met to 1/2^bits).  The table sent replaces the host's whole default table
 (RFC 7078), so the RFC 6724 default rows are always included.  Each ISP router counts the TCP SYNs it gets
-from each site customer (nft counter ``policy_syn_<interface>``): new outbound connections per ISP.
+from each site customer (nft counter ``syn_out_<interface>``): new outbound connections per ISP.
 """
 
 from __future__ import annotations
@@ -244,19 +244,22 @@ def _apply(net: NetPlan, site: Site, opts: PolicyOptions) -> None:
                      "addrlabel, gai.conf and nftables SNAT")
 
 
-def syn_counter_table(ifname: str) -> str:
-    """An nftables table on an ISP router counting the TCP SYNs a customer sends: new outbound connections."""
-    return (f"table ip6 {syn_table(ifname)} {{\n  counter {syn_counter(ifname)} {{ }}\n  chain forward {{\n"
-            f"    type filter hook forward priority -10; policy accept;\n"
-            f"    iifname \"{ifname}\" tcp flags & (syn | ack) == syn counter name {syn_counter(ifname)}\n  }}\n}}")
+def syn_counter_table(ifname: str, direction: str = "out") -> str:
+    """An nftables table on an ISP router counting TCP SYNs - new connections - on a customer interface:
+    ``out`` those the site sends (``iifname``), ``in`` those sent towards the site (``oifname``)."""
+    match = "iifname" if direction == "out" else "oifname"
+    return (f"table ip6 {syn_table(ifname, direction)} {{\n  counter {syn_counter(ifname, direction)} {{ }}\n"
+            f"  chain forward {{\n    type filter hook forward priority -10; policy accept;\n"
+            f"    {match} \"{ifname}\" tcp flags & (syn | ack) == syn counter name {syn_counter(ifname, direction)}\n"
+            f"  }}\n}}")
 
 
-def syn_table(ifname: str) -> str:
-    return f"mhlab_policy_{ifname}"
+def syn_table(ifname: str, direction: str = "out") -> str:
+    return f"mhlab_syn_{direction}_{ifname}"
 
 
-def syn_counter(ifname: str) -> str:
-    return f"policy_syn_{ifname}"
+def syn_counter(ifname: str, direction: str = "out") -> str:
+    return f"syn_{direction}_{ifname}"
 
 
 MECHANISM = Mechanism(
