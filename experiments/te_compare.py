@@ -25,6 +25,7 @@ import argparse
 import ipaddress
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -169,8 +170,9 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     measured = [r for r in rows if r["achieved"]]
-    labels = [f"{r['row'].replace('PA + DHCPv6 policy', 'PA policy')}\n{r['direction']}: {r['knob'][:28]}" for r in measured]
-    fig, ax = plt.subplots(figsize=(11, 4.8))
+    labels = ["\n".join([r["row"].replace("PA + DHCPv6 policy", "PA policy"), r["direction"]]
+                         + textwrap.wrap(r["knob"], 18)) for r in measured]
+    fig, ax = plt.subplots(figsize=(11, 5.2))
     xs = range(len(measured))
     ax.bar(xs, [r["achieved"]["ispa"] for r in measured], color="#4c72b0", label="ISP A (achieved)")
     ax.bar(xs, [r["achieved"]["ispb"] for r in measured], bottom=[r["achieved"]["ispa"] for r in measured],
@@ -181,7 +183,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylabel("new connections (%)")
     ax.set_ylim(0, 100)
     ax.set_title("Share of new connections per ISP, counted at the ISPs")
-    ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.0, 1.0), framealpha=0.9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

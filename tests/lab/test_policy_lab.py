@@ -38,7 +38,8 @@ def test_split_by_prefix_matches_the_table_at_the_isps(lab):
     dests = add_addresses(lab, "srv", SRV_NET, 40)
     split = measure_split(lab, site_exits(lab, "site"), "out", lambda: [connect_many(lab, h, dests, 80)
                                                                         for h in ("h1", "h2")])
-    assert split["ispa"] == _share_a({"ispa": 70, "ispb": 30}, dests), split
+    # SYNs are counted, so a retransmitted one counts twice: allow two in 80
+    assert abs(split["ispa"] - _share_a({"ispa": 70, "ispb": 30}, dests)) <= 2.5, split
     assert 40 <= split["ispa"] <= 95, "random destinations: roughly 11 of 16 slices through A"
 
 
@@ -57,7 +58,7 @@ def test_a_change_at_the_server_reaches_every_host_within_the_refresh(lab):
     assert max(applied.values()) - t0 <= REFRESH_S + 1.0, applied
     dests = add_addresses(lab, "srv", SRV_NET, 20, seed=11)
     split = measure_split(lab, site_exits(lab, "site"), "out", lambda: connect_many(lab, "h2", dests, 80))
-    assert split["ispa"] == _share_a({"ispa": 30, "ispb": 70}, dests), split
+    assert abs(split["ispa"] - _share_a({"ispa": 30, "ispb": 70}, dests)) <= 5.0, split  # one retransmit in 20
 
 
 def test_a_server_that_cannot_start_fails_the_deploy_naming_its_node(request, tmp_path, monkeypatch):

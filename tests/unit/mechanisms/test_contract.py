@@ -23,7 +23,7 @@ def test_every_module_of_the_package_is_a_discovered_mechanism():
     modules = {p.stem for p in (ROOT / "testbed" / "mechanisms").glob("*.py")} - {"__init__", "contract"}
     reg = discover()
     assert {m.replace("_", "-") for m in modules} == set(reg.names()) == {"none", "sadr-static", "pi-bgp",
-                                                                            "shim", "mptcp"}
+                                                                            "shim", "mptcp", "policy"}
     assert all(isinstance(m, Mechanism) for m in reg)
     assert get_mechanism("shim").options is ShimOptions and get_mechanism("none").options is NoOptions
     assert get_mechanism("pi-bgp").pi_prefix and not get_mechanism("sadr-static").pi_prefix
@@ -33,7 +33,7 @@ def test_unknown_mechanism_is_a_named_error_listing_the_known_ones():
     with pytest.raises(UnknownMechanism) as exc:
         get_mechanism("magic")
     assert isinstance(exc.value, MhlabError) and exc.value.known == tuple(discovered().names())
-    assert str(exc.value) == "unknown mechanism 'magic'; known: mptcp, none, pi-bgp, sadr-static, shim"
+    assert str(exc.value) == "unknown mechanism 'magic'; known: mptcp, none, pi-bgp, policy, sadr-static, shim"
 
 
 def test_the_registry_is_a_value():
@@ -94,7 +94,8 @@ def test_mechanisms_receive_parsed_options():
 def test_schema_documents_every_mechanism_and_its_options():
     schema = json_schema()
     site = schema["$defs"]["Site"]
-    assert site["properties"]["mechanism"]["enum"] == discovered().names()
+    assert site["properties"]["mechanism"]["enum"] == [n for n in discovered().names()
+                                                       if discovered().get(n).role == "routing"]
     shim = schema["$defs"]["options.shim"]
     assert set(shim["properties"]) == set(ShimOptions.model_fields) and shim["additionalProperties"] is False
     assert all(p.get("description") for p in shim["properties"].values())
