@@ -22,7 +22,7 @@ SHIM = ROOT / "topologies" / "two-sites-shim.yaml"
 def test_every_module_of_the_package_is_a_discovered_mechanism():
     modules = {p.stem for p in (ROOT / "testbed" / "mechanisms").glob("*.py")} - {"__init__", "contract"}
     reg = discover()
-    assert {m.replace("_", "-") for m in modules} == set(reg.names()) == {"none", "sadr-static", "pi-bgp",
+    assert {m.replace("_", "-") for m in modules} == set(reg.names()) == {"none", "sadr-static", "pi-bgp", "tunnel-mesh",
                                                                             "shim", "mptcp"}
     assert all(isinstance(m, Mechanism) for m in reg)
     assert get_mechanism("shim").options is ShimOptions and get_mechanism("none").options is NoOptions
@@ -33,7 +33,7 @@ def test_unknown_mechanism_is_a_named_error_listing_the_known_ones():
     with pytest.raises(UnknownMechanism) as exc:
         get_mechanism("magic")
     assert isinstance(exc.value, MhlabError) and exc.value.known == tuple(discovered().names())
-    assert str(exc.value) == "unknown mechanism 'magic'; known: mptcp, none, pi-bgp, sadr-static, shim"
+    assert str(exc.value) == "unknown mechanism 'magic'; known: mptcp, none, pi-bgp, sadr-static, shim, tunnel-mesh"
 
 
 def test_the_registry_is_a_value():
