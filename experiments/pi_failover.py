@@ -2,9 +2,9 @@
 
 The failover of IPv4-style multihoming is BGP reconvergence, so it depends on how the failure is noticed.
 Runs three failures under an established TCP flow (and a 20 ms ping) from h1's PI address to srv:
-- ``isp-down``: every link of ispa goes down (topologies/baseline-pi-isp-down.yaml);
+- ``isp-down``: every link of ispa goes down (scenarios/baseline-pi-isp-down.yaml);
 - ``access-down``: only the site's access link ispa-ra goes down (same scenario, other fault);
-- ``silent``: ispa-ra drops every packet but stays up (topologies/baseline-pi-silent.yaml) - only the
+- ``silent``: ispa-ra drops every packet but stays up (scenarios/baseline-pi-silent.yaml) - only the
   hold timer or BFD can notice;
 each with three timer settings of the PI lab (topologies/two-isp-site-pi.yaml): FRR's ``defaults``
 (keepalive 60 s / hold 180 s), tuned ``timers`` (1 s / 3 s) and ``bfd`` (1 s / 3 s plus BFD 100 ms x 3).
@@ -33,6 +33,7 @@ from testbed.scenario.run import run_loaded  # noqa: E402
 from testbed.topology import BgpTimers, Topology, load_topology  # noqa: E402
 
 TOPO = Path(__file__).resolve().parent.parent / "topologies"
+SCEN = TOPO.parent / "scenarios"
 VARIANTS = {
     "defaults": BgpTimers(),
     "timers": BgpTimers(keepalive=1, hold=3),
@@ -56,8 +57,8 @@ def with_timers(topo: Topology, variant: str) -> Topology:
 
 def failures(hold: int) -> dict[str, LoadedScenario]:
     """The three failures; a silent one lasts until the hold timer has expired and TCP has retried."""
-    isp_down = load_scenario(TOPO / "baseline-pi-isp-down.yaml")
-    silent = load_scenario(TOPO / "baseline-pi-silent.yaml")
+    isp_down = load_scenario(SCEN / "baseline-pi-isp-down.yaml")
+    silent = load_scenario(SCEN / "baseline-pi-silent.yaml")
     access = isp_down.scenario.model_copy(update={
         "name": "baseline-pi-access-down", "expect": [],
         "faults": [LinkDown(kind="link-down", name="accessdown", link="ispa-ra", at=3)]})

@@ -28,6 +28,7 @@ from testbed.scenario.load import LoadedScenario, load_scenario  # noqa: E402
 from testbed.scenario.run import run_loaded  # noqa: E402
 
 TOPO = Path(__file__).resolve().parent.parent / "topologies"
+SCEN = TOPO.parent / "scenarios"
 
 
 def with_profile(topo, profile: str):
@@ -46,7 +47,7 @@ RFC_DURATION = 40.0
 
 def one_run(scenario: str, profile: str | None, out: Path) -> dict[str, tuple[float | None, bool]]:
     """{flow: (failover ms or None, connection kept)} for the shim flow and the MPTCP flow of one run."""
-    loaded = load_scenario(TOPO / scenario)
+    loaded = load_scenario(SCEN / scenario)
     topo = load_lab(loaded.lab_target()[1])
     if profile:
         topo = with_profile(topo, profile)

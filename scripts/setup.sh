@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(mininet frr bridge-utils nftables iproute2 iputils-ping curl iperf3 tcpdump tshark
-          python3-venv python3-pip radvd nsd babeld net-tools procps i2pd clang libbpf-dev)
+          python3-venv python3-pip radvd nsd babeld net-tools procps i2pd clang libbpf-dev
+          graphviz chromium chromium-driver traceroute mtr-tiny iputils-tracepath tmux)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (sudo make …): installing packages and building namespaces need it" >&2

@@ -1,6 +1,7 @@
-"""The ``mhlab`` command: validate, plan, render, deploy, inspect, exec, check, destroy multihoming labs.
+"""The ``mhlab`` command: validate, plan, render, deploy, inspect, exec, check, destroy multihoming labs,
+and run scenarios on them.
 
-Exit status: 0 success; 1 a runtime failure or a failed check; 2 bad input (topology file, arguments).
+Exit status: 0 success; 1 a runtime failure or a failed check; 2 bad input (lab or scenario file, arguments).
 """
 
 from __future__ import annotations
@@ -9,23 +10,29 @@ import argparse
 import json
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 from .errors import DependencyError, LabError, MhlabError, TopologyError, UsageError
+from .live import verbs as live
+from .live.shell import node_shell_argv
 
 EPILOG = """\
 examples:
-  mhlab validate topologies/two-isp-site.yaml     check a topology file, build nothing
+  mhlab validate topologies/two-isp-site.yaml     check a lab file (or a scenario file), build nothing
   mhlab plan topologies/two-isp-site.yaml         print the address plan
   mhlab render topologies/two-isp-site.yaml -o /tmp/cfg   write every node's configs (no root)
   sudo mhlab deploy topologies/two-isp-site.yaml  bring the lab up (named after the file's `name:`)
   sudo mhlab inspect twoisp                       nodes, addresses, daemons, BGP sessions
   sudo mhlab exec twoisp h1 -- ping -c1 2001:db8:f000::10
   sudo mhlab exec twoisp ra -- vtysh -c 'show bgp summary'   FRR and shimctl find the node's sockets
+  sudo mhlab exec twoisp ra                       an interactive shell inside router ra
   sudo mhlab check twoisp                         ping/curl from every source address
   sudo mhlab destroy twoisp                       remove exactly what deploy created
-  sudo mhlab run topologies/baseline-link-down.yaml   a failover scenario with a report
+  sudo mhlab run scenarios/baseline-link-down.yaml   a failover scenario with a report
+  mhlab run --dry-run scenarios/baseline-link-down.yaml   what it would run, resolved against its lab
+  sudo mhlab run scenarios/baseline-link-down.yaml --lab twoisp   the same on a running lab (left up)
   sudo mhlab demo                                 one fault, each mechanism, side by side
 """
 
@@ -45,11 +52,31 @@ def _load(path: str):
     return load_lab(path)
 
 
+def _file_kind(path: str) -> str:
+    """"scenario" or "lab": what a YAML file is (scenario files name a lab and say what happens on it)."""
+    from .scenario.load import file_kind
+    return file_kind(path)
+
+
 def cmd_validate(args) -> int:
+    if _file_kind(args.file) == "scenario":
+        from .scenario.load import load_scenario
+        from .scenario.run import dry_run
+        loaded = load_scenario(args.file)
+        s = loaded.scenario
+        where = ""
+        if loaded.lab_target()[0] == "topology":  # a lab file: resolve against its plan too (no lab needed)
+            where = f", resolved against lab {dry_run(loaded).lab!r}"
+        else:
+            where = f" (lab {s.lab!r} is a running lab's name: `mhlab run --dry-run` resolves against it)"
+        counts = ", ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in
+                           ((len(s.traffic), "flow"), (len(s.faults), "fault"), (len(s.expect), "expectation")))
+        print(f"{args.file}: ok - scenario {s.name or '(unnamed)'!r}: {counts}{where}")
+        return 0
     topo = _load(args.file)
     from .kinds import netplan_for
     net = netplan_for(topo)
-    print(f"{args.file}: ok - lab {topo.name!r}: "
+    print(f"{args.file}: ok - lab file, lab {topo.name!r}: "
           f"{sum(n.role == 'router' for n in net.nodes.values())} routers, "
           f"{sum(n.role == 'host' for n in net.nodes.values())} hosts, {len(net.links)} links")
     return 0
@@ -115,6 +142,7 @@ def cmd_render(args) -> int:
 
 def cmd_deploy(args) -> int:
     from .lab import Lab
+    _refuse_scenario(args.file, "deploy")
     lab = Lab.deploy(args.file, name=args.name, root=args.run_root, progress=_progress(args.quiet))
     print(f"lab {lab.name} is up in {lab.timings['total']:.2f} s ({len(lab.nodes)} nodes); "
           f"run directory {lab.rundir.path}")
@@ -159,13 +187,14 @@ def cmd_inspect(args) -> int:
 
 def cmd_exec(args) -> int:
     from .lab import Lab
-    if not args.command:
-        print("usage: mhlab exec LAB NODE -- COMMAND [ARGS...]", file=sys.stderr)
-        return 2
     lab = Lab.attach(args.lab, args.run_root)
     node = lab.node(args.node)
-    argv = args.command[1:] if args.command[0] == "--" else args.command
-    return subprocess.call(["mnexec", "-a", str(node.pid), *argv], env=node.env())
+    argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    env = node.env()
+    if not argv:  # no command: an interactive shell in the node
+        argv, extra = node_shell_argv(lab.name, node.name)
+        env.update(extra)
+    return subprocess.call(["mnexec", "-a", str(node.pid), *argv], env=env)
 
 
 def cmd_check(args) -> int:
@@ -187,12 +216,29 @@ def cmd_demo(args) -> int:
     return 0 if demo.ran else 1
 
 
+def _refuse_scenario(path: str, verb: str) -> None:
+    if _file_kind(path) == "scenario":
+        raise UsageError(f"{path} is a scenario file, not a lab file: run it with `mhlab run {path}` "
+                         f"(`mhlab {verb}` takes a lab file from topologies/)")
+
+
 def cmd_run(args) -> int:
+    from .scenario.load import load_scenario
     from .scenario.report import summary
-    from .scenario.run import run_scenario
-    pcap = [p for p in (args.pcap or "").split(";") if p] if args.pcap else []
-    outcome = run_scenario(args.scenario, args.output, lab_name=args.name, keep_lab=args.keep_lab, pcap=pcap,
-                           progress=_progress(args.quiet))
+    from .scenario.run import check_out_dir, default_out_dir, dry_run, run_loaded
+    if _file_kind(args.scenario) != "scenario":
+        raise UsageError(f"{args.scenario} is a lab file, not a scenario: bring it up with `mhlab deploy "
+                         f"{args.scenario}`, or run a scenario that names it (`lab: {args.scenario}`)")
+    loaded = load_scenario(args.scenario)
+    out = check_out_dir(args.output or default_out_dir(loaded))
+    if args.dry_run:
+        print(dry_run(loaded, attach=args.lab, lab_name=args.name).text())
+        print(f"{args.scenario}: resolved; nothing was built")
+        return 0
+    if args.lab and args.name:
+        raise UsageError("--lab attaches to a running lab; --name names a lab to deploy: give one of them")
+    outcome = run_loaded(loaded, out, attach=args.lab, lab_name=args.name, keep_lab=args.keep_lab,
+                         pcap=args.pcap or [], progress=_progress(args.quiet))
     print(summary(outcome.result))
     print(f"report: {outcome.files.markdown}  {outcome.files.json}  {outcome.files.timeline}")
     return 0 if outcome.result.passed else 1
@@ -206,6 +252,10 @@ def cmd_mechanisms(args) -> int:
 
 
 def cmd_schema(args) -> int:
+    if args.scenario:
+        from .scenario.model import Scenario
+        print(json.dumps(Scenario.model_json_schema(by_alias=True), indent=2))
+        return 0
     from .topology import json_schema
     print(json.dumps(json_schema(), indent=2))
     return 0
@@ -232,8 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     name_arg = lambda sp: sp.add_argument("--name", help="lab name (default: the file's `name:`)")  # noqa: E731
     quiet = lambda sp: sp.add_argument("-q", "--quiet", action="store_true", help="no progress lines")  # noqa
 
-    add("validate", cmd_validate, "check a topology file and build nothing (exit 2 when invalid)",
-        "mhlab validate topologies/two-isp-site.yaml", file_arg)
+    add("validate", cmd_validate, "check a lab file or a scenario file (it says which) and build nothing; "
+        "a scenario is also resolved against its lab file (exit 2 when invalid)",
+        "mhlab validate topologies/two-isp-site.yaml\n  mhlab validate scenarios/baseline-link-down.yaml",
+        lambda sp: sp.add_argument("file", help="lab file (topologies/) or scenario file (scenarios/)"))
     add("plan", cmd_plan, "print the address plan derived from a topology file",
         "mhlab plan topologies/two-isp-site.yaml --json", file_arg, json_arg)
     add("render", cmd_render, "write every node's configs (FRR, ip batch, nftables, sysctl) without root",
@@ -249,10 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("inspect", cmd_inspect, "nodes, addresses, processes, BGP sessions and the kind's details (ingress "
         "counters; an I2P Destination's leases) of a running lab",
         "sudo mhlab inspect twoisp --json", lab_arg, json_arg)
-    e = add("exec", cmd_exec, "run a command inside a node of a running lab (exit status passed through)",
+    e = add("exec", cmd_exec, "run a command inside a node of a running lab (exit status passed through); "
+            "no command: an interactive shell in the node",
             "sudo mhlab exec twoisp h1 -- curl -s http://[2001:db8:f000::10]/", lab_arg)
     e.add_argument("node", help="node name")
-    e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...] (none: a shell in the node)")
     add("check", cmd_check, "the lab kind's end-to-end checks (exit 1 on a failure): multihoming - BGP "
         "sessions, ping/curl from every host address, no ingress-filter drop meanwhile; i2p - routers up, "
         "tunnels built, LeaseSet published, a SAM request answered", "sudo mhlab check twoisp", lab_arg, json_arg)
@@ -262,15 +315,39 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("-o", "--output", default="reports/demo", help="report directory (default reports/demo)")
     dm.add_argument("--prefix", default="demo", help="lab names start with this (default demo: demo0none, ...)")
     dm.add_argument("--serial", action="store_true", help="one lab after the other instead of all at once")
-    r = add("run", cmd_run, "run a scenario: lab up, traffic, timed faults, expectations, report "
-            "(exit 1 when an expectation fails)", "sudo mhlab run topologies/baseline-link-down.yaml -o reports/ld",
-            lambda sp: sp.add_argument("scenario", help="scenario YAML file"), name_arg, quiet)
+    r = add("run", cmd_run, "run a scenario: lab up (or attached), traffic, timed faults, expectations, report "
+            "(exit 1 when an expectation fails)",
+            "sudo mhlab run scenarios/baseline-link-down.yaml -o reports/ld\n"
+            "  mhlab run --dry-run scenarios/baseline-link-down.yaml\n"
+            "  sudo mhlab deploy topologies/two-isp-site.yaml && sudo mhlab run scenarios/baseline-link-down.yaml "
+            "--lab twoisp\n  sudo mhlab run scenarios/baseline-upstream-cut.yaml --pcap ispa-ra --pcap core,ispa",
+            lambda sp: sp.add_argument("scenario", help="scenario YAML file (scenarios/)"), quiet)
+    r.description = textwrap.fill(
+        "Run a scenario: lab up (or attached), traffic, timed faults, expectations, report (exit 1 when an "
+        "expectation fails). The lab is the scenario's `lab:` - a lab file, deployed for the run and torn down "
+        "after it, or a running lab's name - or the running lab given with --lab (attached, never deployed, "
+        "left up). Every name, link, address and fault is resolved against the lab before anything is built "
+        "or started; --dry-run stops there and prints what would run.", 100)
+    r.add_argument("--name", help="deploy the lab under this name (default: the lab file's `name:`)")
+    r.add_argument("--lab", metavar="LAB", help="run on this running lab (see `mhlab list`) instead of the "
+                                                "scenario's `lab:`; it stays up")
+    r.add_argument("--dry-run", action="store_true", help="resolve flows, addresses, fault links and "
+                   "expectations against the lab and print them; build and start nothing")
     r.add_argument("-o", "--output", help="report directory (default reports/<scenario name>)")
-    r.add_argument("--keep-lab", action="store_true", help="leave the lab up afterwards")
-    r.add_argument("--pcap", help="capture these links to pcap files in the report directory, ';'-separated: "
-                                  "link names (ispa-ra) or node pairs (ra,ispa)")
+    r.add_argument("--keep-lab", action="store_true", help="leave a deployed lab up afterwards")
+    r.add_argument("--pcap", action="append", metavar="LINK",
+                   help="capture a link to LINK.pcap in the report directory; repeat it (or ';'-separate) for "
+                        "several: link names (ispa-ra) or node pairs (ra,ispa)")
     add("mechanisms", cmd_mechanisms, "list the multihoming mechanisms a site can use", "mhlab mechanisms")
-    add("schema", cmd_schema, "print the JSON schema of topology files", "mhlab schema > topology.schema.json")
+    sc = add("schema", cmd_schema, "print the JSON schema of topology files (or, with --scenario, of scenario "
+             "files; every field has a description)",
+             "mhlab schema > topology.schema.json\n  mhlab schema --scenario > scenario.schema.json")
+    sc.add_argument("--scenario", action="store_true", help="the schema of scenario files")
+    live.register_fault(sub)  # fault, faults, restore
+    live.register_capture(sub)
+    live.register_graph(sub)
+    live.register_watch(sub)
+    live.register_serve(sub)
     return p
 
 
@@ -283,7 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except TopologyError as exc:
-        print(f"error: invalid topology\n{exc}", file=sys.stderr)
+        print(f"error: invalid {exc.what}\n{exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -23,18 +25,34 @@ class Problem:
         return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
 
 
+def did_you_mean(word: object, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'interval_ms'?"`` when one candidate is close to ``word``, else ``""``."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 @dataclass
 class TopologyError(MhlabError):
-    """A topology (or scenario) file is invalid; nothing was built.  Carries every problem found."""
+    """A lab (topology) file is invalid; nothing was built.  Carries every problem found."""
 
     problems: list[Problem] = field(default_factory=list)
+    what = "topology"  # how faces name the file: "invalid topology", "invalid scenario"
 
     def __str__(self) -> str:
         return "\n".join(str(p) for p in self.problems)
 
 
+class ScenarioError(TopologyError):
+    """A scenario file is invalid (or does not fit its lab); nothing was built or run."""
+
+    what = "scenario"
+
+
 class UsageError(MhlabError):
-    """A command-line argument breaks a rule (e.g. ``--name``); exit status 2, nothing was done."""
+    """A command-line argument breaks a rule (``--name``, an output path that is a file, the wrong verb);
+    exit status 2, nothing was done."""
 
 
 class LabError(MhlabError):

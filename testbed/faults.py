@@ -1,26 +1,33 @@
-"""Fault primitives on a running lab, each with its undo: links, ISPs, upstream cuts, daemons, loss, rate.
+"""Fault primitives on a running lab, each with its undo, and the fault-kind table that ``prepare`` reads.
 
-``prepare(fault, lab)`` resolves a scenario fault against the lab *before* anything runs and raises
-FaultError naming what does not exist (an unknown link, an ISP without upstreams, netem missing), so a
-scenario never stops half-way because of a typo.  Loss uses nftables (``numgen random``) on the receiving
-interface's ingress hook, rate limits a tbf qdisc, delay needs netem (absent on some kernels: said plainly).
+``prepare(fault, lab)`` looks the fault's model class up in :data:`FAULT_KINDS`, refuses a fault whose kind
+does not apply to the lab's kind, and lets the kind's handler resolve it against the lab *before*
+anything runs: FaultError names what does not exist (an unknown link, an ISP without upstreams, netem
+missing), so a scenario never stops half-way because of a typo.  Handlers touch nodes only inside the
+Action they return, so ``prepare`` also works on a lab that is only planned (``mhlab run --dry-run``).
+Loss uses nftables (``numgen random``) on the receiving interface's ingress hook, rate limits a tbf
+qdisc, delay needs netem (absent on some kernels: said plainly); I2P labs' kinds live in
+:mod:`testbed.i2p.faults`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
-from .errors import MhlabError, UnknownName
 from .frr import daemon_argv
-from .lab import Lab
+from .i2p.faults import FAULT_KINDS as I2P_FAULT_KINDS
 from .procs import is_alive, stop_all
+from .scenario.contract import MULTIHOMING, Action, FaultError, FaultKind, lab_kind
+from .scenario.model import (BgpReset, DaemonKill, Delay, Flap, IspDown, LinkDown, LinkUp, Loss, RateLimit,
+                             RouterCrash, UpstreamCut)
 
-
-class FaultError(MhlabError):
-    """A fault cannot apply to this lab (bad reference, missing kernel feature)."""
+Lab = Any  # a running testbed.lab.Lab, or anything with .net, .topology, .name and lab[node] (a planned lab)
+__all__ = ["Action", "FaultError", "FAULT_KINDS", "fault_kind", "netem_available", "prepare", "resolve_link"]
 
 
 @dataclass(frozen=True)
@@ -64,26 +71,6 @@ def resolve_link(lab: Lab, ref: Any) -> LinkEnds:
     raise FaultError(f"no link between {x!r} and {y!r}")
 
 
-@dataclass
-class Action:
-    """A prepared fault: ``apply()`` at its time, ``undo()`` at ``until`` (or at the end of the run)."""
-
-    name: str
-    describe: str
-    apply: Callable[[], None]
-    undo: Callable[[], None] | None = None
-    applied: bool = field(default=False)
-
-    def do(self) -> None:
-        self.apply()
-        self.applied = True
-
-    def revert(self) -> None:
-        if self.applied and self.undo is not None:
-            self.undo()
-            self.applied = False
-
-
 def _set_link(lab: Lab, ends: list[End], state: str) -> None:
     for e in ends:
         lab[e.node].run(["ip", "link", "set", "dev", e.ifname, state], check=True)
@@ -105,14 +92,14 @@ def _down_up(lab: Lab, name: str, what: str, links: list[LinkEnds]) -> Action:
     return Action(name, what, lambda: _set_link(lab, ends, "down"), lambda: _set_link(lab, ends, "up"))
 
 
-def _loss_table(name: str) -> str:
+def _fault_table(name: str) -> str:
     return "mhlab_fault_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
 def _loss(lab: Lab, name: str, link: LinkEnds, percent: float, direction: str) -> Action:
     """Drop ``percent`` % of packets arriving at the receiving end(s) - nftables, no netem needed."""
     receivers = {"forward": [link.b], "reverse": [link.a], "both": [link.a, link.b]}[direction]
-    table = _loss_table(name)
+    table = _fault_table(name)
     threshold = max(1, round(percent * 100))
     # numgen's range is 0..9999, so "< 10000" is rejected: 100 % is a plain drop
     verdict = "counter drop" if threshold >= 10000 else f"numgen random mod 10000 < {threshold} counter drop"
@@ -160,25 +147,27 @@ def _daemons(lab: Lab, node: str, only: str | None = None):
             and (only is None or p.name == only) and is_alive(p)]
 
 
-def _restart(lab: Lab, node: str, daemons: list[str]) -> None:
+def _restart(lab: Lab, node: str, killed: list) -> None:
+    """Start again exactly what was killed, with the argv it was recorded with (FRR's zebra first, then
+    the rest: BIRD, babeld, agents ... are restarted the same way)."""
     handle = lab[node]
-    order = sorted(daemons, key=lambda d: d != "zebra")  # zebra first
-    for d in order:
-        if d == "zebra":
+    for rec in sorted(killed, key=lambda r: r.name != "zebra"):
+        if rec.name == "zebra":
             (handle.dir / "zserv.api").unlink(missing_ok=True)
-        handle.spawn(d, daemon_argv(d, handle.dir, handle.dir))
-        if d == "zebra":
+        argv = list(rec.argv) or daemon_argv(rec.name, handle.dir, handle.dir)
+        handle.spawn(rec.name, argv, cwd=handle.dir)
+        if rec.name == "zebra":
             deadline = time.monotonic() + 10
             while not (handle.dir / "zserv.api").exists() and time.monotonic() < deadline:
                 time.sleep(0.01)
 
 
-def _kill(lab: Lab, node: str, only: str | None) -> list[str]:
+def _kill(lab: Lab, node: str, only: str | None) -> list:
     procs = _daemons(lab, node, only)
     if not procs:
         raise FaultError(f"{node} runs no {only or 'daemon'} to kill")
     stop_all({p.pid: p.start for p in procs}, grace=0.0)
-    return [p.name for p in procs]
+    return procs
 
 
 def _flap(lab: Lab, name: str, link: LinkEnds, period: float, down: float) -> Action:
@@ -202,66 +191,150 @@ def _flap(lab: Lab, name: str, link: LinkEnds, period: float, down: float) -> Ac
     return Action(name, f"{link.name} flaps: {down:g} s down every {period:g} s", thread.start, undo)
 
 
-def prepare(fault: Any, lab: Lab) -> Action:
-    """Resolve one scenario fault (testbed.scenario.model) against ``lab``; FaultError if it cannot apply."""
-    kind, name = fault.kind, fault.name
-    if kind in ("link-down", "link-up"):
-        link = resolve_link(lab, fault.link)
-        action = _down_up(lab, name, f"{link.name} down", [link])
-        if kind == "link-up":
-            return Action(name, f"{link.name} up", action.undo)
-        return action
-    if kind in ("isp-down", "upstream-cut"):
-        isp = _isp(lab, fault.isp)
-        if kind == "isp-down":
-            return _down_up(lab, name, f"ISP {isp.name} down (all its links)", _links_of(lab, isp.name))
-        if not isp.upstreams:
-            raise FaultError(f"ISP {isp.name} has no upstreams to cut")
-        return _down_up(lab, name, f"ISP {isp.name} loses its upstream ({', '.join(isp.upstreams)}); "
-                        "its customer links stay up", _links_of(lab, isp.name, set(isp.upstreams)))
-    if kind == "bgp-reset":
-        node = _router(lab, fault.node)
-        target = "*"
-        if fault.peer:
-            n = next((n for n in node.bgp.neighbors if n.peer == fault.peer), None)
-            if n is None:
-                raise FaultError(f"{node.name} has no BGP session with {fault.peer!r}")
-            target = n.address
-        cmd = f"clear bgp ipv6 {target}" + ("" if fault.hard else " soft")
-        return Action(name, f"BGP reset on {node.name} ({target})",
-                      lambda: lab[node.name].run(["vtysh", "--vty_socket", str(lab[node.name].dir), "-c", cmd],
-                                                 check=True))
-    if kind in ("daemon-kill", "router-crash"):
-        node = _router(lab, fault.node)
-        only = fault.daemon if kind == "daemon-kill" else None
-        if only and only not in node.frr_daemons:
-            raise FaultError(f"{node.name} runs no {only} (it runs {', '.join(node.frr_daemons)})")
-        killed: list[str] = []
-        return Action(name, f"{node.name}: kill {only or 'every daemon (crash)'}",
-                      lambda: killed.extend(_kill(lab, node.name, only)),
-                      lambda: _restart(lab, node.name, killed))
-    if kind == "loss":
-        return _loss(lab, name, resolve_link(lab, fault.link), fault.percent, fault.direction)
-    if kind == "rate-limit":
-        burst = fault.burst or _default_burst(lab)
-        return _tc(lab, name, resolve_link(lab, fault.link), fault.direction,
-                   ["tbf", "rate", fault.rate, "burst", burst, "latency", "50ms"], f"rate limit {fault.rate}")
-    if kind == "flap":
-        return _flap(lab, name, resolve_link(lab, fault.link), fault.period, fault.down or fault.period / 2)
-    if kind == "delay":
-        if not netem_available(lab):
-            raise FaultError("delay needs the netem qdisc, which this kernel lacks (no sch_netem); run the "
-                             "scenario in the Vagrant VM, whose kernel has it")
-        qd = ["netem", "delay", f"{fault.delay_ms}ms"] + ([f"{fault.jitter_ms}ms"] if fault.jitter_ms else [])
-        return _tc(lab, name, resolve_link(lab, fault.link), fault.direction, qd, f"delay {fault.delay_ms:g} ms")
-    raise FaultError(f"unknown fault kind {kind!r}")
+# ---------------------------------------------------------------- one handler per fault kind
+
+def _link_down(fault: LinkDown, lab: Lab) -> Action:
+    link = resolve_link(lab, fault.link)
+    return _down_up(lab, fault.name, f"{link.name} down", [link])
+
+
+def _link_up(fault: LinkUp, lab: Lab) -> Action:
+    link = resolve_link(lab, fault.link)
+    return Action(fault.name, f"{link.name} up", _down_up(lab, fault.name, "", [link]).undo)  # type: ignore[arg-type]
+
+
+def _isp_down(fault: IspDown, lab: Lab) -> Action:
+    isp = _isp(lab, fault.isp)
+    return _down_up(lab, fault.name, f"ISP {isp.name} down (all its links)", _links_of(lab, isp.name))
+
+
+def _upstream_cut(fault: UpstreamCut, lab: Lab) -> Action:
+    isp = _isp(lab, fault.isp)
+    if not isp.upstreams:
+        raise FaultError(f"ISP {isp.name} has no upstreams to cut")
+    cut = _down_up(lab, fault.name, "", _links_of(lab, isp.name, set(isp.upstreams)))
+    what = (f"ISP {isp.name} loses its upstream ({', '.join(isp.upstreams)}); its customer links stay up; "
+            + ("it answers what it cannot route with ICMPv6 unreachable" if fault.icmp else
+               "it drops what it cannot route silently (no ICMP)"))
+    if fault.icmp:
+        return Action(fault.name, what, cut.apply, cut.undo)
+    table = _fault_table(fault.name)
+    # the router's own ICMPv6 errors leave through its output hook: dropping them there is a router
+    # whose ICMP is rate-limited to nothing (a default route into a dead upstream looks the same)
+    rules = (f"table ip6 {table} {{ chain out {{ type filter hook output priority 0; "
+             "icmpv6 type destination-unreachable counter drop; }; }")
+
+    def apply() -> None:
+        lab[isp.name].run(["nft", rules], check=True)
+        cut.apply()
+
+    def undo() -> None:
+        assert cut.undo is not None
+        cut.undo()
+        lab[isp.name].run(["nft", "delete", "table", "ip6", table])
+    return Action(fault.name, what, apply, undo)
+
+
+def _bgp_reset(fault: BgpReset, lab: Lab) -> Action:
+    node = _router(lab, fault.node)
+    target = "*"
+    if fault.peer:
+        n = next((n for n in node.bgp.neighbors if n.peer == fault.peer), None) if node.bgp else None
+        if n is None:
+            raise FaultError(f"{node.name} has no BGP session with {fault.peer!r}")
+        target = n.address
+    cmd = f"clear bgp ipv6 {target}" + ("" if fault.hard else " soft")
+    return Action(fault.name, f"BGP reset on {node.name} ({target})",
+                  lambda: lab[node.name].run(["vtysh", "--vty_socket", str(lab[node.name].dir), "-c", cmd],
+                                             check=True))
+
+
+def _kill_action(lab: Lab, name: str, node_name: str, only: str | None) -> Action:
+    node = _router(lab, node_name)
+    runs = node.frr_daemons + [svc.name for svc in node.services]
+    if only and only not in runs:
+        raise FaultError(f"{node.name} runs no {only} (it runs {', '.join(runs) or 'no daemon'})")
+    killed: list[str] = []
+    return Action(name, f"{node.name}: kill {only or 'every daemon (crash)'}",
+                  lambda: killed.extend(_kill(lab, node.name, only)),
+                  lambda: _restart(lab, node.name, killed))
+
+
+def _daemon_kill(fault: DaemonKill, lab: Lab) -> Action:
+    return _kill_action(lab, fault.name, fault.node, fault.daemon)
+
+
+def _router_crash(fault: RouterCrash, lab: Lab) -> Action:
+    return _kill_action(lab, fault.name, fault.node, None)
+
+
+def _loss_fault(fault: Loss, lab: Lab) -> Action:
+    return _loss(lab, fault.name, resolve_link(lab, fault.link), fault.percent, fault.direction)
+
+
+def _rate_limit(fault: RateLimit, lab: Lab) -> Action:
+    burst = fault.burst or _default_burst(lab)
+    return _tc(lab, fault.name, resolve_link(lab, fault.link), fault.direction,
+               ["tbf", "rate", fault.rate, "burst", burst, "latency", "50ms"], f"rate limit {fault.rate}")
+
+
+def _flap_fault(fault: Flap, lab: Lab) -> Action:
+    period = fault.period_ms / 1000
+    down = (fault.down_ms / 1000) if fault.down_ms else period / 2
+    return _flap(lab, fault.name, resolve_link(lab, fault.link), period, down)
+
+
+def _delay(fault: Delay, lab: Lab) -> Action:
+    qd = ["netem", "delay", f"{fault.delay_ms}ms"] + ([f"{fault.jitter_ms}ms"] if fault.jitter_ms else [])
+    return _tc(lab, fault.name, resolve_link(lab, fault.link), fault.direction, qd, f"delay {fault.delay_ms:g} ms")
+
+
+LINK_LABS = frozenset({MULTIHOMING, "i2p"})  # any lab with links
+FAULT_KINDS: Mapping[type, FaultKind] = MappingProxyType({k.model: k for k in (
+    FaultKind(LinkDown, _link_down, LINK_LABS),
+    FaultKind(LinkUp, _link_up, LINK_LABS),
+    FaultKind(IspDown, _isp_down),
+    FaultKind(UpstreamCut, _upstream_cut),
+    FaultKind(BgpReset, _bgp_reset),
+    FaultKind(DaemonKill, _daemon_kill),
+    FaultKind(RouterCrash, _router_crash),
+    FaultKind(Loss, _loss_fault, LINK_LABS),
+    FaultKind(RateLimit, _rate_limit, LINK_LABS),
+    FaultKind(Flap, _flap_fault, LINK_LABS),
+    FaultKind(Delay, _delay, LINK_LABS),
+    *I2P_FAULT_KINDS,
+)})
+
+
+def fault_kind(fault: Any) -> FaultKind:
+    """The table entry for a fault model object; FaultError naming the known kinds when there is none."""
+    kind = FAULT_KINDS.get(type(fault))
+    if kind is None:
+        raise FaultError(f"unknown fault kind {getattr(fault, 'kind', fault)!r}; kinds: "
+                         f"{', '.join(k.name for k in FAULT_KINDS.values())}")
+    return kind
+
+
+def prepare(fault: Any, lab: Lab, *, check_kernel: bool = True) -> Action:
+    """Resolve one scenario fault (a model of testbed.scenario.model) against ``lab``; FaultError if it
+    cannot apply - to this lab's kind, to the names it refers to, or to this kernel (netem; skipped with
+    ``check_kernel=False``, for a lab that is only planned)."""
+    kind = fault_kind(fault)
+    labs = lab_kind(lab.topology)
+    if labs not in kind.lab_kinds:
+        raise FaultError(f"{kind.name} does not apply to {labs} labs (only to {' and '.join(sorted(kind.lab_kinds))} "
+                         "labs)")
+    if check_kernel and getattr(fault, "needs_netem", False) and not netem_available(lab):
+        raise FaultError(f"{kind.name} needs the netem qdisc, which this kernel lacks (no sch_netem); run the "
+                         "scenario in the Vagrant VM, whose kernel has it")
+    return kind.prepare(fault, lab)
 
 
 def _isp(lab: Lab, name: str):
-    try:
-        return lab.topology.isp(name)
-    except UnknownName as exc:
-        raise FaultError(str(exc)) from None
+    for isp in lab.topology.isps:
+        if isp.name == name:
+            return isp
+    raise FaultError(f"no ISP named {name!r}; ISPs: {', '.join(i.name for i in lab.topology.isps)}")
 
 
 def _router(lab: Lab, name: str):

@@ -292,7 +292,7 @@ class _Builder:
             if spec.role == "bridge":
                 continue
             handle = self.lab.nodes[spec.name]
-            handle.run(["ip", "-batch", str(handle.dir / "setup.ip")], check=True)
+            handle.run(["ip", "-6", "-batch", str(handle.dir / "setup.ip")], check=True)  # an IPv6-only lab
             if spec.nft or spec.ingress:
                 handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
 
@@ -331,12 +331,20 @@ class _Builder:
 
     def start_services(self) -> None:
         """Servers and agents; ``{node_dir}`` in an argument is the node's folder, ``python3`` this Python."""
-        ready = []
+        ready, bad = [], []
+        for spec in self.lab.net.nodes.values():  # every config's dry run first: nothing half-started
+            handle = self.lab.nodes[spec.name]
+            for svc in spec.services:
+                if svc.check:
+                    res = handle.run(_node_argv(svc.check, handle.dir), timeout=30)
+                    if res.returncode != 0:
+                        bad.append(f"{spec.name}/{svc.name}: {(res.stdout + res.stderr).strip()[-400:]}")
+        if bad:
+            raise LabError("a service rejected its rendered config (see `mhlab render`):\n" + "\n".join(bad))
         for spec in self.lab.net.nodes.values():
             handle = self.lab.nodes[spec.name]
             for svc in spec.services:
-                argv = [sys.executable if a == "python3" else a.replace("{node_dir}", str(handle.dir))
-                        for a in svc.argv]
+                argv = _node_argv(svc.argv, handle.dir)
                 handle.spawn(svc.name, argv, cwd=handle.dir, env=svc.env)
                 if svc.ready:
                     ready.append(Path(svc.ready.replace("{node_dir}", str(handle.dir))))
@@ -346,6 +354,11 @@ class _Builder:
         """Poll one of the kind's readiness conditions; fails naming what is still missing."""
         wait_until(lambda: ready.pending(self.lab), ready.timeout if timeout is None else timeout,
                    ready.interval, what=f"lab {self.lab.name}: {ready.name}", ok=lambda pending: not pending)
+
+
+def _node_argv(argv: list[str], node_dir: Path) -> list[str]:
+    """A service's argv as run in its node: ``{node_dir}`` is the node's folder, ``python3`` this Python."""
+    return [sys.executable if a == "python3" else a.replace("{node_dir}", str(node_dir)) for a in argv]
 
 
 def _check_traversable(root: Path) -> None:

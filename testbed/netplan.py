@@ -88,6 +88,9 @@ class Process:
     argv: list[str]
     ready: str | None = None  # a path that exists once the process serves ("{node_dir}/x.sock")
     env: dict[str, str] | None = None
+    # the daemon's own dry run of its config (``bird -p -c …``): the runtime runs it before starting any
+    # service and refuses the deploy, with its output, when it exits non-zero
+    check: list[str] | None = None
 
 
 @dataclass
@@ -123,6 +126,7 @@ class Node:
     mechanism: str = ""
     ip_commands: list[str] = field(default_factory=list)  # extra `ip -batch` lines (e.g. mptcp endpoints)
     templates: list[tuple[str, str]] = field(default_factory=list)  # (template, file in the node folder)
+    template_vars: dict[str, Any] = field(default_factory=dict)  # what a mechanism's templates read as ``vars``
 
 
 @dataclass
@@ -221,6 +225,9 @@ def _without_idle_bgp(net: NetPlan) -> None:
 def _runtime_needs(net: NetPlan) -> None:
     """What deploy and the checks read: timers, the DFZ's aggregates at every ISP, the address spaces."""
     topo, plan = net.topology, net.plan
+    for node in net.routers():  # an interior router, or one whose BGP another daemon speaks: no bgpd/bfdd
+        if node.bgp is None:
+            node.frr_daemons = [d for d in node.frr_daemons if d not in ("bgpd", "bfdd")]
     net.bgp_timers = topo.bgp
     aggregates = [str(p) for p in plan.aggregates.values()]
     net.await_routes = {isp.name: list(aggregates) for isp in topo.isps}

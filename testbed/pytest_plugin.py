@@ -9,7 +9,7 @@ of the file, e.g. ``hosting=2`` for an i2p lab)::
         wait_json(lab, "ra", "show bgp summary json", {"ipv6Unicast": {"peers": {...}}})
 
     def test_failover(lab, scenario):
-        assert scenario(lab, "topologies/baseline-link-down.yaml").passed
+        assert scenario(lab, "scenarios/baseline-link-down.yaml").passed
 
 Tests marked ``lab`` are skipped when not root.  ``--keep-lab`` leaves labs up for a look afterwards.
 """

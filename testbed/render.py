@@ -47,7 +47,8 @@ def node_dir(root: Path, node: str) -> Path:
 def render_node(net: NetPlan, node: Node, rundir: Path) -> list[RenderedFile]:
     env = _env()
     ctx = {"node": node, "rundir": str(rundir), "timers": getattr(net.topology, "bgp", None), "bgp": node.bgp,
-           "lab": net.topology}
+           "lab": net.topology,
+           "vars": node.template_vars}
     files = []
     if node.role != "bridge":
         files.append(RenderedFile(node.name, "setup.ip", env.get_template("ip/setup.ip.j2").render(ctx)))

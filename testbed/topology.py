@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 
 from .errors import Problem, TopologyError, UnknownName
 from .mechanisms import Mechanism, Options, Registry, discovered
-from .yamlmarks import MarkedDoc, load_marked
+from .yamlmarks import MarkedDoc, load_marked, unknown_field
 
 NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9]{0,9}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN,
@@ -348,7 +348,7 @@ def _pydantic_problem(doc: MarkedDoc, err: dict[str, Any]) -> Problem:
     loc = tuple(p for p in err["loc"] if isinstance(p, int) or p in _field_names())
     message = err["msg"]
     if err["type"] == "extra_forbidden":
-        message = f"unknown field {err['loc'][-1]!r}"
+        message = unknown_field(Topology, err["loc"])
     elif err["type"] == "string_pattern_mismatch":
         message = f"{err.get('input')!r} is not a valid name (letters and digits, start with a letter, " \
                   f"at most 10)"

@@ -5,4 +5,7 @@ uses only the standard library (a node may run the system ``python3``, not the p
 only to addresses given on its command line, writes one JSON object per event (``{"t": unix_time,
 "ev": name, ...}``) and stops by itself after ``--duration`` or on SIGTERM, flushing its log.  All
 namespaces share one clock, so times written by a sender and a receiver are directly comparable.
+One vocabulary on every command line: durations inside a flow are milliseconds and say so
+(``--interval-ms``, ``--connect-timeout-ms``, ``--timeout-ms``, ``--max-time-ms``, ``--user-timeout-ms``);
+only ``--duration``, the agent's whole run, is in seconds (the scenario clock's unit).
 """

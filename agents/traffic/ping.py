@@ -4,7 +4,7 @@
 next one goes out, so a reply, a silent loss and an ICMP error (e.g. "Source address failed
 ingress/egress policy", the code-5 unreachable of thesis 6.2.1) each become their own event.
 
-    python -m agents.traffic.ping run --dst ::1 --src ::1 --interval 100 --log p.jsonl --duration 5
+    python -m agents.traffic.ping run --dst ::1 --src ::1 --interval-ms 100 --log p.jsonl --duration 5
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def parse_line(line: str, unwrap: SeqUnwrapper) -> dict[str, object] | None:
 def ping_argv(args: argparse.Namespace) -> list[str]:
     """``ping`` with per-line timestamps, outstanding reports, numeric output, optional source."""
     version = "-6" if family_of(args.dst) == socket.AF_INET6 else "-4"
-    argv = ["ping", version, "-n", "-D", "-O", "-i", f"{args.interval / 1000:.3f}", "-W", str(args.timeout)]
+    argv = ["ping", version, "-n", "-D", "-O", "-i", f"{args.interval_ms / 1000:.3f}", "-W", f"{args.timeout_ms / 1000:g}"]
     if args.src:
         argv += ["-I", args.src]
     return argv + [args.dst]
@@ -91,7 +91,7 @@ def run_pinger(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> 
         log.write(name, **event)
     proc.wait()
     watcher.join(timeout=1.0)
-    return {"exit": proc.returncode, "interval_ms": args.interval, **totals}
+    return {"exit": proc.returncode, "interval_ms": args.interval_ms, **totals}
 
 
 def interrupt_when_stopped(proc: subprocess.Popen[str], stop: StopCondition) -> None:
@@ -108,8 +108,8 @@ def parser() -> argparse.ArgumentParser:
     run = roles.add_parser("run", parents=[common_options()], help="ping --dst, one event per reply/loss/error")
     run.add_argument("--dst", required=True, help="destination address (literal)")
     run.add_argument("--src", default=None, help="source address (ping -I)")
-    run.add_argument("--interval", type=float, default=100.0, help="ms between echo requests (default 100)")
-    run.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for a reply (ping -W)")
+    run.add_argument("--interval-ms", type=float, default=100.0, help="ms between echo requests (default 100)")
+    run.add_argument("--timeout-ms", type=float, default=1000.0, help="ms to wait for a reply (ping -W; default 1000)")
     return p
 
 

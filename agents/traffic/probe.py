@@ -6,7 +6,7 @@ Probes start on schedule even while earlier ones still wait for their ``--connec
 sampling rate does not drop during an outage.  ``serve`` is the matching tiny HTTP server.
 
     python -m agents.traffic.probe serve --bind ::1 --port 8080 --log srv.jsonl
-    python -m agents.traffic.probe curl --url http://[::1]:8080/ --src ::1 --every 200 --log p.jsonl
+    python -m agents.traffic.probe curl --url http://[::1]:8080/ --src ::1 --interval-ms 200 --log p.jsonl
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class RunningProbe:
 def curl_argv(args: argparse.Namespace) -> list[str]:
     """The curl command line: no globbing (IPv6 brackets), no body, a JSON summary on stdout."""
     argv = ["curl", "--silent", "--show-error", "--globoff", "--output", "/dev/null",
-            "--connect-timeout", str(args.connect_timeout), "--max-time", str(args.max_time),
+            "--connect-timeout", f"{args.connect_timeout_ms / 1000:g}", "--max-time", f"{args.max_time_ms / 1000:g}",
             "--write-out", "%{json}"]
     if args.src:
         argv += ["--interface", args.src]
@@ -61,8 +61,8 @@ def probe_result(probe: RunningProbe, stdout: str, stderr: str) -> dict[str, obj
 
 
 def run_client(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> dict[str, object]:
-    """Start a curl every ``--every`` ms; log each one when it finishes; abort the rest at stop."""
-    period = args.every / 1000.0
+    """Start a curl every ``--interval-ms``; log each one when it finishes; abort the rest at stop."""
+    period = args.interval_ms / 1000.0
     running: list[RunningProbe] = []
     started = ok = 0
     next_start = time.monotonic()
@@ -128,12 +128,12 @@ def run_server(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> 
 
 def parser() -> argparse.ArgumentParser:
     p, roles = agent_parser("probe", __doc__)
-    client = roles.add_parser("curl", parents=[common_options()], help="run a fresh curl every --every ms")
+    client = roles.add_parser("curl", parents=[common_options()], help="run a fresh curl every --interval-ms")
     client.add_argument("--url", required=True, help="target URL, e.g. http://[2001:db8::1]:8080/")
     client.add_argument("--src", default=None, help="source address (curl --interface)")
-    client.add_argument("--every", type=float, default=200.0, help="ms between probe starts (default 200)")
-    client.add_argument("--connect-timeout", type=float, default=1.0, help="curl --connect-timeout seconds")
-    client.add_argument("--max-time", type=float, default=2.0, help="curl --max-time seconds")
+    client.add_argument("--interval-ms", type=float, default=200.0, help="ms between probe starts (default 200)")
+    client.add_argument("--connect-timeout-ms", type=float, default=1000.0, help="curl --connect-timeout, in ms")
+    client.add_argument("--max-time-ms", type=float, default=2000.0, help="curl --max-time, in ms")
     serve = roles.add_parser("serve", parents=[common_options()], help="tiny HTTP server answering 200 ok")
     serve.add_argument("--bind", required=True, help="local address (literal)")
     serve.add_argument("--port", type=int, required=True, help="TCP port (0 = any; the listen event says which)")

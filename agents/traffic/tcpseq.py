@@ -1,6 +1,6 @@
 """Long-lived TCP stream with application sequence numbers, so every gap is visible at ~10 ms resolution.
 
-The sender writes one fixed-size record every ``--interval`` ms (connection id, sequence number, send
+The sender writes one fixed-size record every ``--interval-ms`` (connection id, sequence number, send
 time); the receiver logs each record with its receive time.  A gap in the receiver's log is a gap in
 delivery; the sender's log says when the connection broke (reset, timeout, peer close) and, with
 ``--reconnect``, whether and when a new connection worked -- the two outcomes the thesis (ch. 3.5.1)
@@ -46,16 +46,16 @@ def decode_records(buf: bytearray) -> list[tuple[int, int, float]]:
 
 
 def connect(args: argparse.Namespace, attempt: int, log: EventLog) -> socket.socket | None:
-    """One connection attempt from ``--src`` with ``--connect-timeout``; logs connect or connect_error."""
+    """One connection attempt from ``--src`` with ``--connect-timeout-ms``; logs connect or connect_error."""
     sock = socket.socket(family_of(args.dst), socket.SOCK_STREAM, IPPROTO_MPTCP if args.mptcp else 0)
     started = time.time()
     try:
         if args.src:
             sock.bind((args.src, 0))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if args.user_timeout:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, args.user_timeout)
-        sock.settimeout(args.connect_timeout)
+        if args.user_timeout_ms:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, args.user_timeout_ms)
+        sock.settimeout(args.connect_timeout_ms / 1000.0)
         sock.connect((args.dst, args.port))
     except socket.timeout:
         log.write("connect_error", conn=attempt, error="timeout", started=started)
@@ -74,7 +74,7 @@ def connect(args: argparse.Namespace, attempt: int, log: EventLog) -> socket.soc
 
 def run_sender(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> dict[str, object]:
     """Write a record every interval over one connection (or a series of them with --reconnect)."""
-    interval = args.interval / 1000.0
+    interval = args.interval_ms / 1000.0
     seq = attempt = stalled = 0
     sock: socket.socket | None = None
     pending = bytearray()
@@ -100,7 +100,7 @@ def run_sender(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> 
             attempt += 1
             sock = connect(args, attempt, log)
             if sock is None:
-                next_try = time.monotonic() + args.retry / 1000.0
+                next_try = time.monotonic() + args.retry_ms / 1000.0
                 continue
             ever_connected = True
             next_tick = time.monotonic()
@@ -121,19 +121,19 @@ def run_sender(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> 
             pass
         except OSError as exc:
             broken(os_error_fields(exc))
-            next_try = time.monotonic() + args.retry / 1000.0
+            next_try = time.monotonic() + args.retry_ms / 1000.0
             continue
         wait = max(0.0, min(next_tick - time.monotonic(), 0.05, stop.remaining()))
         if readable_within(sock, bool(pending), wait):
             try:
                 if sock.recv(4096) == b"":
                     broken({"error": "peer-closed"})
-                    next_try = time.monotonic() + args.retry / 1000.0
+                    next_try = time.monotonic() + args.retry_ms / 1000.0
             except BlockingIOError:
                 pass
             except OSError as exc:
                 broken(os_error_fields(exc))
-                next_try = time.monotonic() + args.retry / 1000.0
+                next_try = time.monotonic() + args.retry_ms / 1000.0
     if sock is not None:
         log.write("close", conn=attempt, unsent=len(pending) // max(args.size, RECORD.size))
         sock.close()
@@ -220,18 +220,18 @@ def parser() -> argparse.ArgumentParser:
     recv.add_argument("--mptcp", action="store_true", help="listen with a Multipath TCP socket")
     recv.add_argument("--port", type=int, required=True, help="TCP port (0 = any; the listen event says which)")
     send = roles.add_parser("send", parents=[common_options()],
-                            help="connect and write a sequenced record every --interval ms")
+                            help="connect and write a sequenced record every --interval-ms")
     send.add_argument("--dst", required=True, help="receiver address (literal)")
     send.add_argument("--mptcp", action="store_true", help="open a Multipath TCP socket (kernel MPTCP)")
     send.add_argument("--port", type=int, required=True)
     send.add_argument("--src", default=None, help="source address to bind (which of the host's addresses)")
-    send.add_argument("--interval", type=float, default=10.0, help="ms between records (default 10)")
+    send.add_argument("--interval-ms", type=float, default=10.0, help="ms between records (default 10)")
     send.add_argument("--size", type=int, default=64, help=f"record size in bytes (min {RECORD.size})")
     send.add_argument("--reconnect", action="store_true",
                       help="open a new connection after one breaks (the first one is always retried until it works)")
-    send.add_argument("--retry", type=float, default=100.0, help="ms between connection attempts (default 100)")
-    send.add_argument("--connect-timeout", type=float, default=1.0, help="seconds per connection attempt")
-    send.add_argument("--user-timeout", type=int, default=0,
+    send.add_argument("--retry-ms", type=float, default=100.0, help="ms between connection attempts (default 100)")
+    send.add_argument("--connect-timeout-ms", type=float, default=1000.0, help="ms per connection attempt (default 1000)")
+    send.add_argument("--user-timeout-ms", type=int, default=0,
                       help="TCP_USER_TIMEOUT ms: declare the connection broken after this long unacked")
     send.add_argument("--max-backlog", type=int, default=4 << 20, help="bytes queued in the app before it stalls")
     return p

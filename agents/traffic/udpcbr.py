@@ -1,12 +1,12 @@
 """UDP constant bit rate with sequence numbers: loss, reordering and duplicates, packet by packet.
 
-The sender emits ``--rate`` packets per second on a fixed schedule (no catch-up bursts after a stall),
+The sender emits a datagram every ``--interval-ms`` (or ``--rate`` per second) on a fixed schedule (no catch-up bursts after a stall),
 each carrying a sequence number and its send time; it logs a ``mark`` (sequence -> time) every second
 and send errors as they start and stop (an unreachable route shows up as ENETUNREACH, not as silence).
 The receiver logs every packet with its receive time.
 
     python -m agents.traffic.udpcbr recv --bind ::1 --port 5002 --log r.jsonl --duration 10
-    python -m agents.traffic.udpcbr send --dst ::1 --port 5002 --rate 200 --log s.jsonl --duration 10
+    python -m agents.traffic.udpcbr send --dst ::1 --port 5002 --interval-ms 5 --log s.jsonl --duration 10
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def run_sender(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> 
     sock = socket.socket(family_of(args.dst), socket.SOCK_DGRAM)
     if args.src:
         sock.bind((args.src, 0))
-    period = 1.0 / args.rate
+    period = args.interval_ms / 1000.0 if args.interval_ms else 1.0 / (args.rate or 100.0)
     seq = errors = 0
     streak: dict[str, object] | None = None
     next_send = next_mark = time.monotonic()
@@ -69,7 +69,7 @@ def run_sender(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> 
         seq += 1
         next_send += period
     sock.close()
-    return {"sent": seq, "send_errors": errors, "rate": args.rate}
+    return {"sent": seq, "send_errors": errors, "interval_ms": round(period * 1000, 6)}
 
 
 def run_receiver(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> dict[str, object]:
@@ -108,7 +108,9 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--dst", required=True, help="receiver address (literal)")
     send.add_argument("--port", type=int, required=True)
     send.add_argument("--src", default=None, help="source address to bind (which of the host's addresses)")
-    send.add_argument("--rate", type=float, default=100.0, help="packets per second (default 100)")
+    pace = send.add_mutually_exclusive_group()
+    pace.add_argument("--interval-ms", type=float, default=None, help="ms between datagrams (default 10)")
+    pace.add_argument("--rate", type=float, default=None, help="datagrams per second instead of --interval-ms")
     send.add_argument("--size", type=int, default=64, help=f"datagram payload bytes (min {PACKET.size})")
     return p
 

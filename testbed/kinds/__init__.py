@@ -57,7 +57,7 @@ class Kinds:
         name = doc.data.get("kind") if isinstance(doc.data, dict) else None
         if name is None:
             return self.implicit.parse(doc)
-        if name not in self.by_name:
+        if not isinstance(name, str) or name not in self.by_name:
             raise TopologyError([doc.problem(("kind",), f"unknown lab kind {name!r}; known: "
                                              f"{', '.join(self.names())}")])
         return self.by_name[name].parse(doc)

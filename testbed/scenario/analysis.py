@@ -259,12 +259,13 @@ METRICS: Mapping[str, MetricFn] = MappingProxyType({
     "loss": _measured_loss,
     "reordering": _measured_loss,
     "new_connections_ok": lambda ctx, w, _r, _e: m.success_ratio(m.attempts_in(ctx.trace, w)),
+    "answered": lambda ctx, w, _r, _e: m.success_ratio(m.attempts_in(ctx.trace, w)),
     "connect_ms": lambda ctx, w, _r, _e: m.median_latency(m.attempts_in(ctx.trace, w)),
     "connections_broken": lambda ctx, w, _r, _e: float(len(m.broken_in(ctx.trace, w))),
     "connection_kept": lambda ctx, w, _r, _e: float(m.connection_kept(ctx.trace, w, ctx.threshold)),
     "rtt_ms": lambda ctx, w, _r, _e: _median([d.rtt_ms for d in ctx.trace.deliveries
                                               if d.rtt_ms is not None and w[0] <= d.t <= w[1]]),
-})  # one function per name in model.METRIC_KINDS (a unit test keeps the two in step)
+})  # one function per name in model.METRICS (a unit test keeps the two in step)
 
 _OPS: Mapping[str, Callable[[float, float], bool]] = {
     "lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,

@@ -15,11 +15,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import Problem, TopologyError
-from ..yamlmarks import MarkedDoc, Path_, load_marked
-from .model import FLOW_KINDS, METRIC_KINDS, Scenario, parse_time_ref
+from ..errors import Problem, ScenarioError, TopologyError, did_you_mean
+from ..yamlmarks import MarkedDoc, Path_, load_marked, unknown_field
+from .contract import MULTIHOMING
+from .flowkinds import METRIC_KINDS, flow_kind
+from .model import FAULT_KINDS, FLOW_KINDS, RENAMED, Scenario, parse_time_ref
 
-ScenarioError = TopologyError  # one error type for "an input file is wrong", whichever file it is
+__all__ = ["LoadedScenario", "ScenarioError", "cross_problems", "load_scenario", "parse_scenario",
+           "reference_problems", "looks_like_scenario", "file_kind"]
+SCENARIO_KEYS = frozenset({"duration", "traffic", "faults", "expect"})
+
+
+def looks_like_scenario(data: object) -> bool:
+    """A scenario has ``lab:`` and at least one of duration/traffic/faults/expect; a lab file has neither."""
+    return isinstance(data, dict) and "lab" in data and bool(SCENARIO_KEYS & set(data))
 
 
 @dataclass(frozen=True)
@@ -39,17 +48,48 @@ class LoadedScenario:
         return "running", lab
 
 
+def file_kind(path: str | Path, assume: str | None = None) -> str:
+    """``"scenario"`` or ``"lab"``: what a YAML file is.  A file that does not even load (unreadable, empty,
+    not YAML, not a mapping) raises the error of what it is ``assume``d to be (default: sniffed from its
+    text: a line ``lab: ...`` means a scenario)."""
+    try:
+        doc = load_marked(path)
+    except TopologyError as exc:
+        raise _as(assume or _sniff(path), exc.problems) from None
+    if not isinstance(doc.data, dict):
+        kind = assume or _sniff(path)
+        what = "lab:, duration:, traffic: ..." if kind == "scenario" else "name:, isps:, sites: ..."
+        raise _as(kind, [doc.problem((), f"the top level must be a mapping ({what}), not a "
+                                         f"{type(doc.data).__name__}")])
+    return "scenario" if looks_like_scenario(doc.data) else "lab"
+
+
+def _sniff(path: str | Path) -> str:
+    try:
+        head = Path(path).read_bytes()[:65536].decode("utf-8", "replace")
+    except OSError:
+        return "lab"
+    return "scenario" if any(line.startswith("lab:") for line in head.splitlines()) else "lab"
+
+
+def _as(kind: str, problems: list[Problem]) -> TopologyError:
+    return ScenarioError(problems) if kind == "scenario" else TopologyError(problems)
+
+
 def load_scenario(path: str | Path, text: str | None = None) -> LoadedScenario:
     """Read and validate a scenario file; raises :class:`ScenarioError` listing every problem."""
-    doc = load_marked(path, text)
+    try:
+        doc = load_marked(path, text)
+    except TopologyError as exc:  # unreadable, empty, not YAML: still a scenario the user meant
+        raise ScenarioError(exc.problems) from None
     return parse_scenario(doc, Path(path).resolve().parent)
 
 
 def parse_scenario(doc: MarkedDoc, base_dir: Path) -> LoadedScenario:
     """Validate already-loaded YAML data (``MarkedDoc(data, file)`` works for a dict built in Python)."""
     if not isinstance(doc.data, dict):
-        raise ScenarioError([Problem("a scenario file must be a mapping (lab:, duration:, traffic: ...)",
-                                     doc.file, doc.line_of(()))])
+        raise ScenarioError([Problem("the top level must be a mapping (lab:, duration:, traffic: ...), not a "
+                                     f"{type(doc.data).__name__}", doc.file, doc.line_of(()))])
     try:
         scenario = Scenario.model_validate(doc.data)
     except ValidationError as exc:
@@ -63,6 +103,15 @@ def parse_scenario(doc: MarkedDoc, base_dir: Path) -> LoadedScenario:
 def _pydantic_problem(doc: MarkedDoc, err: Any) -> Problem:
     path, label = _data_path(doc.data, err["loc"])
     message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        key = err["loc"][-1] if err["loc"] else None
+        message = unknown_field(Scenario, tuple(err["loc"]))
+        if key in RENAMED and "did you mean" not in message:
+            message += f"; did you mean {RENAMED[key]!r}? (durations are *_ms, periodic senders say interval_ms)"
+    elif err["type"] == "union_tag_invalid":
+        tags = [t.strip(" '") for t in str(err.get("ctx", {}).get("expected_tags", "")).split(",")]
+        tag = err.get("ctx", {}).get("tag")
+        message = f"unknown kind {tag!r}{did_you_mean(tag, tags)} (kinds: {', '.join(tags)})"
     return Problem(message, doc.file, doc.line_of(path), label)
 
 
@@ -87,7 +136,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, str]:
 
 
 def _is_tag(part: str) -> bool:
-    return part in FLOW_KINDS or part in ("str", "int", "float", "tuple", "list", "dict")
+    return part in FLOW_KINDS or part in FAULT_KINDS or part in ("str", "int", "float", "tuple", "list", "dict")
 
 
 def cross_problems(s: Scenario) -> Iterator[tuple[Path_, str]]:
@@ -147,19 +196,29 @@ def _duplicates(section: str, names: list[str]) -> Iterator[tuple[Path_, str]]:
 
 
 def reference_problems(loaded: LoadedScenario, nodes: Collection[str], isps: Collection[str],
-                       links: Collection[str] = ()) -> list[Problem]:
-    """Names in the scenario that the lab does not have (call once the topology is known).
+                       links: Collection[str] = (), lab_kind: str = MULTIHOMING) -> list[Problem]:
+    """Names in the scenario that the lab does not have, and flows whose kind does not run on a lab of
+    ``lab_kind`` (call once the topology is known; fault kinds are checked by ``testbed.faults.prepare``).
 
     ``links`` are link names; a link given as a node pair is checked only for its two nodes."""
     s, out = loaded.scenario, []
+    shown = sorted(n for n in nodes if ":" not in n)
 
     def check(path: Path_, kind: str, name: str, known: Collection[str]) -> None:
         if name not in known:
-            out.append(loaded.doc.problem(path, f"no {kind} named {name!r} in the lab"))
+            listed = sorted(known) if kind != "node" else shown
+            out.append(loaded.doc.problem(path, f"no {kind} named {name!r} in the lab{did_you_mean(name, listed)} "
+                                                f"({kind}s: {', '.join(listed) or 'none'})"))
 
     for i, flow in enumerate(s.traffic):
+        fk = flow_kind(flow)
+        if lab_kind not in fk.lab_kinds:
+            out.append(loaded.doc.problem(("traffic", i, "kind"), f"{fk.name} flows do not run on {lab_kind} "
+                                                                  f"labs (only on {', '.join(sorted(fk.lab_kinds))})"))
+            continue
         check(("traffic", i, "from"), "node", flow.from_, nodes)
-        check(("traffic", i, "to"), "node", flow.to, nodes)
+        if fk.to_is_node:
+            check(("traffic", i, "to"), "node", flow.to, nodes)
         for side in ("src", "dst"):
             sel = getattr(flow, side)
             if sel is not None and not isinstance(sel, str):

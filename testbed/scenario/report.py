@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import FlowResult, ScenarioResult, Verdict
+from .flowkinds import flow_kind
 
 SCHEMA = "mhlab.scenario-report/1"
 
@@ -25,8 +26,9 @@ class ReportFiles:
     timeline: Path
 
 
-def report_dict(result: ScenarioResult) -> dict[str, Any]:
-    """The JSON document: scenario, verdicts, faults (relative times), per-flow measurements."""
+def report_dict(result: ScenarioResult, made_by: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON document: scenario, verdicts, faults (relative times), per-flow measurements, and
+    ``provenance`` (how it was made: versions, kernel, lab, mechanisms, file hashes) when given."""
     faults = [{"name": f.name, "kind": f.kind, "at": f.at - result.t0,
                "until": None if f.until is None else f.until - result.t0, "detail": f.detail} for f in result.faults]
     doc = {
@@ -35,6 +37,8 @@ def report_dict(result: ScenarioResult) -> dict[str, Any]:
         "faults": faults, "expectations": [dataclasses.asdict(v) for v in result.verdicts],
         "flows": [dataclasses.asdict(f) for f in result.flows], "notes": list(result.notes),
     }
+    if made_by is not None:
+        doc["provenance"] = made_by
     return _rounded(doc)
 
 
@@ -48,11 +52,11 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def write_report(result: ScenarioResult, out_dir: Path) -> ReportFiles:
+def write_report(result: ScenarioResult, out_dir: Path, made_by: dict[str, Any] | None = None) -> ReportFiles:
     """Write all three files into ``out_dir`` (created if needed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out_dir / "report.json", out_dir / "report.md", out_dir / "timeline.png")
-    files.json.write_text(json.dumps(report_dict(result), indent=2) + "\n")
+    files.json.write_text(json.dumps(report_dict(result, made_by), indent=2) + "\n")
     files.markdown.write_text(markdown(result))
     plot_timeline(result, files.timeline)
     return files
@@ -176,8 +180,8 @@ def _flow_section(f: FlowResult) -> list[str]:
 # ---------------------------------------------------------------- plot
 
 def plot_timeline(result: ScenarioResult, path: Path) -> None:
-    """One row per flow: deliveries per second (probes: each attempt as a green/red mark), gaps shaded red,
-    fault instants as labelled dashed lines, the time until each fault's undo as a grey band."""
+    """One row per flow: deliveries per second (probes and requests: each attempt as a green/red mark), gaps
+    shaded red, fault instants as labelled dashed lines, each undo (``until``) as a labelled dotted line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -198,7 +202,7 @@ def plot_timeline(result: ScenarioResult, path: Path) -> None:
 
 
 def _plot_flow(ax: Any, flow: FlowResult, bin_s: float) -> None:
-    if flow.kind == "probe":
+    if "answered" in flow_kind(flow.kind).metrics:  # request/reply kinds (probe, sam): one mark per attempt
         ok = [t for t, good in flow.attempts if good]
         bad = [t for t, good in flow.attempts if not good]
         ax.plot(ok, [1] * len(ok), "|", color="tab:green", markersize=12, label="probe ok")
@@ -215,11 +219,18 @@ def _plot_flow(ax: Any, flow: FlowResult, bin_s: float) -> None:
 
 
 def _mark_faults(ax: Any, result: ScenarioResult, label: bool) -> None:
+    """Each fault: a dashed line at its instant; its undo (``until``) a dotted line, the time between a
+    grey band; labels on the top row only."""
     for fault in result.faults:
         at = fault.at - result.t0
         ax.axvline(at, color="black", linestyle="--", linewidth=1)
         if fault.until is not None:
-            ax.axvspan(at, fault.until - result.t0, color="grey", alpha=0.08, linewidth=0)
+            until = fault.until - result.t0
+            ax.axvspan(at, until, color="grey", alpha=0.12, linewidth=0)
+            ax.axvline(until, color="tab:green", linestyle=":", linewidth=1.5)
         if label:
             ax.annotate(f"{fault.name} ({fault.kind})", (at, 1.0), xycoords=("data", "axes fraction"),
                         xytext=(3, -10), textcoords="offset points", fontsize=8)
+            if fault.until is not None:
+                ax.annotate(f"{fault.name} undone", (fault.until - result.t0, 1.0), xycoords=("data", "axes fraction"),
+                            xytext=(3, -20), textcoords="offset points", fontsize=8, color="tab:green")

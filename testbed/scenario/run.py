@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import LabError, TopologyError
-from ..faults import Action, FaultError, netem_available, prepare, resolve_link
+from ..errors import LabError, ScenarioError, UsageError
+from ..faults import Action, FaultError, resolve_link
+from ..kinds import load_lab, netplan_for
 from ..lab import Lab
 from .analysis import FaultEvent, RunRecord, ScenarioResult, analyse
-from .flows import Traffic, plan_flows
-from .load import LoadedScenario, load_scenario, reference_problems
+from .flows import Traffic
+from .load import LoadedScenario, load_scenario
+from .provenance import provenance
 from .report import ReportFiles, write_report
+from .resolve import PlannedLab, Resolved, resolve
 
 Progress = Callable[[str], None]
 
@@ -34,34 +37,77 @@ def _quiet(_: str) -> None:
     pass
 
 
+def default_out_dir(loaded: LoadedScenario) -> Path:
+    return Path("reports") / (loaded.scenario.name or Path(loaded.doc.file).stem)
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """The report directory may exist (files in it are replaced), but not as a file."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out}: that is an existing file, not a directory")
+    return out
+
+
 def run_scenario(path: str | Path, out_dir: str | Path | None = None, *, lab: Lab | None = None,
-                 lab_name: str | None = None, keep_lab: bool = False, pcap: list[str] | None = None,
-                 progress: Progress = _quiet) -> RunOutcome:
-    """Run a scenario file end to end and write its report (``out_dir``, default ``reports/<name>``)."""
+                 attach: str | None = None, lab_name: str | None = None, keep_lab: bool = False,
+                 pcap: list[str] | None = None, progress: Progress = _quiet) -> RunOutcome:
+    """Run a scenario file end to end and write its report (``out_dir``, default ``reports/<name>``).
+
+    The lab: ``lab`` (a Lab object), else the running lab named ``attach``, else the scenario's ``lab:``
+    (a lab file: deployed, as ``lab_name`` if given, and torn down unless ``keep_lab``; a name: attached)."""
     loaded = load_scenario(path)
-    return run_loaded(loaded, out_dir or Path("reports") / (loaded.scenario.name or Path(path).stem), lab=lab,
-                      lab_name=lab_name, keep_lab=keep_lab, pcap=pcap or [], progress=progress)
+    return run_loaded(loaded, out_dir or default_out_dir(loaded), lab=lab, attach=attach, lab_name=lab_name,
+                      keep_lab=keep_lab, pcap=pcap or [], progress=progress)
 
 
-def run_loaded(loaded: LoadedScenario, out_dir: str | Path, *, lab: Lab | None = None, lab_name: str | None = None,
-               keep_lab: bool = False, pcap: list[str] | None = None, progress: Progress = _quiet) -> RunOutcome:
+def lab_file(loaded: LoadedScenario, target: Path | str) -> Path:
+    """The scenario's lab file, which must exist (said at the scenario's ``lab:`` line)."""
+    path = Path(target)
+    if not path.is_file():
+        raise ScenarioError([loaded.doc.problem(("lab",), f"no lab file {path} (a path ending in .yaml is a lab "
+                                                          "file relative to the scenario; anything else names a "
+                                                          "running lab)")])
+    return path
+
+
+def dry_run(loaded: LoadedScenario, attach: str | None = None, lab_name: str | None = None) -> Resolved:
+    """Resolve the scenario against its lab (the lab file's plan, or a running lab) and build nothing."""
+    if attach:
+        return resolve(loaded, Lab.attach(attach))[0]
+    kind, target = loaded.lab_target()
+    if kind == "running":
+        return resolve(loaded, Lab.attach(str(target)))[0]
+    return resolve(loaded, PlannedLab(netplan_for(load_lab(lab_file(loaded, target))), lab_name))[0]
+
+
+def run_loaded(loaded: LoadedScenario, out_dir: str | Path, *, lab: Lab | None = None, attach: str | None = None,
+               lab_name: str | None = None, keep_lab: bool = False, pcap: list[str] | None = None,
+               progress: Progress = _quiet) -> RunOutcome:
     scenario = loaded.scenario
+    out = check_out_dir(out_dir)
     owned = False
+    topology_file: Path | None = None
     if lab is None:
         kind, target = loaded.lab_target()
-        if kind == "topology":
-            progress(f"deploying {target}")
-            lab = Lab.deploy(target, name=lab_name, progress=progress)
-            owned = True
+        attach = attach or (str(target) if kind == "running" else None)
+        if attach:
+            lab = Lab.attach(attach)
         else:
-            lab = Lab.attach(str(target))
+            topology_file = lab_file(loaded, target)
+            model = load_lab(topology_file)
+            resolve(loaded, PlannedLab(netplan_for(model), lab_name))  # every problem before anything is built
+            progress(f"deploying {target}")
+            lab = Lab.deploy(model, name=lab_name, progress=progress)
+            owned = True
+    if topology_file is None:  # an attached lab: the file it was deployed from, else the run directory's copy
+        source = lab.rundir.meta().get("topology")
+        topology_file = Path(source) if source and Path(source).is_file() else lab.rundir.path / "topology.yaml"
     try:
-        _check_references(loaded, lab)
-        actions = _prepare_faults(loaded, lab)
-        out = Path(out_dir)
+        resolved, actions = resolve(loaded, lab, check_kernel=True, log_dir=out / "logs")
         out.mkdir(parents=True, exist_ok=True)
         captures = _start_captures(lab, pcap or [], out)
-        plans = plan_flows(scenario, lab.plan.addresses, out / "logs")
+        plans = list(resolved.flows)
         traffic = Traffic(lab, plans)
         progress(f"starting {len(plans)} flows' servers")
         traffic.start_servers()
@@ -75,7 +121,7 @@ def run_loaded(loaded: LoadedScenario, out_dir: str | Path, *, lab: Lab | None =
                 proc.terminate()
                 proc.wait(timeout=5)
         result = analyse(scenario, record, traffic.traces())
-        files = write_report(result, out)
+        files = write_report(result, out, provenance(lab.name, lab.topology, topology_file, loaded.doc.file))
         progress(f"report written to {out}")
         return RunOutcome(result, files, lab.name)
     finally:
@@ -84,33 +130,20 @@ def run_loaded(loaded: LoadedScenario, out_dir: str | Path, *, lab: Lab | None =
             lab.destroy()
 
 
-def _check_references(loaded: LoadedScenario, lab: Lab) -> None:
-    links = {l.segment for l in lab.net.links}
-    spaces = {i.name for i in lab.topology.isps} | ({"pi"} if lab.plan.pi_prefixes else set())  # {isp: pi}
-    problems = reference_problems(loaded, set(lab.net.nodes), spaces, links)
-    if problems:
-        raise TopologyError(problems)
-
-
-def _prepare_faults(loaded: LoadedScenario, lab: Lab) -> list[Action]:
-    scenario = loaded.scenario
-    if any(getattr(f, "needs_netem", False) for f in scenario.faults) and not netem_available(lab):
-        i = next(i for i, f in enumerate(scenario.faults) if getattr(f, "needs_netem", False))
-        raise TopologyError([loaded.doc.problem(("faults", i, "kind"), "delay/jitter needs the netem qdisc, "
-                                                "which this kernel does not have; run it in the Vagrant VM "
-                                                "(full Debian kernel) or drop this fault")])
-    actions = []
-    for i, fault in enumerate(scenario.faults):
-        try:
-            actions.append(prepare(fault, lab))
-        except FaultError as exc:
-            raise TopologyError([loaded.doc.problem(("faults", i), str(exc))]) from None
-    return actions
+def pcap_links(values: list[str]) -> list[str]:
+    """``--pcap`` values (repeatable, each may list links ';'-separated) -> link references, in order,
+    each once."""
+    out: list[str] = []
+    for value in values:
+        for v in value.split(";"):
+            if v and v not in out:
+                out.append(v)
+    return out
 
 
 def _start_captures(lab: Lab, links: list[str], out: Path):
     procs = []
-    for ref in links:
+    for ref in pcap_links(links):
         try:
             link = resolve_link(lab, ref if "," not in ref else tuple(ref.split(",")))
         except FaultError as exc:

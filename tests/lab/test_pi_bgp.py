@@ -15,6 +15,7 @@ from testbed.scenario.run import run_scenario
 
 pytestmark = [pytest.mark.lab, pytest.mark.mhlab_topology("topologies/two-isp-site-pi-bfd.yaml", name="tpi")]
 TOPO = Path(__file__).resolve().parents[2] / "topologies"
+SCEN = TOPO.parent / "scenarios"
 PI = "2001:db8:ff00::/48"
 
 
@@ -39,7 +40,7 @@ def test_pi_prefix_reaches_core_through_both_isps(lab):
 
 def test_silent_access_failure_bfd_keeps_the_flow(lab, tmp_path):
     wait_until(lambda: _converged(lab), timeout=15, what="converged lab")
-    result = run_scenario(TOPO / "baseline-pi-silent.yaml", tmp_path, lab=lab).result
+    result = run_scenario(SCEN / "baseline-pi-silent.yaml", tmp_path, lab=lab).result
     assert result.passed, [v for v in result.verdicts if not v.passed]
     est, rt = _flow(result, "est"), _flow(result, "rt")
     assert est.src == lab.plan.address("h1", "pi") and est.connections_broken == 0 and est.connections_opened == 1
@@ -51,7 +52,7 @@ def test_silent_access_failure_bfd_keeps_the_flow(lab, tmp_path):
 
 def test_isp_down_keeps_the_flow(lab, tmp_path):
     wait_until(lambda: _converged(lab), timeout=20, what="lab converged again after the silent failure")
-    result = run_scenario(TOPO / "baseline-pi-isp-down.yaml", tmp_path, lab=lab).result
+    result = run_scenario(SCEN / "baseline-pi-isp-down.yaml", tmp_path, lab=lab).result
     assert result.passed, [v for v in result.verdicts if not v.passed]
     est = _flow(result, "est")
     assert est.connections_broken == 0 and est.failovers[0].failover_ms < 1000

@@ -32,8 +32,9 @@ def _flow(result, name):
     return next(f for f in result.flows if f.name == name)
 
 
-@pytest.mark.parametrize("scenario_file", ["topologies/shim-link-down.yaml", "topologies/shim-upstream-cut.yaml",
-                                           "topologies/shim-silent.yaml"])
+@pytest.mark.parametrize("scenario_file", ["scenarios/shim-link-down.yaml", "scenarios/shim-upstream-cut.yaml",
+                                           "scenarios/shim-upstream-cut-silent.yaml",
+                                           "scenarios/shim-silent.yaml"])
 def test_established_tcp_survives_isp_a1_failure(fresh_lab, scenario, scenario_file):
     result = scenario(fresh_lab, scenario_file)
     est = _flow(result, "est")
@@ -52,7 +53,7 @@ def test_hosts_without_shim_keep_working(fresh_lab):
 
 def test_double_failure_leaves_one_pair_and_the_connection_uses_it(fresh_lab, scenario):
     lab = fresh_lab
-    result = scenario(lab, "topologies/shim-double-failure.yaml")
+    result = scenario(lab, "scenarios/shim-double-failure.yaml")
     assert result.passed, [v for v in result.verdicts if not v.passed]
     res = lab["hA"].run([str(Path(sys.executable).parent / "shimctl"), "--socket", str(lab["hA"].dir / "shim.sock"),
                          "contexts", "--json"])
@@ -68,7 +69,7 @@ def test_shim_and_mptcp_side_by_side_under_one_fault(request, scenario):
     lab = deploy_for_test(Path(request.config.rootpath) / "topologies/two-sites-shim-mptcp.yaml", request.config,
                           name="tshimmp")
     try:
-        result = scenario(lab, "topologies/shim-vs-mptcp-link-down.yaml")
+        result = scenario(lab, "scenarios/shim-vs-mptcp-link-down.yaml")
     finally:
         lab.destroy()
     shim, mptcp = _flow(result, "shim"), _flow(result, "mptcp")

@@ -2,7 +2,6 @@
 
 import ipaddress
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -12,10 +11,11 @@ from testbed.netplan import build_netplan
 from testbed.render import render
 from testbed.scenario.flows import plan_flows
 from testbed.scenario.load import load_scenario
-from testbed.scenario.run import _check_references
+from testbed.scenario.resolve import PlannedLab, resolve
 from testbed.topology import load_topology
 
 TOPO = Path(__file__).resolve().parents[2] / "topologies"
+SCEN = TOPO.parent / "scenarios"
 PI = "2001:db8:ff00::/48"
 
 
@@ -100,11 +100,10 @@ def test_isps_accept_the_pi_prefix_from_their_customer(net):
 
 
 def test_scenarios_select_the_pi_address(tmp_path, net):
-    loaded = load_scenario(TOPO / "baseline-pi-silent.yaml")
+    loaded = load_scenario(SCEN / "baseline-pi-silent.yaml")
     plans = plan_flows(loaded.scenario, net.plan.addresses, tmp_path)
     assert {p.src for p in plans} == {"2001:db8:ff00:1::10"}
-    lab = SimpleNamespace(net=net, topology=net.topology, plan=net.plan)
-    _check_references(loaded, lab)  # `{isp: pi}` is a known address space in a PI lab
+    resolve(loaded, PlannedLab(net))  # `{isp: pi}` is a known address space in a PI lab
     pa = build_netplan(load_topology(TOPO / "two-isp-site.yaml"))
     with pytest.raises(Exception, match="no ISP named 'pi'"):
-        _check_references(loaded, SimpleNamespace(net=pa, topology=pa.topology, plan=pa.plan))
+        resolve(loaded, PlannedLab(pa))

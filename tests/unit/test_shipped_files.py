@@ -1,4 +1,4 @@
-"""Every topology and scenario file shipped in topologies/ validates, renders, and names only what its lab has."""
+"""Every lab file shipped in topologies/ renders, and every scenario in scenarios/ names only what its lab has."""
 
 from pathlib import Path
 
@@ -6,12 +6,17 @@ import pytest
 
 from testbed.kinds import load_lab, netplan_for
 from testbed.render import render
-from testbed.scenario.load import load_scenario, reference_problems
+from testbed.scenario.load import load_scenario
+from testbed.scenario.resolve import PlannedLab, resolve
 
-TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
-FILES = sorted(TOPOLOGIES.glob("*.yaml"))
-SCENARIOS = [f for f in FILES if "\nlab:" in "\n" + f.read_text()]
-LABS = [f for f in FILES if f not in SCENARIOS]
+ROOT = Path(__file__).resolve().parents[2]
+LABS = sorted((ROOT / "topologies").glob("*.yaml"))
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+
+
+def test_scenarios_and_labs_live_apart():
+    assert not [f.name for f in LABS if "\nduration:" in "\n" + f.read_text()]
+    assert all("\nlab:" in "\n" + f.read_text() for f in SCENARIOS)
 
 
 def test_there_are_files_to_check():
@@ -30,7 +35,5 @@ def test_scenario_references_exist_in_its_lab(path):
     loaded = load_scenario(path)
     kind, target = loaded.lab_target()
     assert kind == "topology" and Path(target).exists()
-    net = netplan_for(load_lab(target))
-    isps = {i.name for i in getattr(net.topology, "isps", [])} | ({"pi"} if net.plan.pi_prefixes else set())
-    problems = reference_problems(loaded, set(net.nodes), isps, {l.segment for l in net.links})
-    assert not problems, problems
+    resolved, _ = resolve(loaded, PlannedLab(netplan_for(load_lab(target))))  # ScenarioError lists any problem
+    assert len(resolved.flows) == len(loaded.scenario.traffic) and len(resolved.faults) == len(loaded.scenario.faults)

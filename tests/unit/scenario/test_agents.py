@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import subprocess
 import sys
 
@@ -61,14 +62,14 @@ def test_ping_sequence_numbers_keep_increasing_across_the_16_bit_wrap():
 
 
 def test_ping_and_curl_command_lines_choose_the_source():
-    args = argparse.Namespace(dst="2001:db8::1", src="2001:db8:b::10", interval=20.0, timeout=1.0)
-    assert ping.ping_argv(args) == ["ping", "-6", "-n", "-D", "-O", "-i", "0.020", "-W", "1.0",
+    args = argparse.Namespace(dst="2001:db8::1", src="2001:db8:b::10", interval_ms=20.0, timeout_ms=1000.0)
+    assert ping.ping_argv(args) == ["ping", "-6", "-n", "-D", "-O", "-i", "0.020", "-W", "1",
                                     "-I", "2001:db8:b::10", "2001:db8::1"]
-    args = argparse.Namespace(url="http://[2001:db8::1]:80/", src="2001:db8:b::10", connect_timeout=1.0,
-                              max_time=2.0)
+    args = argparse.Namespace(url="http://[2001:db8::1]:80/", src="2001:db8:b::10", connect_timeout_ms=1500.0,
+                              max_time_ms=2000.0)
     argv = probe.curl_argv(args)
     assert argv[argv.index("--interface") + 1] == "2001:db8:b::10" and "--globoff" in argv
-    assert argv[argv.index("--connect-timeout") + 1] == "1.0" and argv[-1] == "http://[2001:db8::1]:80/"
+    assert argv[argv.index("--connect-timeout") + 1] == "1.5" and argv[-1] == "http://[2001:db8::1]:80/"
 
 
 def test_curl_json_summary_becomes_a_probe_result():
@@ -87,3 +88,13 @@ def test_every_agent_has_help(module):
     done = subprocess.run([sys.executable, "-m", f"agents.traffic.{module}", "--help"], capture_output=True,
                           text=True, timeout=10)
     assert done.returncode == 0 and f"agents.traffic.{module}" in done.stdout
+
+
+@pytest.mark.parametrize("module", ["tcpseq", "udpcbr", "probe", "ping"])
+def test_agent_durations_inside_a_flow_say_ms(module):
+    """One vocabulary: every time option but --duration (the whole run, seconds) is in ms and says so."""
+    p = importlib.import_module(f"agents.traffic.{module}").parser()
+    roles = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices.values()
+    options = {o for role in roles for a in role._actions for o in a.option_strings}
+    timing = {o for o in options if any(w in o for w in ("interval", "timeout", "time", "retry", "every"))}
+    assert timing and all(o.endswith("-ms") for o in timing), timing

@@ -9,7 +9,7 @@ import pytest
 from testbed.scenario import analysis as a
 from testbed.scenario import measures as m
 from testbed.scenario.load import parse_scenario
-from testbed.scenario.model import METRIC_KINDS
+from testbed.scenario.model import METRICS
 from testbed.yamlmarks import MarkedDoc
 
 T0 = 1_000_000.0
@@ -19,7 +19,7 @@ def scenario(expect: list[dict]) -> object:
     data = {
         "name": "synthetic", "lab": "x", "duration": 10,
         "traffic": [{"name": "t1", "kind": "tcpseq", "from": "h1", "to": "s", "reconnect": True},
-                    {"name": "p1", "kind": "probe", "from": "h1", "to": "s", "every_ms": 100},
+                    {"name": "p1", "kind": "probe", "from": "h1", "to": "s", "interval_ms": 100},
                     {"name": "u1", "kind": "udpcbr", "from": "h1", "to": "s", "rate_pps": 100}],
         "faults": [{"name": "cut", "at": 3, "kind": "link-down", "link": "l1", "until": 6}],
         "expect": expect,
@@ -65,7 +65,7 @@ def verdicts(expect: list[dict]) -> list[a.Verdict]:
 
 
 def test_every_metric_in_the_model_has_an_implementation():
-    assert set(a.METRICS) == set(METRIC_KINDS)
+    assert set(a.METRICS) == set(METRICS)
 
 
 def test_max_gap_and_failover_measured_from_the_fault():

@@ -33,7 +33,7 @@ def test_plan_flows_builds_argv_with_chosen_addresses(tmp_path):
     data = {"lab": "x", "duration": 8, "traffic": [
         {"name": "t1", "kind": "tcpseq", "from": "h1", "to": "srv", "src": {"isp": "ispb"}, "reconnect": True,
          "user_timeout_ms": 1500},
-        {"name": "p1", "kind": "probe", "from": "h1", "to": "srv", "every_ms": 250, "start": 2, "stop": 6},
+        {"name": "p1", "kind": "probe", "from": "h1", "to": "srv", "interval_ms": 250, "start": 2, "stop": 6},
         {"name": "i1", "kind": "ping", "from": "srv", "to": "h1", "dst": {"isp": "ispa"}},
     ]}
     s = parse_scenario(MarkedDoc(data, "x.yaml"), Path(".")).scenario
@@ -43,7 +43,7 @@ def test_plan_flows_builds_argv_with_chosen_addresses(tmp_path):
     assert client[:4] == ["env", client[1], "/usr/bin/python3", "-m"] and client[1].startswith("PYTHONPATH=")
     assert client[4:6] == ["agents.traffic.tcpseq", "send"]
     for opt, value in (("--src", "2001:db8:b:1::10"), ("--dst", "2001:db8:ff::80"), ("--port", "7000"),
-                       ("--user-timeout", "1500"), ("--duration", "8"), ("--log", str(tmp_path / "t1.client.jsonl"))):
+                       ("--user-timeout-ms", "1500"), ("--duration", "8"), ("--log", str(tmp_path / "t1.client.jsonl"))):
         assert client[client.index(opt) + 1] == value
     assert "--reconnect" in client and t1.client.node == "h1"
     assert t1.server is not None and t1.server.node == "srv"

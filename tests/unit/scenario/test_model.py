@@ -9,7 +9,7 @@ import pytest
 
 from testbed.errors import TopologyError
 from testbed.scenario.load import load_scenario, reference_problems
-from testbed.scenario.model import IspAddress, LinkDown, TcpSeqFlow
+from testbed.scenario.model import IspAddress, LinkDown, TcpSeqFlow, UnknownName
 
 GOOD = """\
 name: baseline-1
@@ -17,7 +17,7 @@ lab: ../topologies/two-isp-site.yaml
 duration: 12
 traffic:
   - {name: t1, kind: tcpseq, from: h1, to: server, src: {isp: ispa}, reconnect: true}
-  - {kind: probe, from: h1, to: server, src: {isp: ispa}, every_ms: 100}
+  - {kind: probe, from: h1, to: server, src: {isp: ispa}, interval_ms: 100}
   - {kind: ping, from: server, to: h1, dst: "2001:db8:a::10"}
 faults:
   - {name: cut, at: 4, kind: link-down, link: [r1, ispa], until: 8}
@@ -63,12 +63,12 @@ def test_a_lab_name_means_a_running_lab(tmp_path):
 
 
 def test_shape_errors_name_file_line_and_field(tmp_path):
-    text = GOOD.replace("every_ms: 100", "every_ms: -5").replace("percent: 5", "percent: 500")
+    text = GOOD.replace("interval_ms: 100", "interval_ms: -5").replace("percent: 5", "percent: 500")
     text = text.replace("reconnect: true}", "reconect: true}")
     got = problems(tmp_path, text)
     file = str(tmp_path / "scn.yaml")
-    assert f"{file}:5: traffic.0.reconect: Extra inputs are not permitted" in got
-    assert f"{file}:6: traffic.1.every_ms: Input should be greater than 0" in got
+    assert f"{file}:5: traffic.0.reconect: unknown field 'reconect'; did you mean 'reconnect'?" in got
+    assert f"{file}:6: traffic.1.interval_ms: Input should be greater than 0" in got
     assert f"{file}:10: faults.1.percent: Input should be less than or equal to 100" in got
 
 
@@ -95,7 +95,8 @@ def test_bad_address_and_unknown_kind(tmp_path):
           - {kind: carrier-pigeon, from: a, to: b}
         """)
     assert any(":7: traffic.0.src: '2001:db8::zz' is not an IP address" in p for p in got)
-    assert any(":8: traffic.1: Input tag 'carrier-pigeon'" in p for p in got)
+    assert any(":8: traffic.1: unknown kind 'carrier-pigeon' (kinds: tcpseq, udpcbr, probe, ping, sam)" in p
+               for p in got)
 
 
 def test_expectation_needs_exactly_one_metric(tmp_path):
@@ -148,6 +149,15 @@ def test_reference_problems_against_a_lab(tmp_path):
     loaded = load(tmp_path, GOOD)
     got = [str(p) for p in reference_problems(loaded, nodes={"h1", "r1", "ispa"}, isps={"ispb"})]
     file = tmp_path / "scn.yaml"
-    assert f"{file}:5: traffic.0.to: no node named 'server' in the lab" in got
-    assert f"{file}:5: traffic.0.src.isp: no ISP named 'ispa' in the lab" in got
+    assert f"{file}:5: traffic.0.to: no node named 'server' in the lab (nodes: h1, ispa, r1)" in got
+    assert f"{file}:5: traffic.0.src.isp: no ISP named 'ispa' in the lab; did you mean 'ispb'? (ISPs: ispb)" in got
     assert not any("faults.0" in p for p in got)  # [r1, ispa] are both nodes
+
+
+def test_unknown_flow_and_fault_names_are_named_errors(tmp_path):
+    s = load(tmp_path, GOOD).scenario
+    with pytest.raises(UnknownName, match=r"no flow named 'nope' \(flows: t1, f2, f3\)"):
+        s.flow("nope")
+    with pytest.raises(UnknownName, match=r"no fault named 'nope' \(faults: cut, fault2\)"):
+        s.fault("nope")
+    assert s.flow("t1").kind == "tcpseq" and s.fault("cut").kind == "link-down"
