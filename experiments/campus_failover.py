@@ -8,7 +8,9 @@ applied at ``--at`` s and undone ``--hold`` s later.  From iputils ping's own ti
 
 - ``to_signal``: fault -> the first ICMPv6 error the host receives for its ISP-B packets (code 5 "source
   address failed ingress/egress policy" from the exit or the ISP), "never" when they vanish silently;
-- ``silent``: ISP-B packets lost without any answer while the fault lasted (sent into the void);
+- ``silent`` (printed "unanswered"): ISP-B pings with neither reply nor error while the fault lasted - sent
+  into the void, or rejected with the error suppressed by the kernel's ICMPv6 rate limit
+  (net.ipv6.icmp.ratelimit): at 100 pings/s most errors are suppressed, so compare ``to_signal``;
 - ``a_gap``: the longest gap between replies to the ISP-A pings over the whole run (must stay < 100 ms);
 - ``recovery``: undo -> the first ISP-B reply again.
 
@@ -126,7 +128,7 @@ def main() -> int:
                 print(json.dumps(rows[-1]), flush=True)
     Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
     med = lambda xs: "never" if any(x is None for x in xs) else f"{statistics.median(xs):.0f}"  # noqa: E731
-    print(f"\n{'mechanism':<12} {'fault':<13} {'to code 5 ms':>12} {'silent losses':>13} {'A max gap ms':>12} "
+    print(f"\n{'mechanism':<12} {'fault':<13} {'to error ms':>12} {'unanswered':>13} {'A max gap ms':>12} "
           f"{'recovery ms':>11}  error seen")
     for r in rows:
         runs = r["runs"]
