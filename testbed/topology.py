@@ -187,10 +187,10 @@ class Site(Strict):
     lans: list[Lan] = Field(default_factory=list)
     links: list[tuple[Name, Name]] | None = Field(
         None, description="internal router-to-router links (default: full mesh of exit routers)")
-    igp: Literal["ospf6", "none"] | None = Field(
-        None, description="the site's interior routing for destinations inside the site: ospf6 (FRR ospf6d on "
-        "every site router, internal links active, LANs passive) or none (connected routes only); default: "
-        "ospf6 when the site has internal routers or more than one LAN, else none")
+    igp: Literal["ospf6", "none"] = Field(
+        "none", description="the site's interior routing for destinations inside the site: ospf6 (FRR ospf6d on "
+        "every site router, internal links active, LANs passive; needed by interior routers and several LANs "
+        "unless the mechanism brings its own IGP) or none (connected routes only, the default)")
 
     @field_validator("pi_prefix")
     @classmethod
@@ -245,10 +245,9 @@ class Topology(Strict):
         return list(lan.routers) if lan.routers is not None else list(dict.fromkeys(e.router for e in site.exits))
 
     def site_igp(self, site: Site) -> str:
-        """The site's IGP: its ``igp:``, else ospf6 when it has internal routers or several LANs."""
-        if site.igp is not None:
-            return site.igp
-        return "ospf6" if site.routers or len(site.lans) > 1 else "none"
+        """The site's IGP (``igp:``): an explicit choice, so labs written before it existed keep their
+        routing (some mechanisms bring their own IGP: sadr-igp's babeld, sadr-bgp's iBGP)."""
+        return site.igp
 
     def internal_links(self, site: Site) -> list[tuple[str, str]]:
         if site.links is not None:

@@ -55,7 +55,7 @@ def _validate(topo, site, options) -> list:
     if len({e.isp for e in site.exits}) < 2:
         problems.append((("exits",), "tunnel-mesh joins the exits of several ISPs: the site has only one ISP"))
     if topo.site_igp(site) != "ospf6":
-        problems.append((("igp",) if site.igp else ("mechanism",),
+        problems.append((("igp",) if "igp" in site.model_fields_set else ("mechanism",),
                          "tunnel-mesh announces the exits' anycast addresses in the site IGP: set igp: ospf6"))
     return problems
 

@@ -53,13 +53,11 @@ def test_site_igp_runs_on_every_site_router_with_lans_passive_and_no_bgpd_inside
     assert "2001:db8:a001:2::/64" in net.await_kernel_routes["c1"]  # lan2's prefix, learnt by the IGP
 
 
-def test_igp_default_is_ospf6_only_with_interior_routers_or_several_lans():
+def test_the_site_igp_is_opt_in():
     topo = load_topology(ROOT / "topologies" / "two-isp-site.yaml")
     assert topo.site_igp(topo.sites[0]) == "none"
     assert "ospf6d" not in build_netplan(topo).nodes["ra"].frr_daemons
-    campus = load_topology(CAMPUS)
-    site = campus.sites[0].model_copy(update={"igp": None})
-    assert campus.site_igp(site) == "ospf6"
+    assert load_topology(CAMPUS).site_igp(load_topology(CAMPUS).sites[0]) == "ospf6"
 
 
 def test_none_and_tunnel_mesh_announce_a_default_in_the_igp():
