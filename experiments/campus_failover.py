@@ -36,7 +36,6 @@ from pydantic import TypeAdapter  # noqa: E402
 
 from testbed.faults import prepare  # noqa: E402
 from testbed.kinds import load_lab  # noqa: E402
-from testbed.kinds.multihoming import with_mechanism  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 from testbed.scenario.model import Fault  # noqa: E402
 
@@ -117,7 +116,7 @@ def main() -> int:
     args = p.parse_args()
     rows = []
     for mech in args.mechanisms.split(","):
-        topo = with_mechanism(load_lab(CAMPUS), mech)
+        topo = load_lab(CAMPUS).with_mechanism(mech)
         with Lab.deploy(topo, name=f"{args.prefix}{mech.replace('-', '')}"[:10]) as lab:
             for fault in args.faults.split(","):
                 runs = []

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent set-up for mhlab, used by `make demo`, `make test`, .ci/run and the Vagrantfile.
 # - Debian packages (only when one is missing), with service starts blocked during install, and the
-#   host-wide FRR / i2pd services disabled where systemd runs: the lab starts its own daemons.
+#   host-wide FRR / i2pd / PowerDNS services disabled where systemd runs: the lab starts its own daemons.
 # - A virtualenv in .venv built on /usr/bin/python3 with system site packages (Debian's mininet lives there),
 #   and mhlab installed into it (only when pyproject.toml changed).  A second run takes about a second.
 set -euo pipefail
@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(mininet frr bridge-utils nftables iproute2 iputils-ping curl iperf3 tcpdump tshark
           python3-venv python3-pip radvd nsd babeld net-tools procps i2pd clang libbpf-dev
-          graphviz chromium chromium-driver traceroute mtr-tiny iputils-tracepath tmux)
+          graphviz chromium chromium-driver traceroute mtr-tiny iputils-tracepath tmux
+          pdns-server pdns-backend-bind knot-dnsutils bind9-dnsutils)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (sudo make …): installing packages and building namespaces need it" >&2
@@ -33,7 +34,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 if [ -d /run/systemd/system ]; then
-  for svc in frr i2pd radvd nsd babeld; do
+  for svc in frr i2pd radvd nsd babeld pdns; do
     systemctl list-unit-files "$svc.service" >/dev/null 2>&1 && systemctl disable --now "$svc" >/dev/null 2>&1 || true
     systemctl mask "$svc" >/dev/null 2>&1 || true
   done

@@ -192,9 +192,7 @@ def _renamed(topo, name: str):
     if name == topo.name:
         return topo
     check_lab_name(name)
-    new = topo.model_copy(update={"name": name})
-    new._source = topo.source
-    return new
+    return topo.variant(name=name)
 
 
 class _Builder:
@@ -338,7 +336,9 @@ class _Builder:
                 if svc.check:
                     res = handle.run(_node_argv(svc.check, handle.dir), timeout=30)
                     if res.returncode != 0:
-                        bad.append(f"{spec.name}/{svc.name}: {(res.stdout + res.stderr).strip()[-400:]}")
+                        said = (res.stderr + res.stdout).strip()[-600:] or f"exit status {res.returncode}"
+                        bad.append(f"node {spec.name}: {svc.name} cannot start, its configuration check "
+                                   f"(`{' '.join(svc.check)}`) says:\n{said}")
         if bad:
             raise LabError("a service rejected its rendered config (see `mhlab render`):\n" + "\n".join(bad))
         for spec in self.lab.net.nodes.values():

@@ -125,7 +125,8 @@ class Node:
     frr_daemons: list[str] = field(default_factory=list)
     mechanism: str = ""
     ip_commands: list[str] = field(default_factory=list)  # extra `ip -batch` lines (e.g. mptcp endpoints)
-    templates: list[tuple[str, str]] = field(default_factory=list)  # (template, file in the node folder)
+    # (template, file in the node folder) or (template, file, extra variables the template reads)
+    templates: list[tuple[str, str] | tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     template_vars: dict[str, Any] = field(default_factory=dict)  # what a mechanism's templates read as ``vars``
 
 

@@ -46,7 +46,7 @@ def node_dir(root: Path, node: str) -> Path:
 
 def render_node(net: NetPlan, node: Node, rundir: Path) -> list[RenderedFile]:
     env = _env()
-    ctx = {"node": node, "rundir": str(rundir), "timers": getattr(net.topology, "bgp", None), "bgp": node.bgp,
+    ctx = {"node": node, "rundir": str(rundir), "timers": net.bgp_timers, "bgp": node.bgp,
            "lab": net.topology,
            "vars": node.template_vars}
     files = []
@@ -58,8 +58,9 @@ def render_node(net: NetPlan, node: Node, rundir: Path) -> list[RenderedFile]:
     for daemon in node.frr_daemons:
         files.append(RenderedFile(node.name, f"{daemon}.conf",
                                   env.get_template(f"frr/{daemon}.conf.j2").render(ctx)))
-    for template, relpath in node.templates:  # other kinds' per-node files (e.g. i2pd's config)
-        files.append(RenderedFile(node.name, relpath, env.get_template(template).render(ctx)))
+    for template, relpath, *extra in node.templates:  # other kinds' and mechanisms' per-node files
+        variables = {**ctx, **(extra[0] if extra else {})}
+        files.append(RenderedFile(node.name, relpath, env.get_template(template).render(variables)))
     if node.services:  # what the runtime will start, for review ({node_dir} = this folder)
         lines = [f"{svc.name}: {shlex.join(svc.argv)}" for svc in node.services]
         files.append(RenderedFile(node.name, "services.txt", "\n".join(lines) + "\n"))

@@ -8,7 +8,7 @@ from ..checks import (Check, bgp_checks, bgp_pending, http_get, ingress_counters
                       kernel_routes_pending, ping, route_spec)
 from ..mechanisms import mechanisms
 from ..netplan import NetPlan, build_netplan
-from ..topology import Topology, host_def, parse_topology
+from ..topology import Topology, host_def, parse_topology, site_addons, site_mechanism
 from ..yamlmarks import MarkedDoc
 from .contract import LabKind, Readiness, RunningLab, Section
 
@@ -72,11 +72,18 @@ def checks(lab: RunningLab) -> list[Check]:
 
 
 def inspect(lab: RunningLab) -> list[Section]:
+    """Ingress-filter counters, then what each site's mechanism and add-ons report (their agents)."""
     counters = ingress_counters(lab)
-    return [Section("ingress filters (packets dropped or rejected)",
+    out = [Section("ingress filters (packets dropped or rejected)",
                     tuple((k, str(v)) for k, v in counters.items())),
             Section("routes installed per site router (source-specific, tunnels, site IGP)",
                     tuple((r, summary) for r, summary in installed_routes(lab).items()))]
+    topo = lab.net.topology
+    for site in topo.sites:
+        for mech, options in [site_mechanism(topo, site)] + site_addons(topo, site):
+            if mech.inspect is not None:
+                out += mech.inspect(lab, site, options)
+    return out
 
 
 def installed_routes(lab: RunningLab) -> dict[str, str]:
@@ -95,14 +102,6 @@ def installed_routes(lab: RunningLab) -> dict[str, str]:
         out[node.name] = f"{len(special)} source-specific/tunnel: " + "; ".join(parts) + \
             (f" | {igp} from the site IGP" if igp else "")
     return out
-
-
-def with_mechanism(topo: Topology, mechanism: str) -> Topology:
-    """A copy of ``topo`` whose sites all run ``mechanism``."""
-    sites = [s.model_copy(update={"mechanism": mechanism}) for s in topo.sites]
-    new = topo.model_copy(update={"sites": sites})
-    new._source = topo.source
-    return new
 
 
 KIND = LabKind(

@@ -10,7 +10,6 @@ import pytest
 from agents.tunnelmesh.sync import Pair, plan as sync_plan
 from testbed.errors import TopologyError
 from testbed.netplan import build_netplan
-from testbed.pytest_plugin import with_mechanism
 from testbed.render import render_node
 from testbed.topology import load_topology
 
@@ -33,7 +32,7 @@ sites:
 
 
 def netplan(mech: str = "tunnel-mesh"):
-    return build_netplan(with_mechanism(load_topology(CAMPUS), mech))
+    return build_netplan(load_topology(CAMPUS).with_mechanism(mech))
 
 
 def files(net, node: str) -> dict[str, str]:
@@ -93,7 +92,7 @@ def test_sadr_static_puts_routes_on_interior_routers_and_counts_m_r_e():
 
 
 def test_campus_3isp_counts_15_static_routes():
-    net = build_netplan(with_mechanism(load_topology(ROOT / "topologies" / "campus-3isp.yaml"), "sadr-static"))
+    net = build_netplan(load_topology(ROOT / "topologies" / "campus-3isp.yaml").with_mechanism("sadr-static"))
     assert any("3 prefixes x 5 routers x 1 external destination = 15" in n for n in net.notes)
 
 

@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 
 def readme_help_commands() -> list[str]:
     """Commands the README shows with ``--help``: code-block lines and inline code spans."""
-    blocks = re.findall(r"```(?:sh)?\n(.*?)```", README, re.S)
+    blocks = re.findall(r"```(?:\w+)?\n(.*?)```", README, re.S)
     lines = [line for block in blocks for line in block.splitlines()]
     spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", README, flags=re.S))
     return [c.split("#")[0].strip() for c in lines + spans if "--help" in c.split("#")[0]]

@@ -24,7 +24,7 @@ def test_every_module_of_the_package_is_a_discovered_mechanism():
                if not p.stem.startswith("_")} - {"contract"}
     reg = discover()
     assert {m.replace("_", "-") for m in modules} == set(reg.names()) == {"none", "sadr-static", "pi-bgp",
-                                                                            "shim", "mptcp", "sadr-bgp",
+                                                                            "shim", "mptcp", "dns", "sadr-bgp", "exit-path", "deprecation",
                                                                             "sadr-igp", "tunnel-mesh"}
     assert all(isinstance(m, Mechanism) for m in reg)
     assert get_mechanism("shim").options is ShimOptions and get_mechanism("none").options is NoOptions
@@ -35,7 +35,7 @@ def test_unknown_mechanism_is_a_named_error_listing_the_known_ones():
     with pytest.raises(UnknownMechanism) as exc:
         get_mechanism("magic")
     assert isinstance(exc.value, MhlabError) and exc.value.known == tuple(discovered().names())
-    assert str(exc.value) == "unknown mechanism 'magic'; known: mptcp, none, pi-bgp, sadr-bgp, sadr-igp, sadr-static, shim, tunnel-mesh"
+    assert str(exc.value) == "unknown mechanism 'magic'; known: " + ", ".join(sorted(discovered().names()))
 
 
 def test_the_registry_is_a_value():
@@ -96,7 +96,7 @@ def test_mechanisms_receive_parsed_options():
 def test_schema_documents_every_mechanism_and_its_options():
     schema = json_schema()
     site = schema["$defs"]["Site"]
-    assert site["properties"]["mechanism"]["enum"] == discovered().names()
+    assert site["properties"]["mechanism"]["enum"] == sorted(m.name for m in discovered() if m.role == "routing")
     shim = schema["$defs"]["options.shim"]
     assert set(shim["properties"]) == set(ShimOptions.model_fields) and shim["additionalProperties"] is False
     assert all(p.get("description") for p in shim["properties"].values())

@@ -1,0 +1,243 @@
+"""Connect BY NAME, as unmodified applications do: a fresh name lookup and a fresh connection every N ms.
+
+Thesis 6.3.1.1: a multihomed host publishes one address per ISP; an external client that finds the first
+address dead should try the next.  How fast it does depends on the client, so there are four kinds:
+
+- ``curl``        real curl (glibc getaddrinfo, RFC 6724 order): addresses one after another, each given
+                  half of the remaining ``--connect-timeout`` while others are left (curl 7.x);
+- ``sequential``  the ``socket.create_connection`` loop: getaddrinfo order, one address at a time, each
+                  with the full per-address timeout (what most simple programs do);
+- ``happy``       RFC 8305 Happy Eyeballs: asyncio's ``open_connection(happy_eyeballs_delay=0.25)`` (the
+                  standard library's maintained implementation) starts the next address 250 ms after the
+                  previous one without giving it up; the first to connect wins;
+- ``dnsorder``    like ``sequential`` but in the order the DNS server sent (its own AAAA query to the
+                  resolv.conf name server, no RFC 6724 sorting): the client the thesis's traffic
+                  engineering assumes (6.3.2.1.4).
+
+Each attempt sends ``GET /`` and reads the status line, and logs one ``connect`` event: ok, which
+address answered, which were tried, resolve and connect times.
+
+    python -m agents.traffic.byname connect --client happy --name h1.lab.example --port 80 --every 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import random
+import socket
+import struct
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .common import EventLog, StopCondition, agent_parser, common_options, os_error_fields, run_agent
+
+CLIENTS = ("curl", "sequential", "happy", "dnsorder")
+HAPPY_DELAY_S = 0.25  # RFC 8305 section 5: the recommended Connection Attempt Delay
+
+
+@dataclass
+class Outcome:
+    """What one attempt found; ``tried`` lists addresses in the order the client tried them."""
+
+    ok: bool = False
+    remote: str | None = None
+    tried: list[str] = field(default_factory=list)
+    resolve_ms: float | None = None
+    error: str | None = None
+
+
+def _ms(since: float) -> float:
+    return round((time.monotonic() - since) * 1000, 3)
+
+
+def _http_ok(sock: socket.socket, name: str, timeout: float) -> bool:
+    sock.settimeout(timeout)
+    sock.sendall(f"GET / HTTP/1.0\r\nHost: {name}\r\n\r\n".encode())
+    return sock.recv(64).startswith(b"HTTP/1.")
+
+
+def connect_in_order(addresses: list[str], port: int, timeout: float, out: Outcome) -> socket.socket | None:
+    """The ``socket.create_connection`` loop: each address in turn with the whole timeout; first wins."""
+    for addr in addresses:
+        out.tried.append(addr)
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect((addr, port))
+            out.remote = addr
+            return sock
+        except OSError as exc:
+            out.error = os_error_fields(exc)["error"] if exc.errno else "timeout"
+            sock.close()
+    return None
+
+
+def getaddrinfo_order(name: str, port: int) -> list[str]:
+    """glibc's answer: the DNS records sorted by RFC 6724 (only ties keep the server's order)."""
+    infos = socket.getaddrinfo(name, port, socket.AF_INET6, socket.SOCK_STREAM)
+    return [info[4][0] for info in infos]
+
+
+def nameserver(resolv_conf: str = "/etc/resolv.conf") -> str:
+    for line in Path(resolv_conf).read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            return parts[1]
+    raise OSError(f"no nameserver in {resolv_conf}")
+
+
+def _skip_name(msg: bytes, pos: int) -> int:
+    while True:
+        length = msg[pos]
+        if length & 0xC0 == 0xC0:
+            return pos + 2
+        if length == 0:
+            return pos + 1
+        pos += 1 + length
+
+
+def dns_order(name: str, server: str | None = None, timeout: float = 1.0) -> list[str]:
+    """The AAAA records of ``name`` in the order the server put them on the wire (one UDP query, RD set)."""
+    qid = random.randrange(1 << 16)
+    question = b"".join(bytes([len(label)]) + label.encode() for label in name.rstrip(".").split(".")) + b"\0"
+    query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + struct.pack("!HH", 28, 1)
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(query, (server or nameserver(), 53))
+        msg = sock.recv(4096)
+    rid, flags, qd, an = struct.unpack("!HHHH", msg[:8])
+    if rid != qid or flags & 0x000F:
+        raise OSError(f"DNS answer for {name}: id {rid} (asked {qid}), rcode {flags & 0xF}")
+    pos = 12
+    for _ in range(qd):
+        pos = _skip_name(msg, pos) + 4
+    out = []
+    for _ in range(an):
+        pos = _skip_name(msg, pos)
+        rtype, _cls, _ttl, rdlen = struct.unpack("!HHIH", msg[pos:pos + 10])
+        pos += 10
+        if rtype == 28 and rdlen == 16:
+            out.append(str(ipaddress.IPv6Address(msg[pos:pos + 16])))
+        pos += rdlen
+    return out
+
+
+def _ordered_client(order: Callable[[str, int], list[str]]) -> Callable[[argparse.Namespace, Outcome], None]:
+    def attempt(args: argparse.Namespace, out: Outcome) -> None:
+        t0 = time.monotonic()
+        try:
+            addresses = order(args.name, args.port)
+        except OSError as exc:
+            out.error = f"resolve: {exc}"
+            return
+        out.resolve_ms = _ms(t0)
+        sock = connect_in_order(addresses, args.port, args.connect_timeout, out)
+        if sock is not None:
+            with sock:
+                try:
+                    out.ok = _http_ok(sock, args.name, args.connect_timeout)
+                except OSError as exc:
+                    out.error = f"http: {exc}"
+    return attempt
+
+
+def _happy(args: argparse.Namespace, out: Outcome) -> None:
+    async def run() -> None:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(args.name, args.port, family=socket.AF_INET6,
+                                    happy_eyeballs_delay=HAPPY_DELAY_S), args.max_time)
+        out.remote = writer.get_extra_info("peername")[0]
+        writer.write(f"GET / HTTP/1.0\r\nHost: {args.name}\r\n\r\n".encode())
+        line = await asyncio.wait_for(reader.readline(), args.max_time)
+        out.ok = line.startswith(b"HTTP/1.")
+        writer.close()
+
+    try:
+        asyncio.run(run())
+    except (OSError, asyncio.TimeoutError) as exc:
+        out.error = type(exc).__name__ if not str(exc) else str(exc)[:200]
+
+
+def _curl(args: argparse.Namespace, out: Outcome) -> None:
+    argv = ["curl", "--silent", "--show-error", "--output", "/dev/null", "--connect-timeout",
+            f"{args.connect_timeout:g}", "--max-time", f"{args.max_time:g}", "--write-out", "%{json}",
+            f"http://{args.name}:{args.port}/"]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    try:
+        info: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+    except (json.JSONDecodeError, IndexError):
+        info = {}
+    out.ok = proc.returncode == 0 and 200 <= int(info.get("http_code") or 0) < 400
+    out.remote = info.get("remote_ip") or None
+    out.resolve_ms = round(float(info.get("time_namelookup") or 0) * 1000, 3) or None
+    if not out.ok:
+        out.error = info.get("errormsg") or proc.stderr.strip()[:200] or f"curl exit {proc.returncode}"
+
+
+ATTEMPTS: dict[str, Callable[[argparse.Namespace, Outcome], None]] = {
+    "curl": _curl,
+    "sequential": _ordered_client(getaddrinfo_order),
+    "happy": _happy,
+    "dnsorder": _ordered_client(lambda name, port: dns_order(name)),
+}
+
+
+def run_client(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> dict[str, object]:
+    """Start an attempt every ``--every`` ms (each in its own thread, so an attempt stuck in a timeout
+    never delays the next one); ``--count`` ends the run after that many attempts."""
+    attempt = ATTEMPTS[args.client]
+    threads: list[threading.Thread] = []
+    results = {"ok": 0}
+    lock = threading.Lock()
+
+    def one(n: int) -> None:
+        started, t0 = time.time(), time.monotonic()
+        out = Outcome()
+        attempt(args, out)
+        with lock:
+            results["ok"] += out.ok
+        log.write("connect", n=n, started=round(started, 6), client=args.client, name=args.name, ok=out.ok,
+                  remote=out.remote, tried=out.tried or None, resolve_ms=out.resolve_ms, total_ms=_ms(t0),
+                  error=None if out.ok else out.error)
+
+    n = 0
+    next_start = time.monotonic()
+    while not stop and (args.count is None or n < args.count):
+        n += 1
+        thread = threading.Thread(target=one, args=(n,), daemon=True)
+        thread.start()
+        threads.append(thread)
+        next_start += args.every / 1000
+        time.sleep(max(0.0, min(next_start - time.monotonic(), stop.remaining())))
+    for thread in threads:
+        thread.join(timeout=max(0.0, args.max_time + 1))
+    return {"attempts": n, "ok": results["ok"]}
+
+
+def parser() -> argparse.ArgumentParser:
+    p, roles = agent_parser("byname", __doc__)
+    client = roles.add_parser("connect", parents=[common_options()], help="connect to a name every --every ms")
+    client.add_argument("--client", choices=CLIENTS, required=True, help="which client behaviour (see above)")
+    client.add_argument("--name", required=True, help="the host name to resolve, e.g. h1.lab.example")
+    client.add_argument("--port", type=int, default=80)
+    client.add_argument("--every", type=float, default=200.0, help="ms between attempt starts (default 200)")
+    client.add_argument("--count", type=int, default=None, help="stop after this many attempts")
+    client.add_argument("--connect-timeout", type=float, default=1.0,
+                        help="seconds: curl's --connect-timeout; per address for sequential/dnsorder")
+    client.add_argument("--max-time", type=float, default=5.0, help="seconds an attempt may take in all")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_agent("byname", parser(), {"connect": run_client}, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
