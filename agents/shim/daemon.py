@@ -119,7 +119,7 @@ class ShimDaemon:
     def _poll_ulp(self) -> None:
         """TCP timed out a retransmission between a context's ULIDs: a failure signal on its pair."""
         for loss in self.ulp.poll(self.engine.ulid_pairs()):
-            self.perform(self.engine.upper_layer_loss(self.now(), loss.local, loss.peer))
+            self.perform(self.engine.upper_layer_loss(self.now(), loss.local, loss.peer, loss.kind))
 
     def _observed(self, observations: list) -> None:
         """Data the data path carried: REAP's inputs (Send Timeout, received on a pair)."""

@@ -62,6 +62,7 @@ class ReapState:
     keep_sent: float = 0.0
     held: tuple[Address, Address] | None = None  # an alternative that answered while we wait for ``keep``
     hold_deadline: float | None = None
+    kept_at: float = float("-inf")
     cause: str = ""
 
     @property
@@ -110,6 +111,7 @@ def on_received(now: float, ctx: "Context", profile: TimerProfile, local: Addres
 
 
 ULP_HOLD_MIN = 0.01
+ULP_TLP, ULP_TLP_QUIET = "tcp-tlp", 0.5
 
 
 def start_exploring(now: float, ctx: "Context", profile: TimerProfile, nonce: Callable[[], int], cause: str,
@@ -122,7 +124,7 @@ def start_exploring(now: float, ctx: "Context", profile: TimerProfile, nonce: Ca
     out += _settle(now, ctx)
     reap.keep = preferred.key if verify and preferred is not None else None
     reap.keep_sent, reap.held, reap.hold_deadline, reap.cause = now, None, None, cause
-    if preferred is not None:
+    if preferred is not None and reap.keep is None:  # under suspicion only, it stays reachable (and in use)
         event = PairEvent.SILENT_SENDING if preferred.state is not PairState.TEST else PairEvent.TEST_START
         out += pair_events(now, ctx, ctx.pairs.fire(now, preferred, event))
     reap.mode, reap.round, reap.send_deadline = m.REAP_EXPLORING, 0, None
@@ -170,7 +172,7 @@ def _explore_round(now: float, ctx: "Context", profile: TimerProfile, nonce: Cal
     for pair in chosen:
         value = nonce()
         reap.in_flight[value] = pair.key
-        if pair.state is not PairState.TEST:
+        if pair.state is not PairState.TEST and pair is not kept:
             out += pair_events(now, ctx, ctx.pairs.fire(now, pair, PairEvent.TEST_START))
         out.append(_probe(ctx, pair.local, pair.remote, value))
     slow_rounds = max(0, reap.round - profile.initial_probes + 1)
@@ -183,8 +185,7 @@ MAX_REMEMBERED_NONCES = 64
 
 
 def _round_expired(now: float, ctx: "Context", profile: TimerProfile, nonce: Callable[[], int]) -> list[Action]:
-    out: list[Action] = []
-    ctx.reap.keep = None  # a suspicion lasts one round; afterwards this is an ordinary exploration
+    out: list[Action] = _suspect_failed(now, ctx)  # a suspicion lasts one round, then this is an exploration
     for key in set(ctx.reap.in_flight.values()):
         pair = ctx.pairs.pairs.get(key)
         if pair is not None and pair.state is PairState.TEST:
@@ -194,6 +195,16 @@ def _round_expired(now: float, ctx: "Context", profile: TimerProfile, nonce: Cal
     for stale in list(ctx.reap.in_flight)[:-MAX_REMEMBERED_NONCES]:
         del ctx.reap.in_flight[stale]
     return out + _explore_round(now, ctx, profile, nonce)
+
+
+def _suspect_failed(now: float, ctx: "Context") -> list[Action]:
+    """The pair under suspicion did not answer its probe: it is under test like any other now."""
+    reap = ctx.reap
+    pair = ctx.pairs.pairs.get(reap.keep) if reap.keep is not None else None
+    reap.keep = None
+    if pair is None or pair.state is PairState.TEST:
+        return []
+    return pair_events(now, ctx, ctx.pairs.fire(now, pair, PairEvent.SILENT_SENDING))
 
 
 def _settle(now: float, ctx: "Context") -> list[Action]:
@@ -213,7 +224,9 @@ def _finish(now: float, ctx: "Context", pair: LocatorPair, nonce: Callable[[], i
             kind: str) -> list[Action]:
     """Exploration is over on ``pair``: prefer it, settle the other probes, tell the peer."""
     reap = ctx.reap
-    out = pair_events(now, ctx, ctx.pairs.prefer(now, pair))
+    out = _suspect_failed(now, ctx) if reap.keep is not None and reap.keep != pair.key else []
+    out += pair_events(now, ctx, ctx.pairs.prefer(now, pair))
+    reap.kept_at = now if kind == "pair-kept" else reap.kept_at
     reap.settling.update({n: k for n, k in reap.in_flight.items() if k != pair.key})
     reap.settle_deadline = reap.round_deadline if reap.settling else None
     reap.mode, reap.round_deadline, reap.send_deadline = m.REAP_OPERATIONAL, None, None
@@ -321,7 +334,13 @@ def preferred_lost(now: float, ctx: "Context", profile: TimerProfile, nonce: Cal
 
 
 def upper_layer_loss(now: float, ctx: "Context", profile: TimerProfile, nonce: Callable[[], int], cause: str) -> list[Action]:
-    """TCP on the context's ULIDs timed out a retransmission: verify the pair in use, now."""
+    """TCP on the context's ULIDs timed out a retransmission: verify the pair in use, now.
+
+    A tail-loss probe soon after the pair in use was verified is not asked about again (under
+    random loss TCP sends many); a retransmission timeout always is.
+    """
     if ctx.reap.mode == m.REAP_EXPLORING:
+        return []
+    if cause == ULP_TLP and now - ctx.reap.kept_at < ULP_TLP_QUIET:
         return []
     return start_exploring(now, ctx, profile, nonce, cause, verify=True)

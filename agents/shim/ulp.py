@@ -1,12 +1,23 @@
 """Upper-layer feedback: TCP tells when its packets stop getting through (thesis 6.4.3.3.1).
 
-The kernel knows first: a TCP connection whose retransmission timer fired is in
-``TCP_CA_Loss`` and its ``backoff`` counts the timeouts.  The daemon asks the kernel for the
-TCP sockets of its own network namespace (sock_diag, ``NETLINK_SOCK_DIAG``: a dump is per
-namespace, so no other host's sockets are seen) every ``ULP_POLL_INTERVAL`` while contexts
-exist, and reports each *new* timeout of an established connection between the ULIDs of a
-context.  Fast retransmits and tail-loss probes do not enter ``TCP_CA_Loss``: they are not
-reported.  The engine treats a report as a suspicion on the pair in use (``reap``).
+The kernel knows first.  Two of TCP's timers say "my packets stop getting through":
+
+- the retransmission timeout: the connection is in ``TCP_CA_Loss`` and ``backoff`` counts
+  the timeouts (``RTO``);
+- the tail-loss probe (RFC 8985): no ACK for about two round trips while data is
+  outstanding, so TCP retransmits its last segment; ``total_retrans`` grows while the
+  connection is neither in Recovery nor in Loss (``TLP``).
+
+The tail-loss probe matters: a sender that keeps writing (a stream with a large congestion
+window) goes on sending new data into a dead path and the first RTO comes late, measured at
+1 s after a silent cut with a 30 ms ``rto_min``; its TLP fired at 40 ms.  A fast retransmit
+(``TCP_CA_Recovery``: duplicate ACKs or SACKs arrived, so the path works) is not reported.
+
+The daemon asks the kernel for the TCP sockets of its own network namespace (sock_diag,
+``NETLINK_SOCK_DIAG``: a dump is per namespace, so no other host's sockets are seen) every
+``ULP_POLL_INTERVAL`` while contexts exist, and reports each *new* timeout of an established
+connection between the ULIDs of a context.  The engine treats a report as a suspicion on the
+pair in use (``reap``), which a REAP probe confirms or clears.
 
 Why sock_diag and not a ``tp_btf/tcp_retransmit_skb`` program: the tracepoint fires in every
 namespace of the machine and reading the socket's namespace and addresses needs the kernel's
@@ -32,7 +43,8 @@ NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 INET_DIAG_INFO = 2
 TCP_ESTABLISHED = 1
-TCP_CA_LOSS = 4
+TCP_CA_RECOVERY, TCP_CA_LOSS = 3, 4
+RTO, TLP = "tcp-rto", "tcp-tlp"
 ULP_POLL_INTERVAL = 0.02
 _NLMSG = struct.Struct("=IHHII")
 _DIAG_MSG_LEN = 72  # struct inet_diag_msg
@@ -48,7 +60,8 @@ class TcpState:
     peer: Address
     ca_state: int
     backoff: int
-    retransmits: int
+    total_retrans: int = 0
+    rto_us: int = 0
 
 
 def dump_request(seq: int = 1) -> bytes:
@@ -86,28 +99,48 @@ def _socket_state(body: bytes) -> TcpState | None:
         rlen, rtype = struct.unpack_from("=HH", body, at)
         if rlen < 4:
             return None
-        if rtype == INET_DIAG_INFO and rlen >= 4 + 5:
+        if rtype == INET_DIAG_INFO and rlen >= 4 + 104:
             info = body[at + 4 : at + rlen]
-            return TcpState(cookie, src, dst, info[1], info[4], info[2])
+            rto, = struct.unpack_from("=I", info, 8)
+            total, = struct.unpack_from("=I", info, 100)
+            return TcpState(cookie, src, dst, info[1], info[4], total, rto)
         at += (rlen + 3) & ~3
     return None
 
 
+@dataclass(frozen=True)
+class TcpTimeout:
+    """One new timeout of a watched connection: ``kind`` is ``RTO`` or ``TLP``."""
+
+    kind: str
+    state: TcpState
+
+    @property
+    def local(self) -> Address:
+        return self.state.local
+
+    @property
+    def peer(self) -> Address:
+        return self.state.peer
+
+
 @dataclass
 class LossTracker:
-    """Turns successive dumps into events: a socket entered TCP_CA_Loss or timed out again."""
+    """Turns successive dumps into events: an RTO (entered TCP_CA_Loss, or timed out again) or a TLP."""
 
     last: dict[int, TcpState] = field(default_factory=dict)
 
-    def update(self, sockets: Iterable[TcpState], watched: set[tuple[Address, Address]]) -> list[TcpState]:
+    def update(self, sockets: Iterable[TcpState], watched: set[tuple[Address, Address]]) -> list[TcpTimeout]:
         current = {s.cookie: s for s in sockets if (s.local, s.peer) in watched}
         fresh = []
         for cookie, now in current.items():
             before = self.last.get(cookie)
-            if now.ca_state != TCP_CA_LOSS:
-                continue
-            if before is None or before.ca_state != TCP_CA_LOSS or now.backoff > before.backoff:
-                fresh.append(now)
+            if now.ca_state == TCP_CA_LOSS:
+                if before is None or before.ca_state != TCP_CA_LOSS or now.backoff > before.backoff:
+                    fresh.append(TcpTimeout(RTO, now))
+            elif before is not None and now.ca_state < TCP_CA_RECOVERY and before.ca_state < TCP_CA_RECOVERY \
+                    and now.total_retrans > before.total_retrans:
+                fresh.append(TcpTimeout(TLP, now))
         self.last = current
         return fresh
 
@@ -120,7 +153,7 @@ class SockDiag:
         self.tracker = LossTracker()
         self.seq = 0
 
-    def poll(self, watched: set[tuple[Address, Address]]) -> list[TcpState]:
+    def poll(self, watched: set[tuple[Address, Address]]) -> list[TcpTimeout]:
         if not watched:
             self.tracker.last.clear()
             return []

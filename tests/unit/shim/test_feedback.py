@@ -109,9 +109,11 @@ def test_icmp_errors_and_neighbour_discovery_are_not_flows():
     assert [observable(p) for p in (unreachable, solicit, echo, shim)] == [False, False, True, False]
 
 
-def _diag_message(cookie, src, dst, ca_state, backoff):
-    info = bytes([1, ca_state, backoff, 0, backoff, 0, 0, 0]) + bytes(96)
-    attr = struct.pack("=HH", 4 + len(info), ulp.INET_DIAG_INFO) + info
+def _diag_message(cookie, src, dst, ca_state, backoff, total_retrans=0):
+    info = bytearray(bytes([1, ca_state, backoff, 0, backoff, 0, 0, 0]) + bytes(224))
+    struct.pack_into("=I", info, 8, 30000)  # tcpi_rto
+    struct.pack_into("=I", info, 100, total_retrans)  # tcpi_total_retrans
+    attr = struct.pack("=HH", 4 + len(info), ulp.INET_DIAG_INFO) + bytes(info)
     body = (struct.pack("=BBBB", 10, 1, 1, 0) + struct.pack("!HH", 40000, 5001) + A(src).packed + A(dst).packed
             + struct.pack("=IQ", 0, cookie) + bytes(20) + attr)
     return struct.pack("=IHHII", 16 + len(body), ulp.SOCK_DIAG_BY_FAMILY, 2, 1, 0) + body
@@ -125,12 +127,33 @@ def test_sock_diag_dump_parses_and_reports_each_new_timeout_once():
 
     def dump(*sockets):
         states, finished = ulp.parse_dump(b"".join(_diag_message(*s) for s in sockets) + done)
-        assert finished
-        return tracker.update(states, watched)
+        assert finished and all(s.rto_us == 30000 for s in states)
+        return [(t.kind, t.state.cookie, t.state.backoff) for t in tracker.update(states, watched)]
 
     assert dump((1, local, peer, 0, 0), (2, local, other, 4, 1)) == []  # open; the other is not a context's
-    assert [(s.cookie, s.backoff) for s in dump((1, local, peer, 4, 1))] == [(1, 1)]  # first RTO
-    assert dump((1, local, peer, 4, 1)) == []  # still the same timeout
-    assert [(s.cookie, s.backoff) for s in dump((1, local, peer, 4, 2))] == [(1, 2)]  # it timed out again
-    assert dump((1, local, peer, 3, 0)) == []  # recovery (fast retransmit) is not a timeout
+    assert dump((1, local, peer, 0, 0, 1)) == [(ulp.TLP, 1, 0)]  # a tail-loss probe went out
+    assert dump((1, local, peer, 4, 1, 2)) == [(ulp.RTO, 1, 1)]  # first RTO
+    assert dump((1, local, peer, 4, 1, 3)) == []  # still the same timeout
+    assert dump((1, local, peer, 4, 2, 4)) == [(ulp.RTO, 1, 2)]  # it timed out again
+    assert dump((1, local, peer, 3, 0, 5)) == []  # recovery (fast retransmit) is not a timeout
+    assert dump((1, local, peer, 0, 0, 5)) == []  # back to open, nothing new
     assert ulp.dump_request(5)[4:6] == struct.pack("=H", ulp.SOCK_DIAG_BY_FAMILY)
+
+
+def test_tail_loss_probe_right_after_a_verification_is_not_asked_again():
+    a, b, wire, ca, cb = established()
+    la, lb = a.identity.ulids[0], b.identity.ulids[0]
+    wire.now = 5.0
+    wire.deliver(a.upper_layer_loss(5.0, la, lb, ulp.TLP))
+    assert events(a, "pair-kept")
+    assert a.upper_layer_loss(5.2, la, lb, ulp.TLP) == []
+    assert a.upper_layer_loss(5.2, la, lb, ulp.RTO) != []
+
+
+def test_pair_in_use_stays_translated_while_under_suspicion():
+    """A suspicion must not stop the data path from using the pair (translation needs it reachable)."""
+    a, b, wire, ca, cb = established()
+    la, lb = a.identity.ulids[0], b.identity.ulids[0]
+    wire.drop = lambda src, dst, msg: isinstance(msg, m.Probe)  # answers are slow to come
+    a.upper_layer_loss(5.0, la, lb)
+    assert ca.pairs.preferred.key == (la, lb) and ca.pairs.preferred.state is PairState.REACHABLE
