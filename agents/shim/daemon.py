@@ -119,6 +119,11 @@ class ShimDaemon:
     def _poll_ulp(self) -> None:
         """TCP timed out a retransmission between a context's ULIDs: a failure signal on its pair."""
         for loss in self.ulp.poll(self.engine.ulid_pairs()):
+            st = loss.state
+            self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "tcp-timeout", "timeout": loss.kind,
+                                       "local": str(st.local), "peer": str(st.peer), "ca_state": st.ca_state,
+                                       "backoff": st.backoff, "rto_ms": st.rto_us / 1000,
+                                       "total_retrans": st.total_retrans}) + "\n")
             self.perform(self.engine.upper_layer_loss(self.now(), loss.local, loss.peer, loss.kind))
 
     def _observed(self, observations: list) -> None:
