@@ -37,13 +37,14 @@ def pct(values: list[float], q: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--start", type=int, default=0, help="number of the first run (to add runs to an output)")
     ap.add_argument("--scenario", default=str(DEFAULT), help="scenario file (default: the link-down one)")
     ap.add_argument("--name", default="sfld", help="lab name (unique per user of the machine)")
     ap.add_argument("-o", "--output", default="reports/shim-link-down-runs")
     args = ap.parse_args()
     out = Path(args.output)
     gaps: dict[str, list[float]] = {f: [] for f in FLOWS}
-    for i in range(args.repeat):
+    for i in range(args.start, args.start + args.repeat):
         loaded = load_scenario(Path(args.scenario))
         lab = Lab.deploy(load_lab(loaded.lab_target()[1]), name=args.name)
         run_dir = out / f"{i:02d}"
@@ -58,8 +59,9 @@ def main() -> int:
         line = []
         for flow in result.flows:
             if flow.name in FLOWS and flow.failovers:
-                gaps[flow.name].append(flow.failovers[0].failover_ms)
-                line.append(f"{flow.name} {flow.failovers[0].failover_ms:.0f} ms")
+                ms = flow.failovers[0].failover_ms
+                gaps[flow.name].append(ms if ms is not None else float("inf"))
+                line.append(f"{flow.name} {'never recovered' if ms is None else f'{ms:.0f} ms'}")
         print(f"run {i + 1}: {', '.join(line)}", flush=True)
     for flow in FLOWS:
         g = gaps[flow]
