@@ -1,14 +1,15 @@
-"""False switches: does the shim leave a healthy but lossy path, and does TCP pay for it?
+"""False switches: does the shim leave a path that drops packets at random, and does TCP pay for it?
 
-Upper-layer feedback makes every TCP retransmission timeout a failure *suspicion*; random loss
-causes such timeouts on a path that works.  This deploys topologies/two-sites-shim-mptcp.yaml
-(hA/hB run the shim, mA/mB run no agent on the same LANs, routers and ISPs), puts random loss
-on ISP A1's access link (both directions) and runs one iperf3 bulk transfer of ``--seconds``
-seconds per case, one after the other: hA -> hB between the ULIDs (through the shim) and
-mA -> mB between the same ISPs' addresses (plain TCP, no shim).  Per loss rate it prints the
-goodput of both, and for the shim the suspicions (TCP timeouts reported), the pairs kept
-(the REAP probe on the pair in use came back), the switches, and how many switches a failed
-probe on the pair in use justified (all of them should be).
+Upper-layer feedback makes every TCP timeout (RTO, tail-loss probe) a failure *suspicion*; random
+loss causes such timeouts on a path that works.  Per loss rate this deploys a fresh
+topologies/two-sites-shim-mptcp.yaml (hA/hB run the shim, mA/mB run no agent on the same LANs,
+routers and ISPs) and runs one iperf3 bulk transfer of ``--seconds`` seconds per case, one after
+the other, with random loss (both directions) on the sender's own LAN port, so that every
+locator pair is equally lossy and no switch can escape the loss: hA -> hB between the ULIDs
+(through the shim) and mA -> mB (plain TCP, no shim).  It prints the goodput of both and, for
+the shim's sender, the suspicions, the pairs kept (the REAP probe on the pair in use came
+back), the switches, and how many of those a failed probe on the pair in use preceded (all of
+them should).  The peer (hB) only answers probes; it switches nothing by itself.
 
     sudo .venv/bin/python experiments/shim_false_switches.py --seconds 60 --loss 2,5
 """
@@ -67,23 +68,31 @@ def count(events: list[dict]) -> dict[str, int]:
     }
 
 
-def one_loss(lab: Lab, percent: float, seconds: float) -> dict:
-    fault = prepare(Loss(kind="loss", link="ispa1-ra1", percent=percent, at=0), lab)
-    fault.do()
+def one_loss(topo, name: str, percent: float, seconds: float) -> dict:
+    lab = Lab.deploy(topo, name=name)
     try:
-        since = {n: daemon_clock(lab, n) for n in ("hA", "hB")}
-        shim = iperf(lab, "hA", "hB", lab.plan.address("hA", "ispa1"), lab.plan.address("hB", "ispb1"), seconds)
-        shim_counts = {n: count(shim_events(lab, n, since[n])) for n in ("hA", "hB")}
-        plain = iperf(lab, "mA", "mB", lab.plan.address("mA", "ispa1"), lab.plan.address("mB", "ispb1"), seconds)
+        goodput, counts = {}, {}
+        for case, (client, server) in {"shim": ("hA", "hB"), "plain": ("mA", "mB")}.items():
+            fault = prepare(Loss(kind="loss", link=[client, "lan"], percent=percent, at=0), lab)
+            since = {n: daemon_clock(lab, n) for n in ("hA", "hB")} if case == "shim" else {}
+            fault.do()
+            try:
+                goodput[case] = iperf(lab, client, server, lab.plan.address(client, "ispa1"),
+                                      lab.plan.address(server, "ispb1"), seconds)
+            finally:
+                fault.revert()
+            if case == "shim":
+                counts = {n: count(shim_events(lab, n, since[n])) for n in ("hA", "hB")}
     finally:
-        fault.revert()
-    return {"loss_percent": percent, "seconds": seconds, "shim_mbps": shim, "plain_mbps": plain, "shim": shim_counts}
+        lab.destroy()
+    return {"loss_percent": percent, "seconds": seconds, "shim_mbps": goodput["shim"],
+            "plain_mbps": goodput["plain"], "shim": counts}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each transfer")
-    ap.add_argument("--loss", default="2,5", help="comma-separated loss rates (percent) on ISP A1's access link")
+    ap.add_argument("--loss", default="2,5", help="comma-separated loss rates (percent) on the sender's LAN port")
     ap.add_argument("--profile", choices=["tuned", "rfc"], default="tuned", help="the shim's timer profile")
     ap.add_argument("--name", default="sffalse", help="lab name (unique per user of the machine)")
     ap.add_argument("-o", "--output", default="reports/shim-false-switches", help="where results.json goes")
@@ -92,19 +101,15 @@ def main() -> int:
     sites = [s.model_copy(update={"options": {**s.options, "profile": args.profile}}) for s in topo.sites]
     topo = topo.model_copy(update={"sites": sites})
     topo._source = load_lab(TOPO).source
-    lab = Lab.deploy(topo, name=args.name)
     results = []
-    try:
-        print(f"{'loss %':>6} {'shim Mb/s':>10} {'plain Mb/s':>11} {'suspected':>10} {'kept':>5} {'switches':>9} "
-              f"{'justified':>10}", flush=True)
-        for percent in (float(p) for p in args.loss.split(",")):
-            r = one_loss(lab, percent, args.seconds)
-            results.append(r)
-            a = r["shim"]["hA"]
-            print(f"{percent:>6.1f} {r['shim_mbps']:>10.0f} {r['plain_mbps']:>11.0f} {a['suspicions']:>10} "
-                  f"{a['kept']:>5} {a['switches']:>9} {a['switches_after_failed_probe']:>10}", flush=True)
-    finally:
-        lab.destroy()
+    print(f"{'loss %':>6} {'shim Mb/s':>10} {'plain Mb/s':>11} {'suspected':>10} {'kept':>5} {'switches':>9} "
+          f"{'justified':>10}", flush=True)
+    for percent in (float(p) for p in args.loss.split(",")):
+        r = one_loss(topo, args.name, percent, args.seconds)
+        results.append(r)
+        a = r["shim"]["hA"]
+        print(f"{percent:>6.1f} {r['shim_mbps']:>10.0f} {r['plain_mbps']:>11.0f} {a['suspicions']:>10} "
+              f"{a['kept']:>5} {a['switches']:>9} {a['switches_after_failed_probe']:>10}", flush=True)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"profile": args.profile, "runs": results}, indent=2) + "\n")

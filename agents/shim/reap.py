@@ -225,6 +225,8 @@ def _finish(now: float, ctx: "Context", pair: LocatorPair, nonce: Callable[[], i
     """Exploration is over on ``pair``: prefer it, settle the other probes, tell the peer."""
     reap = ctx.reap
     out = _suspect_failed(now, ctx) if reap.keep is not None and reap.keep != pair.key else []
+    if kind == "pair-switched" and pair.preferred:
+        kind = "pair-confirmed"  # the peer explored and we answered: our pair in use did not change
     out += pair_events(now, ctx, ctx.pairs.prefer(now, pair))
     reap.kept_at = now if kind == "pair-kept" else reap.kept_at
     reap.settling.update({n: k for n, k in reap.in_flight.items() if k != pair.key})
