@@ -157,3 +157,15 @@ def test_pair_in_use_stays_translated_while_under_suspicion():
     wire.drop = lambda src, dst, msg: isinstance(msg, m.Probe)  # answers are slow to come
     a.upper_layer_loss(5.0, la, lb)
     assert ca.pairs.preferred.key == (la, lb) and ca.pairs.preferred.state is PairState.REACHABLE
+
+
+def test_inbound_only_pair_is_not_made_reachable_by_data():
+    """After ISP A1's router lost its link, packets to the A1 address still arrived: rx proves inbound only."""
+    a, b, wire, ca, cb = established()
+    la, lb = a.identity.ulids[0], b.identity.ulids[0]
+    wire.drop = cut(("a1", "b1"), ("a1", "b2"))  # nothing leaves from A1; A1 still receives
+    wire.now = 5.0
+    wire.deliver(a.icmp_unreachable(5.0, la, lb))
+    wire.run_until(6.0)
+    a.observe(6.1, la, lb, outgoing=False)  # an untranslated packet really arrived on (A1, B1)
+    assert ca.pairs.pairs[(la, lb)].state is not PairState.REACHABLE
