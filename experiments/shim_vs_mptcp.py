@@ -45,7 +45,7 @@ FLOWS = ("shim", "mptcp")
 RFC_DURATION = 40.0
 
 
-def one_run(scenario: str, profile: str | None, out: Path) -> dict[str, tuple[float | None, bool]]:
+def one_run(scenario: str, profile: str | None, out: Path, name: str = "shimvsmp") -> dict[str, tuple[float | None, bool]]:
     """{flow: (failover ms or None, connection kept)} for the shim flow and the MPTCP flow of one run."""
     loaded = load_scenario(SCEN / scenario)
     topo = load_lab(loaded.lab_target()[1])
@@ -54,7 +54,7 @@ def one_run(scenario: str, profile: str | None, out: Path) -> dict[str, tuple[fl
     if profile == "rfc":
         longer = loaded.scenario.model_copy(update={"duration": RFC_DURATION, "expect": []})
         loaded = LoadedScenario(longer, loaded.doc, loaded.base_dir)
-    lab = Lab.deploy(topo, name="shimvsmp")
+    lab = Lab.deploy(topo, name=name)
     try:
         result = run_loaded(loaded, out, lab=lab).result
     finally:
@@ -75,6 +75,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5, help="runs per case (20 or more for a p95 worth reading)")
     ap.add_argument("--cases", default=";".join(CASES), help="';'-separated subset of: " + "; ".join(CASES))
+    ap.add_argument("--name", default="shimvsmp", help="lab name (unique per user of the machine)")
     ap.add_argument("-o", "--output", default="reports/shim-vs-mptcp", help="where results.json goes")
     args = ap.parse_args()
     results: dict[str, dict] = {}
@@ -86,7 +87,7 @@ def main() -> int:
         kept = dict.fromkeys(FLOWS, 0)
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(args.repeat):
-                run = one_run(scenario, profile, Path(tmp) / str(i))
+                run = one_run(scenario, profile, Path(tmp) / str(i), args.name)
                 line = []
                 for flow in FLOWS:
                     gap, ok = run.get(flow, (None, False))

@@ -165,3 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"shimctl: {exc}", file=sys.stderr)
         sys.exit(1)
     sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

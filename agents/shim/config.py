@@ -42,6 +42,7 @@ class DaemonConfig:
     connect: list[str] = field(default_factory=list)
     observe: bool = False
     icmp: bool = True
+    ulp: bool = True
     datapath: str = "none"
     steering_device: str = "shim0"
 

@@ -3,7 +3,9 @@
 I/O only: a raw IPv6 socket for protocol 140 (Shim6), optionally a raw ICMPv6 socket
 (parameter problem = peer without shim; destination unreachable = a failing pair) and an
 AF_PACKET socket that observes data packets (REAP and the context policy need to know who
-sends to whom), plus the local JSON control socket.  Everything else is ``engine``.
+sends to whom), a sock_diag socket that hears TCP's retransmission timeouts on the contexts'
+ULIDs (``ulp``, upper-layer feedback), plus the local JSON control socket.  Everything else
+is ``engine``.
 
 Run::
 
@@ -35,18 +37,34 @@ from .config import DaemonConfig
 from .datapath import DataPath, make_datapath
 from .engine import ShimEngine
 from .plan import plan_for
+from .ulp import ULP_POLL_INTERVAL, RtoMin, SockDiag
 
 Address = ipaddress.IPv6Address
 ETH_P_IPV6 = 0x86DD
 PACKET_OUTGOING = 4
 ICMP6_DST_UNREACH, ICMP6_PARAM_PROB = 1, 4
+ICMP6_INFO_MIN = 128  # below: error messages (unreachable, too big, ...), a router's or our own; not a flow
 ND_TYPES = range(133, 138)
+
+
+def observable(data: bytes) -> bool:
+    """Is this IPv6 packet (from the AF_PACKET sniffer) a data packet of a flow?
+
+    Not: shim packets (protocol 140, the raw socket's), ICMPv6 errors (a router's unreachable is
+    a failure signal for the ICMP socket, not a flow to open a context with), Neighbour Discovery.
+    """
+    if len(data) < 40 or data[6] == 140:
+        return False
+    return not (data[6] == 58 and len(data) > 40 and (data[40] < ICMP6_INFO_MIN or data[40] in ND_TYPES))
 
 
 class ShimDaemon:
     def __init__(self, engine: ShimEngine, socket_path: str, observe: bool, icmp: bool, log: TextIO,
-                 datapath: DataPath | None = None, poll_interval: float = 0.1) -> None:
+                 datapath: DataPath | None = None, poll_interval: float = 0.1, ulp: bool = True) -> None:
         self.engine = engine
+        self.ulp = SockDiag() if ulp else None
+        self.next_ulp_poll = 0.0
+        self.rto_min = RtoMin(engine.profile.tcp_rto_min)
         self.datapath = datapath or DataPath()
         self.poll_interval = poll_interval
         self.next_poll = 0.0
@@ -71,6 +89,7 @@ class ShimDaemon:
         self.server.listen(8)
         self.selector.register(self.server, selectors.EVENT_READ, self._on_accept)
         self.buffers: dict[socket.socket, bytes] = {}
+        self.rto_min.apply()
         self.datapath.start()
         for reader, handler in self.datapath.readers():
             self.selector.register(reader, selectors.EVENT_READ, lambda _sock, h=handler: self._observed(h()))
@@ -96,6 +115,16 @@ class ShimDaemon:
             self.datapath.apply(plan_for(self.engine.contexts.values(), self.engine.identity.locators))
         except OSError as exc:
             self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "datapath-error", "error": str(exc)}) + "\n")
+
+    def _poll_ulp(self) -> None:
+        """TCP timed out a retransmission between a context's ULIDs: a failure signal on its pair."""
+        for loss in self.ulp.poll(self.engine.ulid_pairs()):
+            st = loss.state
+            self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "tcp-timeout", "timeout": loss.kind,
+                                       "local": str(st.local), "peer": str(st.peer), "ca_state": st.ca_state,
+                                       "backoff": st.backoff, "rto_ms": st.rto_us / 1000,
+                                       "total_retrans": st.total_retrans}) + "\n")
+            self.perform(self.engine.upper_layer_loss(self.now(), loss.local, loss.peer, loss.kind))
 
     def _observed(self, observations: list) -> None:
         """Data the data path carried: REAP's inputs (Send Timeout, received on a pair)."""
@@ -133,13 +162,16 @@ class ShimDaemon:
 
     def _on_data(self, sock: socket.socket) -> None:
         data, addr = sock.recvfrom(256)
-        if len(data) < 40 or data[6] == 140 or (data[6] == 58 and len(data) > 40 and data[40] in ND_TYPES):
+        if not observable(data):
             return
         src, dst = Address(data[8:24]), Address(data[24:40])
         outgoing = addr[2] == PACKET_OUTGOING
         local, peer = (src, dst) if outgoing else (dst, src)
         if self.engine.identity.owns(local) and not peer.is_multicast and not peer.is_link_local:
-            self.perform(self.engine.observe(self.now(), local, peer, outgoing))
+            # with a data path, an incoming packet is seen after shim_in restored its ULIDs: which
+            # locator pair it came on is the data path's counters' business, not ours
+            exact = outgoing or self.datapath.mode == "none"
+            self.perform(self.engine.observe(self.now(), local, peer, outgoing, exact))
 
     def _on_accept(self, server: socket.socket) -> None:
         conn, _ = server.accept()
@@ -179,15 +211,23 @@ class ShimDaemon:
                 timeout = None if deadline is None else max(0.0, deadline - self.now())
                 if self.datapath.mode != "none":
                     timeout = max(0.0, min(timeout if timeout is not None else 1.0, self.next_poll - self.now()))
+                if self.ulp is not None and self.engine.contexts:
+                    timeout = max(0.0, min(timeout if timeout is not None else 1.0, self.next_ulp_poll - self.now()))
                 for key, _ in self.selector.select(timeout if timeout is None else min(timeout, 1.0)):
                     key.data(key.fileobj)
                 if self.datapath.mode != "none" and self.now() >= self.next_poll:
                     self.next_poll = self.now() + self.poll_interval
                     self._observed(self.datapath.poll())
+                if self.ulp is not None and self.engine.contexts and self.now() >= self.next_ulp_poll:
+                    self.next_ulp_poll = self.now() + ULP_POLL_INTERVAL
+                    self._poll_ulp()
                 self.perform(self.engine.tick(self.now()))
                 self._program()
         finally:
             self.datapath.stop()
+            self.rto_min.restore()
+            if self.ulp is not None:
+                self.ulp.close()
             self.server.close()
             if os.path.exists(self.socket_path):
                 os.unlink(self.socket_path)
@@ -212,6 +252,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connect", action="append", help="peer ULID to start a context with at once")
     p.add_argument("--observe", action="store_true", default=None, help="sniff data packets (AF_PACKET)")
     p.add_argument("--no-icmp", dest="icmp", action="store_false", default=None, help="do not open the ICMPv6 socket")
+    p.add_argument("--no-ulp", dest="ulp", action="store_false", default=None,
+                   help="do not watch TCP's retransmission timeouts (sock_diag) as a failure signal")
     p.add_argument("--datapath", choices=["none", "ebpf"],
                    help="rewrite data packets after a pair switch: ebpf (tc programs, needs clang) or none "
                         "(default: control plane only)")
@@ -229,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         config = DaemonConfig.from_sources(args.config, flags)
         engine = ShimEngine(config.identity(), config.timer_profile(), config.context_policy())
         datapath = make_datapath(config.datapath, config.steering_device)
-        daemon = ShimDaemon(engine, config.socket, config.observe, config.icmp, sys.stdout, datapath)
+        daemon = ShimDaemon(engine, config.socket, config.observe, config.icmp, sys.stdout, datapath, ulp=config.ulp)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"shim daemon: {exc}", file=sys.stderr)
         return 2

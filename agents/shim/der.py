@@ -2,9 +2,11 @@
 
 A CGA parameter structure carries a DER ``SubjectPublicKeyInfo`` of unknown length followed
 by extensions, so a parser must know where the key ends (``spki_length``).  An HBA without a
-public key carries a random 384-bit "pseudo-key" encoded as an RSA SubjectPublicKeyInfo
-(RFC 5535), which ``rsa_spki`` builds without asking a crypto library to accept a modulus
-that is not a real RSA modulus.
+public key carries a random 384-bit "pseudo-key" in an RSA SubjectPublicKeyInfo (RFC 5535),
+built here without asking a crypto library to accept a value that is not a real RSA key:
+``bit_string_spki`` puts the value itself in the subjectPublicKey BIT STRING (what LinShim6's
+libcga and Francis Dupont's HBA code do), ``rsa_spki`` wraps it as the modulus of an
+RSAPublicKey (this agent's earlier encoding, still accepted on receipt).
 """
 
 from __future__ import annotations
@@ -35,11 +37,54 @@ def _integer(value: int) -> bytes:
     return _tlv(0x02, body)
 
 
+def _rsa_algorithm() -> bytes:
+    return _tlv(0x30, RSA_ENCRYPTION_OID + DER_NULL)
+
+
 def rsa_spki(modulus: int, exponent: int = PSEUDO_KEY_EXPONENT) -> bytes:
     """DER SubjectPublicKeyInfo { rsaEncryption, RSAPublicKey { modulus, exponent } }."""
     rsa_key = _tlv(0x30, _integer(modulus) + _integer(exponent))
-    algorithm = _tlv(0x30, RSA_ENCRYPTION_OID + DER_NULL)
-    return _tlv(0x30, algorithm + _tlv(0x03, b"\x00" + rsa_key))
+    return _tlv(0x30, _rsa_algorithm() + _tlv(0x03, b"\x00" + rsa_key))
+
+
+def bit_string_spki(value: bytes) -> bytes:
+    """DER SubjectPublicKeyInfo { rsaEncryption, BIT STRING (0 unused bits) ``value`` }."""
+    return _tlv(0x30, _rsa_algorithm() + _tlv(0x03, b"\x00" + value))
+
+
+def _read_tlv(data: bytes, offset: int, tag: int) -> tuple[bytes, int]:
+    """(body, offset after it) of the DER element of type ``tag`` at ``offset``."""
+    if len(data) < offset + 2 or data[offset] != tag:
+        raise DerError(f"expected DER tag {tag:#04x} at {offset}")
+    first = data[offset + 1]
+    start, length = offset + 2, first
+    if first >= 0x80:
+        count = first & 0x7F
+        if count == 0 or count > 4:
+            raise DerError("bad DER length")
+        start, length = offset + 2 + count, int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
+    if len(data) < start + length:
+        raise DerError("DER element runs past the end")
+    return data[start : start + length], start + length
+
+
+def spki_bit_string(spki: bytes) -> bytes:
+    """The subjectPublicKey BIT STRING's octets (without the unused-bits octet) of an RSA SPKI."""
+    body, _ = _read_tlv(spki, 0, 0x30)
+    algorithm, after = _read_tlv(body, 0, 0x30)
+    if algorithm != RSA_ENCRYPTION_OID + DER_NULL:
+        raise DerError("not an rsaEncryption SubjectPublicKeyInfo")
+    bits, _ = _read_tlv(body, after, 0x03)
+    if not bits or bits[0] != 0:
+        raise DerError("BIT STRING with unused bits")
+    return bits[1:]
+
+
+def rsa_modulus(spki: bytes) -> int:
+    """The modulus of the RSAPublicKey inside an RSA SPKI."""
+    key, _ = _read_tlv(spki_bit_string(spki), 0, 0x30)
+    modulus, _ = _read_tlv(key, 0, 0x02)
+    return int.from_bytes(modulus, "big")
 
 
 def spki_length(data: bytes, offset: int = 0) -> int:

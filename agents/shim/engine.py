@@ -99,6 +99,8 @@ class ShimEngine:
         local = local or self.identity.ulids[0]
         if local not in self.identity.ulids:
             raise ValueError(f"{local} is not one of this host's ULIDs")
+        if self.identity.owns(peer):
+            return []  # traffic to ourselves (loopback) needs no context
         if self.no_shim.get(peer, -1.0) > now:
             return self._record([Event(now, "peer-without-shim", {"peer": str(peer), "until": self.no_shim[peer]})])
         if self.context_for(local, peer) is not None:
@@ -156,7 +158,7 @@ class ShimEngine:
 
     def _on_i1(self, now: float, src: Address, dst: Address, msg: Any) -> list[Action]:
         """Stateless: answer with a validator bound to the nonces, tag and addresses."""
-        if not self.identity.owns(dst):
+        if not self.identity.owns(dst) or self.identity.owns(src):
             return []
         self.counters.i1_answered += 1
         rnonce = self._nonce()
@@ -179,7 +181,7 @@ class ShimEngine:
             self.counters.bad_validators += 1
             return [Event(now, "bad-validator", {"from": str(src), "message": type(msg).__name__})]
         peer_ulid, local_ulid = self._ulids(src, dst, msg)
-        if local_ulid not in self.identity.ulids:
+        if local_ulid not in self.identity.ulids or self.identity.owns(peer_ulid) or self.identity.owns(src):
             return []
         existing = self.context_for(local_ulid, peer_ulid)
         if existing is not None and existing.peer_tag == msg.initiator_context_tag and not bis:
@@ -298,9 +300,15 @@ class ShimEngine:
 
     # --- traffic observation and policy ---------------------------------------------------
 
-    def observe(self, now: float, local: Address, peer: Address, outgoing: bool) -> list[Action]:
-        """A data packet between ``local`` and ``peer`` was seen (drives policy and REAP)."""
+    def observe(self, now: float, local: Address, peer: Address, outgoing: bool, exact: bool = True) -> list[Action]:
+        """A data packet between ``local`` and ``peer`` was seen (drives policy and REAP).
+
+        ``exact`` False: an incoming packet whose addresses may have been restored from other
+        locators by the data path (a sniffer sees it after that), so it proves no pair.
+        """
         out: list[Action] = []
+        if self.identity.owns(peer):
+            return []  # loopback traffic between our own addresses
         ctx = self._find(lambda c: c.state is ContextState.ESTABLISHED and c.pairs is not None
                          and ((local, peer) in c.pairs.pairs or (c.local_ulid, c.peer_ulid) == (local, peer)))
         if ctx is not None:
@@ -308,7 +316,7 @@ class ShimEngine:
                 reap.on_data_sent(now, ctx, self.profile)
             else:
                 ctx.last_activity = now
-                out += reap.on_received(now, ctx, self.profile, local, peer)
+                out += reap.on_received(now, ctx, self.profile, *((local, peer) if exact else (None, None)))
             return self._record(out)
         if local not in self.identity.ulids:
             return []
@@ -355,6 +363,17 @@ class ShimEngine:
 
     def icmp_unreachable(self, now: float, local: Address, remote: Address) -> list[Action]:
         return self._signal(now, PairEvent.ICMP_UNREACHABLE, "icmp-unreachable", local=local, remote=remote)
+
+    def upper_layer_loss(self, now: float, local: Address, peer: Address, cause: str = "tcp-rto") -> list[Action]:
+        """TCP between the ULIDs ``local`` and ``peer`` timed out a retransmission (thesis 6.4.3.3.1)."""
+        ctx = self.context_for(local, peer)
+        if ctx is None or ctx.state is not ContextState.ESTABLISHED or ctx.pairs is None:
+            return []
+        return self._record(reap.upper_layer_loss(now, ctx, self.profile, self._nonce, cause))
+
+    def ulid_pairs(self) -> set[tuple[Address, Address]]:
+        """(local ULID, peer ULID) of every established context: what upper-layer feedback watches."""
+        return {(c.local_ulid, c.peer_ulid) for c in self.contexts.values() if c.state is ContextState.ESTABLISHED}
 
     def icmp_parameter_problem(self, now: float, peer: Address) -> list[Action]:
         """The peer's kernel does not know protocol 140: it has no shim."""

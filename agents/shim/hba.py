@@ -7,6 +7,15 @@ holds the structure can check that any locator belongs to the set with a few SHA
 
 Three flavours (thesis 6.4.1.2.3): plain CGA (no extension), HBA (P bit 0, a random
 384-bit pseudo-key in the key field) and hybrid HBA/CGA (P bit 1, a real public key).
+
+The pseudo-key goes in the key field as an RSA SubjectPublicKeyInfo whose BIT STRING *is*
+the 384-bit value (``BIT_STRING``), as LinShim6's libcga and Francis Dupont's HBA code
+encode it: the same prefixes, modifier and pseudo-key give the same addresses as theirs
+(known-answer test from LinShim6's ``hba_test.c``).  The agent's earlier encoding
+(``RSA_MODULUS``: the value as the modulus of an RSAPublicKey, exponent 65537) can still be
+generated on request.  On receipt the encoding does not matter: the peer's parameter
+structure carries the key field's octets and verification hashes them as they are;
+``pseudo_key_of`` reads the value out of either shape.
 """
 
 from __future__ import annotations
@@ -29,10 +38,13 @@ from .cga import (
     prefix_of,
     verify_cga,
 )
-from .der import rsa_spki
+from .der import DerError, bit_string_spki, rsa_modulus, rsa_spki, spki_bit_string
 
 MULTI_PREFIX_EXT_TYPE = 0x0012
 PSEUDO_KEY_BITS = 384
+BIT_STRING = "bit-string"  # LinShim6 / F. Dupont: the value is the subjectPublicKey BIT STRING
+RSA_MODULUS = "rsa-modulus"  # the value as an RSAPublicKey modulus, exponent 65537
+PSEUDO_KEY_ENCODINGS = (BIT_STRING, RSA_MODULUS)
 
 
 class HbaVerifyError(CgaVerifyError):
@@ -59,11 +71,33 @@ class MultiPrefixExtension:
         return cls(bool(data[0] & 0x80), prefixes)
 
 
-def pseudo_key_spki(pseudo_key: bytes) -> bytes:
+def pseudo_key_spki(pseudo_key: bytes, encoding: str = BIT_STRING) -> bytes:
     """Encode a 384-bit random value as an RSA SubjectPublicKeyInfo (RFC 5535 step 2)."""
     if len(pseudo_key) * 8 != PSEUDO_KEY_BITS:
         raise ValueError(f"pseudo-key must be {PSEUDO_KEY_BITS} bits")
-    return rsa_spki(int.from_bytes(pseudo_key, "big"))
+    if encoding == BIT_STRING:
+        return bit_string_spki(pseudo_key)
+    if encoding == RSA_MODULUS:
+        return rsa_spki(int.from_bytes(pseudo_key, "big"))
+    raise ValueError(f"unknown pseudo-key encoding {encoding!r} ({', '.join(PSEUDO_KEY_ENCODINGS)})")
+
+
+def pseudo_key_of(public_key: bytes) -> tuple[bytes, str] | None:
+    """(384-bit value, encoding) if the key field holds a pseudo-key in either shape, else None."""
+    try:
+        bits = spki_bit_string(public_key)
+    except DerError:
+        return None
+    if len(bits) * 8 == PSEUDO_KEY_BITS:
+        return bits, BIT_STRING
+    try:
+        modulus = rsa_modulus(public_key)
+    except DerError:
+        return None
+    if modulus.bit_length() <= PSEUDO_KEY_BITS and public_key == pseudo_key_spki(
+            modulus.to_bytes(PSEUDO_KEY_BITS // 8, "big"), RSA_MODULUS):
+        return modulus.to_bytes(PSEUDO_KEY_BITS // 8, "big"), RSA_MODULUS
+    return None
 
 
 def multi_prefix_of(params: CgaParams) -> MultiPrefixExtension | None:
@@ -101,11 +135,12 @@ def generate_hba_set(
     pseudo_key: bytes | None = None,
     is_taken: IsTaken | None = None,
     max_iterations: int | None = None,
+    encoding: str = BIT_STRING,
 ) -> HbaSet:
     """RFC 5535 section 3.2: one modifier search, then one Hash1 per prefix.
 
     With ``public_key`` the set is hybrid HBA/CGA; without, a random (or given) pseudo-key
-    fills the key field.  ``modifier`` is where the search starts.
+    fills the key field, encoded as ``encoding`` says.  ``modifier`` is where the search starts.
     """
     if not prefixes:
         raise ValueError("an HBA set needs at least one prefix")
@@ -113,7 +148,8 @@ def generate_hba_set(
         raise ValueError("prefixes must be distinct 8-octet values")
     if public_key is not None and pseudo_key is not None:
         raise ValueError("give a public key or a pseudo-key, not both")
-    key = public_key if public_key is not None else pseudo_key_spki(pseudo_key or secrets.token_bytes(PSEUDO_KEY_BITS // 8))
+    key = public_key if public_key is not None else pseudo_key_spki(
+        pseudo_key or secrets.token_bytes(PSEUDO_KEY_BITS // 8), encoding)
     extension = MultiPrefixExtension(public_key is not None, tuple(prefixes)).to_extension()
     start = modifier if modifier is not None else secrets.token_bytes(MODIFIER_LEN)
     found, _ = find_modifier(start, hash2_tail(key, extension.encode()), sec, max_iterations)

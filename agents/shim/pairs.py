@@ -6,6 +6,13 @@ figure: for every state, which events move the pair where.  Events that the figu
 list for a state leave it unchanged.  Two causes pin a pair unreachable "for an indefinite
 time" (a local interface down, a deprecated prefix): while pinned, Ti and received packets
 do not release it, only the matching repair event does.
+
+One change to the figure: a received packet proves a pair *inbound* only.  A pair under test
+or found unreachable is not made reachable by it (a pair whose source can no longer leave the
+site still receives: measured when ISP A1's router lost its ISP link, packets to the A1
+address kept arriving while nothing from it got out); rx moves an
+unreachable pair to indeterminate (worth probing) and only a probe exchange (test-ok) makes it
+reachable.
 """
 
 from __future__ import annotations
@@ -60,15 +67,15 @@ TRANSITIONS: dict[PairState, dict[PairEvent, PairState]] = {
         E.LOCAL_DOWN: S.UNREACHABLE,
         E.PREFIX_DEPRECATED: S.UNREACHABLE,
     },
-    S.TEST: {
-        E.RX: S.REACHABLE,
+    S.TEST: {  # rx proves a pair inbound only: the probe under way decides (thesis: rx -> reachable)
         E.TEST_OK: S.REACHABLE,
         E.TEST_FAIL: S.UNREACHABLE,
         E.LOCAL_DOWN: S.UNREACHABLE,
         E.PREFIX_DEPRECATED: S.UNREACHABLE,
     },
-    S.UNREACHABLE: {
-        E.RX: S.REACHABLE,
+    S.UNREACHABLE: {  # thesis: rx -> reachable; here rx makes it worth a probe, a probe exchange proves it
+        E.RX: S.INDETERMINATE,
+        E.TEST_OK: S.REACHABLE,
         E.TI_EXPIRED: S.INDETERMINATE,
         E.LOCAL_UP: S.INDETERMINATE,
         E.PREFIX_VALID: S.INDETERMINATE,

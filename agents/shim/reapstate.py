@@ -31,10 +31,19 @@ class ReapState:
     sent_reports: deque = field(default_factory=lambda: deque(maxlen=MAX_REPORTS))
     received_reports: deque = field(default_factory=lambda: deque(maxlen=MAX_REPORTS))
     peer_keepalive_timeout: float | None = None
+    settling: dict[int, tuple[Address, Address]] = field(default_factory=dict)
+    settle_deadline: float | None = None
+    keep: tuple[Address, Address] | None = None  # verifying the pair in use (upper-layer suspicion)
+    keep_sent: float = 0.0
+    held: tuple[Address, Address] | None = None  # an alternative that answered while we wait for ``keep``
+    hold_deadline: float | None = None
+    kept_at: float = float("-inf")
+    cause: str = ""
 
     @property
     def mode_name(self) -> str:
         return MODE_NAMES[self.mode]
 
     def deadlines(self) -> list[float]:
-        return [d for d in (self.send_deadline, self.keepalive_deadline, self.round_deadline) if d is not None]
+        return [d for d in (self.send_deadline, self.keepalive_deadline, self.round_deadline,
+                            self.settle_deadline, self.hold_deadline) if d is not None]

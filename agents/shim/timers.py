@@ -5,7 +5,11 @@ RFC values as we read RFC 5533 section 16 (establishment, update) and RFC 5534 s
 locator pair is no longer known reachable (here: ``send_timeout``), and Ti, how long a pair
 stays unreachable before it is retried (``unreachable_hold``).  ``context_lifetime`` is the
 thesis's soft-state lifetime (6.4.3.4); ``max_parallel_probes`` its bound on how many pairs are
-explored at once.  Every value can be overridden from the daemon's configuration.
+explored at once.  ``tcp_rto_min`` is not a shim timer but the host's TCP minimum
+retransmission timeout (``net.ipv4.tcp_rto_min_us`` of the host's namespace, 0 = leave the
+kernel's 200 ms): TCP's first RTO is the upper-layer failure signal (thesis 6.4.3.3.1), and
+its second is when the data goes again on the new pair.  Every value can be overridden from
+the daemon's configuration.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class TimerProfile:
     # thesis 6.4.3.4 / 6.4.3.5
     unreachable_hold: float = 30.0
     context_lifetime: float = 600.0
+    # upper-layer feedback (thesis 6.4.3.3.1)
+    tcp_rto_min: float = 0.0
 
     @property
     def keepalive_interval(self) -> float:
@@ -73,6 +79,7 @@ TUNED = TimerProfile(
     max_probe_timeout=4.0,
     unreachable_hold=10.0,
     context_lifetime=120.0,
+    tcp_rto_min=0.03,
 )
 PROFILES = {p.name: p for p in (RFC, TUNED)}
 

@@ -94,3 +94,47 @@ def test_hybrid_set_verifies_as_hba_and_signs_as_cga():
     hba.verify_hba(hybrid.addresses[1], hybrid.params[0])
     tag = bytes(16)
     cga.verify_signed(hybrid.addresses[0], hybrid.params[0], tag, b"m", cga.sign(key, tag, b"m"))
+
+
+# LinShim6 userspace/libs/libcga/hba_test.c: data from Francis Dupont's HBA implementation (Sec 1, three
+# prefixes, modifier search started at mod_0, pseudo-key as the subjectPublicKey BIT STRING)
+LINSHIM6_PSEUDO_KEY = bytes.fromhex(
+    "a36844b530e9211a4b262b16467cb7dfba1f595c0194f275be5a4d386f2c3c2382508773c7867f9b3b9e63a09c7bc48f")
+LINSHIM6_MOD_START = bytes.fromhex("89a8a8b2e858d8b8f2633f44d2d7c361")
+LINSHIM6_MOD_FOUND = bytes.fromhex("89a8a8b2e858d8b8f2633f44d2d7c362")
+LINSHIM6_PREFIXES = [bytes.fromhex(p) for p in ("fe80000000000000", "200106881f990001", "2001066073010001")]
+LINSHIM6_ADDRESSES = ["fe80::2c5f:924d:c4c:824e", "2001:688:1f99:1:3cae:90c0:f2b6:e582", "2001:660:7301:1:3cd1:7773:6f00:f11b"]
+
+
+def test_linshim6_known_answer():
+    got = hba.generate_hba_set(LINSHIM6_PREFIXES, sec=1, modifier=LINSHIM6_MOD_START, pseudo_key=LINSHIM6_PSEUDO_KEY)
+    assert got.modifier == LINSHIM6_MOD_FOUND
+    assert cga.hash2(got.params[0]).hex() == "0000ad8a46e83c4494b7611dd011"  # hash2_1 of hba_test.c
+    assert [str(a) for a in got.addresses] == LINSHIM6_ADDRESSES
+    assert hba.pseudo_key_of(got.params[0].public_key) == (LINSHIM6_PSEUDO_KEY, hba.BIT_STRING)
+
+
+def test_linshim6_set_verifies_from_its_own_parameter_structure():
+    """What a LinShim6 peer sends: its structure, rebuilt from the known answer's inputs by hand."""
+    key = bytes.fromhex("3042300d06092a864886f70d0101010500033100") + LINSHIM6_PSEUDO_KEY
+    ext = hba.MultiPrefixExtension(False, tuple(LINSHIM6_PREFIXES)).to_extension()
+    params = cga.CgaParams.decode(cga.CgaParams(LINSHIM6_MOD_FOUND, LINSHIM6_PREFIXES[1], 0, key, (ext,)).encode())
+    for address in LINSHIM6_ADDRESSES:
+        hba.verify_hba(ipaddress.IPv6Address(address), params)
+
+
+def test_modulus_encoded_sets_still_verify_and_differ():
+    old = hba.generate_hba_set(PREFIXES, sec=0, modifier=bytes(16), pseudo_key=bytes(range(48)), encoding=hba.RSA_MODULUS)
+    new = hba.generate_hba_set(PREFIXES, sec=0, modifier=bytes(16), pseudo_key=bytes(range(48)))
+    assert old.addresses != new.addresses
+    assert hba.pseudo_key_of(old.params[0].public_key) == (bytes(range(48)), hba.RSA_MODULUS)
+    for hset in (old, new):
+        for address in hset.addresses:
+            hba.verify_hba(address, cga.CgaParams.decode(hset.params[0].encode()))
+
+
+def test_real_rsa_key_is_not_a_pseudo_key():
+    key = cga.public_key_der(rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key())
+    assert hba.pseudo_key_of(key) is None
+    with pytest.raises(ValueError):
+        hba.pseudo_key_spki(bytes(48), "base64")
