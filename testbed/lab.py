@@ -290,7 +290,8 @@ class _Builder:
             if spec.role == "bridge":
                 continue
             handle = self.lab.nodes[spec.name]
-            handle.run(["ip", "-6", "-batch", str(handle.dir / "setup.ip")], check=True)  # an IPv6-only lab
+            family = ["-family", self.lab.net.ip_family] if self.lab.net.ip_family else []
+            handle.run(["ip", *family, "-batch", str(handle.dir / "setup.ip")], check=True)
             if spec.nft or spec.ingress:
                 handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
 

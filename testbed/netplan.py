@@ -168,6 +168,9 @@ class NetPlan:
     bgp_timers: Any = None
     await_routes: dict[str, list[str]] = field(default_factory=dict)
     address_spaces: list[str] = field(default_factory=list)
+    # the family of the nodes' `ip -batch` files: "inet6" for an IPv6-only lab (lets source rules such as
+    # ``rule add from 2001:db8::/48 ...`` parse), None when a lab also numbers IPv4 (the i2p kind)
+    ip_family: str | None = "inet6"
     # router -> kernel routes (``DST`` or ``DST from SRC``) its main table must hold before the lab is
     # ready: the site IGP's prefixes, a mechanism's routes that follow the IGP
     await_kernel_routes: dict[str, list[str]] = field(default_factory=dict)

@@ -112,7 +112,7 @@ def build_i2p_netplan(lab: I2pLab) -> NetPlan:
     members = tuple(Member(name, IFNAME, (addr,)) for name, addr in addrs.items())
     plan = AddressPlan(aggregates={}, infra={}, site_prefixes={}, pi_prefixes={},
                        segments=[Segment(SEGMENT, "lan", "i2p", (subnet,), members)])  # type: ignore[arg-type]
-    net = NetPlan(lab, plan)
+    net = NetPlan(lab, plan, ip_family=None)  # IPv4 addresses in the nodes' ip batch files
     bal_services, fronts = balancer_services(lab)
     if bal_services:  # first: its sockets are what the frontends connect to
         net.nodes[BALANCER_NODE] = Node(BALANCER_NODE, "host", "balancer", sysctls=dict(NODE_SYSCTLS),

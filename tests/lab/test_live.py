@@ -60,11 +60,11 @@ def test_a_link_cut_in_one_shell_is_seen_and_undone_from_another(lab):
 
 
 def test_for_seconds_undoes_by_itself(lab):
-    mhlab(lab, "fault", lab.name, "loss", "ispa-ra", "100%", "--for", "4")
+    mhlab(lab, "fault", lab.name, "loss", "ispa-ra", "100%", "--for", "10")
     assert "mhlab_fault_loss_ispa_ra" in lab["ra"].run(["nft", "list", "tables"]).stdout
     ping = lab["h1"].run(["ping", "-c2", "-W1", "-I", H1_A, SRV])
     assert ping.returncode != 0, "100 % loss lets nothing through"
-    wait_until(lambda: in_force(lab) == [], timeout=20, what="the --for fault to expire")
+    wait_until(lambda: in_force(lab) == [], timeout=40, what="the --for fault to expire")
     assert "mhlab_fault" not in lab["ra"].run(["nft", "list", "tables"]).stdout
     assert faults_of(lab.rundir)[-1].state == "expired"
     assert lab["h1"].run(["ping", "-c1", "-W2", "-I", H1_A, SRV]).returncode == 0
@@ -99,7 +99,7 @@ def test_bad_words_are_usage_errors(lab):
 
 
 def test_capture_a_link_to_a_file_and_to_stdout(lab, tmp_path):
-    ping = lab["h1"].popen(["ping", "-i", "0.1", "-c", "100", "-I", H1_A, SRV])
+    ping = lab["h1"].popen(["ping", "-i", "0.1", "-c", "400", "-I", H1_A, SRV])
     try:
         pcap = tmp_path / "ispa-ra.pcap"
         mhlab(lab, "capture", lab.name, "ra-ispa", "-w", str(pcap), "--for", "2")

@@ -10,6 +10,7 @@ import pytest
 from testbed.checks import ping
 from testbed.lab import Lab, _TaggedNode
 from testbed.procs import tagged_pids
+from testbed.wait import wait_until
 
 pytestmark = pytest.mark.lab
 TOPO = Path(__file__).resolve().parents[2] / "topologies" / "two-isp-site.yaml"
@@ -23,9 +24,11 @@ def _tag(pid: int) -> str | None:
 def test_each_node_carries_its_own_tag():
     first, second = _TaggedNode("cbtag1", "cbtaga", inNamespace=True), _TaggedNode("cbtag2", "cbtagb", inNamespace=True)
     try:
-        assert (_tag(first.pid), _tag(second.pid)) == ("cbtaga", "cbtagb")
+        # a just-forked child shows its parent's environment until it has exec'd: poll briefly
+        assert wait_until(lambda: (_tag(first.pid), _tag(second.pid)), 5, 0.05, what="the node shells' tags",
+                          ok=lambda tags: tags == ("cbtaga", "cbtagb"))
         proc = first.popen(["sleep", "5"])
-        assert _tag(proc.pid) == "cbtaga"
+        assert wait_until(lambda: _tag(proc.pid), 5, 0.05, what="the process's tag", ok=lambda t: t == "cbtaga")
         proc.kill()
         proc.wait()
     finally:
