@@ -109,11 +109,15 @@ class Failover:
     gap: Gap | None
 
 
+ONSET = 1.0  # s: a gap opening later than this after a fault is not the fault's (jitter, another cause)
+
+
 def failover(fault: str, at: float, gaps: Sequence[Gap], horizon: float) -> Failover:
-    """The first gap still running at ``at`` or opening before ``horizon`` (the next fault, or the end) is
-    the interruption this fault caused; its end is when delivery resumed."""
+    """The first gap still running at ``at`` or opening within ``ONSET`` after it (and before ``horizon``:
+    the next fault, or the end) is the interruption this fault caused; its end is when delivery resumed.
+    No such gap: delivery never paused for longer than the gap threshold, failover 0."""
     for gap in gaps:
-        if gap.end > at and gap.start < horizon:
+        if gap.end > at and gap.start < min(horizon, at + ONSET):
             return Failover(fault, at, None if gap.open else max(0.0, gap.end - at), gap)
     return Failover(fault, at, 0.0, None)
 

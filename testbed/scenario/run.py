@@ -185,8 +185,10 @@ def _timeline(scenario, lab: Lab, traffic: Traffic, plans, actions: list[Action]
         elif what == "apply":
             fault, action = payload
             progress(f"t={time.monotonic() - t0:.2f}s fault {fault.name}: {action.describe}")
-            action.do()
+            # the fault's instant is when it is issued: a link goes down during the call, which may
+            # return tens of ms later on a loaded machine (measuring from the return hid short gaps)
             applied[fault.name] = [t0_wall + (time.monotonic() - t0), None]
+            action.do()
         elif what == "undo":
             fault, action = payload
             progress(f"t={time.monotonic() - t0:.2f}s undo {fault.name}")

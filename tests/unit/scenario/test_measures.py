@@ -139,3 +139,10 @@ def test_attempt_ratio_and_latency():
 
 def test_binned_counts():
     assert m.binned_counts([0.05, 0.06, 0.15, 0.35, 9.0], 0.0, 0.4, 0.1) == [2, 1, 0, 1]
+
+
+def test_failover_ignores_a_jitter_gap_long_after_the_fault():
+    """The fault's interruption stayed under the gap threshold; a pause 2 s later is not its failover."""
+    late = [m.Gap(5.0, 5.4)]
+    assert m.failover("cut", 3.0, late, horizon=10.0).seconds == 0.0
+    assert m.failover("cut", 3.0, [m.Gap(3.5, 3.7)], horizon=10.0).seconds == pytest.approx(0.7)
