@@ -34,11 +34,11 @@ QUANTITY = 3
 SAMPLE_EVERY = 10.0
 
 
-def worker(kind: str, n: int, window: float, settle: float, out: Path) -> None:
-    mode = "naive" if kind == "naive" else "balancer"
+def worker(kind: str, n: int, window: float, settle: float, out: Path, prefix: str = "pl") -> None:
+    mode = kind if kind in ("naive", "aware") else "balancer"
     # a single-router Destination of the same size, in a network of the same size (N - 1 extra routers)
     hosting, quantity, extra = (1, min(16, QUANTITY * n), n - 1) if kind == "single" else (n, QUANTITY, 0)
-    m = model(f"pl{kind[0]}{n}", mode, hosting, quantity, clients=extra)
+    m = model(f"{prefix}{kind[0]}{n}", mode, hosting, quantity, clients=extra)
     lab = Lab.deploy(m)
     try:
         ready = time.time()
@@ -157,12 +157,14 @@ def main() -> int:
     p = experiment_parser(__doc__)
     p.add_argument("--window", type=float, default=600.0, help="measured seconds per lab (default 600)")
     p.add_argument("--settle", type=float, default=30.0, help="seconds after the Destination is ready")
-    p.add_argument("--kinds", default="naive,balancer,single")
+    p.add_argument("--kinds", default="naive,balancer,single", help="comma list of naive, balancer, aware "
+                   "(balancer with the gateway_aware policy), single")
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    p.add_argument("--prefix", default="pl", help="lab names are PREFIX + kind initial + N (default pl)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]), args.window, args.settle, args.out)
+        worker(args.worker[0], int(args.worker[1]), args.window, args.settle, args.out, args.prefix)
         return 0
     args.output.mkdir(parents=True, exist_ok=True)
     if args.report_only:
@@ -170,7 +172,8 @@ def main() -> int:
     else:
         jobs = [[k, n] for k in args.kinds.split(",") for n in args.sizes.split(",")]
         results = run_workers("i2p_publication_load", jobs, args.output,
-                              ["--window", str(args.window), "--settle", str(args.settle)])
+                              ["--window", str(args.window), "--settle", str(args.settle),
+                               "--prefix", args.prefix])
     print(report(results, args.output))
     return 0
 

@@ -16,7 +16,7 @@ from .backend import EchoBackend
 from .control import serve_control, write_status_file
 from .frontend import DEFAULT_OPTIONS, Frontend
 from .keys import DestinationKeys
-from .policy import POLICIES
+from .policy import POLICIES, make_policy
 from .remote import RemoteBackend, RemoteBalancer, serve_backend, serve_balancer
 from .service import BalancerService
 
@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--publish-count", type=int, default=1)
         p.add_argument("--min-interval", type=float, default=20.0, help="seconds between LeaseSets")
         p.add_argument("--policy", choices=sorted(POLICIES), default="fair_share",
-                       help="which leases to publish: a fair share of every router's, or one primary router's")
+                       help="which leases to publish: a fair share of every router's, one primary router's, "
+                            "or gateway_aware: only leases through a small sticky set of inbound gateways")
+        p.add_argument("--gateways", type=int, default=None,
+                       help="gateway_aware: distinct inbound gateways to publish (default: as many as the "
+                            "most varied single router's own pool has)")
 
     def tunnels(p: argparse.ArgumentParser) -> None:
         p.add_argument("--option", type=_option, action="append", default=[], help="I2CP option KEY=VALUE")
@@ -92,7 +96,7 @@ async def _main(args: argparse.Namespace) -> None:
     options = {**DEFAULT_OPTIONS, **dict(getattr(args, "option", []))}
     if args.command == "run":
         service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval,
-                                  policy=POLICIES[args.policy]())
+                                  policy=make_policy(args.policy, args.gateways))
         backend = EchoBackend(keys)
         frontends = [Frontend(n, h, p, keys, service, backend, options) for n, h, p in args.router]
 
@@ -102,7 +106,7 @@ async def _main(args: argparse.Namespace) -> None:
         await _serve(args, status, [service.run(), *(f.run() for f in frontends)])
     elif args.command == "balancer":
         service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval,
-                                  policy=POLICIES[args.policy]())
+                                  policy=make_policy(args.policy, args.gateways))
         await serve_balancer(args.listen, service)
         await _serve(args, service.status, [service.run()])
     elif args.command == "frontend":
