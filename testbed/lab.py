@@ -292,7 +292,10 @@ class _Builder:
             if spec.role == "bridge":
                 continue
             handle = self.lab.nodes[spec.name]
-            handle.run(["ip", "-6", "-batch", str(handle.dir / "setup.ip")], check=True)  # an IPv6-only lab
+            # IPv6 labs need -6 (rules and routes without an address default to IPv4); a node with IPv4
+            # addresses (the i2p kind's 198.18.0.0/15 LAN) takes its family from each address
+            v4 = any(":" not in a for i in spec.ifaces for a in i.addresses)
+            handle.run(["ip", *([] if v4 else ["-6"]), "-batch", str(handle.dir / "setup.ip")], check=True)
             if spec.nft or spec.ingress:
                 handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
 

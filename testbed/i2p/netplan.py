@@ -86,6 +86,7 @@ def balancer_services(lab: I2pLab) -> tuple[list[Process], dict[str, list[Proces
                                                 *tunnel_options(lab)],
                                 ready="{node_dir}/control.sock")] for r in hosting}
     bal = [Process("backend", [*PY_BALANCER, "backend", *keys, "--listen", "unix:{node_dir}/backend.sock",
+                               *([] if lab.balancer.handover else ["--no-handover"]),
                                "--control", "unix:{node_dir}/backend-control.sock"],
                    ready="{node_dir}/backend-control.sock"),
            Process("balancer", [*PY_BALANCER, "balancer", *keys, "--listen", "unix:{node_dir}/balancer.sock",

@@ -38,6 +38,8 @@ class BalancerOptions(Strict):
                                   "router's (keeps clients' end-to-end sessions on one router), or "
                                   "gateway_aware: only leases through a small sticky set of inbound "
                                   "gateways, so the LeaseSet shows as many gateways as one router's")
+    handover: bool = Field(True, description="when a router is lost, the backend sends its silent clients a "
+                           "datagram through a published survivor, so their i2pd opens a new session there")
     gateways: int | None = Field(None, ge=1, le=16, description="gateway_aware: distinct inbound gateways "
                                  "to publish (default: as many as the most varied router's own pool)")
 
