@@ -1,7 +1,7 @@
 """Continuity for a client that keeps its end-to-end session: the balancer's handover on real i2pd.
 
 A stock SAM client (no spare session, no renewal) sends a request every 500 ms to a Destination on 2
-hosting routers under the ``primary`` policy.  Once the client's session is older than 120 s (i2pd
+hosting routers under the ``primary`` policy, in a network of 6 routers.  Once the client's session is older than 120 s (i2pd
 2.45.1 replaces a session only after ``ECIESX25519_RESTART_TIMEOUT``), the router carrying its requests
 is crashed; ``--observe`` seconds later it is restored, and once it is back as a standby the next
 crash (of the new carrier) follows, ``--cycles`` times per lab.  ``handover`` labs run the backend's
@@ -36,7 +36,9 @@ TIMEOUT_S = 5.0
 
 def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, out: Path) -> None:
     name = f"{prefix}{kind[0]}{index}"
-    m = I2pLab(name=name, hosting=2, clients=1, floodfills=1, seed=f"exp-{name}",
+    # 3 client routers (the probe runs on c1): in a network of 4 routers, most tunnels of the client and
+    # of the survivor go through the crashed router and die with it
+    m = I2pLab(name=name, hosting=2, clients=3, floodfills=1, seed=f"exp-{name}",
                balancer=BalancerOptions(policy="primary", handover=kind == "handover"))
     lab = Lab.deploy(m)
     runs: list[dict[str, Any]] = []

@@ -40,6 +40,9 @@ class EchoBackend:
     handovers: Counter[str] = field(default_factory=Counter)
 
     def router_state(self, via: PayloadSender, up: bool, published: bool) -> None:
+        before = self.routers.get(via.name)
+        if self.handover is not None and not up and (before is None or before[1].up):
+            self.handover.router_lost(via.name)
         self.routers[via.name] = (via, RouterView(up, published))
 
     def tick(self) -> None:

@@ -35,6 +35,7 @@ class Client:
     last_heard: float
     last_nudge: float | None = None
     nudges: int = 0
+    orphaned: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,15 +71,21 @@ class Handover:
             self.clients[key] = Client(destination, src_port, dst_port, router, now)
             return
         client.src_port, client.dst_port, client.router, client.last_heard = src_port, dst_port, router, now
-        client.last_nudge = None
+        client.last_nudge, client.orphaned = None, False
+
+    def router_lost(self, router: str) -> None:
+        """The router's session state is gone (also when it comes back: a restarted router has none),
+        so its clients need a new session until they are heard again."""
+        for client in self.clients.values():
+            if client.router == router:
+                client.orphaned = True
 
     def due(self, now: float, routers: Mapping[str, RouterView]) -> list[Nudge]:
         for key in [k for k, c in self.clients.items() if now - c.last_heard > self.forget_s]:
             del self.clients[key]
         nudges = []
         for client in self.clients.values():
-            view = routers.get(client.router)
-            if (view is not None and view.up) or now - client.last_heard < self.silence_s:
+            if not client.orphaned or now - client.last_heard < self.silence_s:
                 continue
             if client.last_nudge is not None and now - client.last_nudge < self.every_s:
                 continue

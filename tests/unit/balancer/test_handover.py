@@ -22,13 +22,14 @@ UP, PUB, DOWN = RouterView(True, False), RouterView(True, True), RouterView(Fals
 def test_only_silent_clients_of_a_lost_router_are_nudged_through_a_published_survivor() -> None:
     h = Handover(silence_s=1.0, every_s=3.0)
     h.heard(CLIENT.destination, 4000, 5000, "r1", now=100.0)
-    assert h.due(100.5, {"r1": DOWN, "r2": PUB}) == []          # not silent yet
     assert h.due(102.0, {"r1": PUB, "r2": PUB}) == []           # its router lives: just idle
+    h.router_lost("r1")
+    assert h.due(100.5, {"r1": DOWN, "r2": PUB}) == []          # not silent yet
     assert h.due(102.0, {"r1": DOWN, "r2": UP}) == []           # no survivor is published yet
     [nudge] = h.due(102.0, {"r1": DOWN, "r2": UP, "r3": PUB})
     assert nudge.router == "r3" and nudge.client.src_port == 4000
     assert h.due(103.0, {"r1": DOWN, "r3": PUB}) == []          # paced
-    assert [n.router for n in h.due(105.0, {"r1": DOWN, "r3": PUB})] == ["r3"]
+    assert [n.router for n in h.due(105.0, {"r1": PUB, "r3": PUB})] == ["r3"]  # r1 restarted: no session
     h.heard(CLIENT.destination, 4000, 5000, "r3", now=106.0)    # answered through the survivor: done
     assert h.due(108.0, {"r1": DOWN, "r3": PUB}) == []
     assert h.status() == {"clients": 1, "nudges": 2}
@@ -37,6 +38,7 @@ def test_only_silent_clients_of_a_lost_router_are_nudged_through_a_published_sur
 def test_clients_silent_for_long_are_forgotten() -> None:
     h = Handover(forget_s=60.0)
     h.heard(CLIENT.destination, 1, 2, "r1", now=0.0)
+    h.router_lost("r1")
     assert h.due(61.0, {"r1": DOWN, "r2": PUB}) == [] and h.clients == {}
 
 
