@@ -185,6 +185,33 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     return save_report(fig, text, out, "i2p_publication_load")
 
 
+def histogram_plot(results: list[dict[str, Any]], out: Path) -> None:
+    """Distinct gateways per published LeaseSet, one panel per N, one bar group per run kind."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["n"] for r in results})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 3.8), squeeze=False)
+    for ax, n in zip(axes[0], sizes):
+        runs = sorted((r for r in results if r["n"] == n), key=lambda r: r["kind"])
+        counts = [distinct_counts(r) for r in runs]
+        cats = sorted(set().union(*counts))
+        width = 0.8 / max(1, len(runs))
+        for i, (r, c) in enumerate(zip(runs, counts)):
+            total = sum(c.values())
+            ax.bar([x + (i - (len(runs) - 1) / 2) * width for x in cats], [c[x] / total for x in cats], width,
+                   label=f"{r['kind']} ({total} snapshots)")
+        ax.set_xticks(cats)
+        ax.set_xlabel(f"distinct inbound gateways in the published LeaseSet (N = {n})")
+        ax.set_ylabel("share of snapshots")
+        ax.set_ylim(0, 1.4)
+        ax.legend(fontsize=8, ncol=2, loc="upper center")
+        ax.set_title("Gateways per LeaseSet: policies vs one router", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "i2p_gateway_histogram.png", dpi=120)
+
+
 def main() -> int:
     p = experiment_parser(__doc__)
     p.add_argument("--window", type=float, default=600.0, help="measured seconds per lab (default 600)")
@@ -209,6 +236,7 @@ def main() -> int:
                               ["--window", str(args.window), "--settle", str(args.settle),
                                "--prefix", args.prefix, *(["--gateways", str(args.gateways)] if args.gateways else [])])
     print(report(results, args.output))
+    histogram_plot(results, args.output)
     return 0
 
 
