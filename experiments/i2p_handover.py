@@ -90,6 +90,9 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
                      + " ".join("-" if x is None else f"{x:.1f}" for x in recs))
         ax.scatter([x if x is not None else 32 for x in recs], [i] * len(recs), alpha=0.6,
                    marker="o" if kind == "handover" else "x", s=50)
+    lines.append("per lab, crash by crash: " + "; ".join(
+        f"{r['lab']}: " + " ".join("-" if run["recovery_s"] is None else f"{run['recovery_s']:.1f}" for run in r["runs"])
+        for r in sorted(results, key=lambda r: r["lab"])))
     ax.axvline(10, color="grey", ls=":", label="goal: 10 s")
     ax.set_yticks([0, 1], ["handover", "no handover"])
     ax.set_ylim(-0.7, 1.7)
