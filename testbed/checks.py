@@ -9,13 +9,15 @@ routers and the balancer); :func:`run_all` runs it.  The probes read only the Ne
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import asdict
 from typing import Any
 
 from .kinds.contract import Check, RunningLab
 
-__all__ = ["Check", "bgp_checks", "bgp_pending", "bfd_peers", "routing_settled", "ping", "http_get",
+__all__ = ["Check", "bgp_checks", "bgp_pending", "bfd_peers", "kernel_routes",
+           "kernel_routes_pending", "route_spec", "routing_settled", "ping", "http_get",
            "ingress_counters", "run_all", "table", "to_json"]
 
 
@@ -34,6 +36,37 @@ def bgp_pending(lab: RunningLab) -> list[str]:
     for router, prefixes in lab.net.await_routes.items():
         routes = lab.vtysh_json(router, "show bgp ipv6 unicast json").get("routes", {})
         missing += [f"{router} lacks {p}" for p in prefixes if p not in routes]
+    return missing
+
+
+def kernel_routes(lab: RunningLab, router: str, table: str = "main") -> list[dict]:
+    """The router's IPv6 kernel routes (``ip -j -6 route show table T``), each with ``dst`` and ``from``
+    normalised to prefixes (``::/0``, ``…/128``)."""
+    out = lab[router].run(["ip", "-j", "-6", "route", "show", "table", table]).stdout
+    routes = json.loads(out or "[]")
+    for r in routes:
+        for key in ("dst", "from"):
+            if key in r:
+                r[key] = _prefix(r[key])
+    return routes
+
+
+def _prefix(text: str) -> str:
+    return "::/0" if text == "default" else str(ipaddress.IPv6Network(text, strict=False))
+
+
+def route_spec(route: dict) -> str:
+    """``DST`` or ``DST from SRC``: how ``NetPlan.await_kernel_routes`` names a route."""
+    return route["dst"] + (f" from {route['from']}" if route.get("from", "::/0") != "::/0" else "")
+
+
+def kernel_routes_pending(lab: RunningLab) -> list[str]:
+    """Kernel routes a router still lacks (``NetPlan.await_kernel_routes``): the site IGP's prefixes, and
+    routes a mechanism derives from the IGP.  Empty once every one is installed."""
+    missing = []
+    for router, wanted in lab.net.await_kernel_routes.items():
+        have = {route_spec(r) for r in kernel_routes(lab, router) if r.get("type", "unicast") == "unicast"}
+        missing += [f"{router} lacks {w}" for w in wanted if w not in have]
     return missing
 
 

@@ -85,7 +85,8 @@ def cmd_validate(args) -> int:
 def cmd_plan(args) -> int:
     from .kinds import netplan_for
     topo = _load(args.file)
-    plan = netplan_for(topo).plan  # any lab kind
+    net = netplan_for(topo)
+    plan = net.plan  # any lab kind
     if args.json:
         print(json.dumps(plan.as_dict(), indent=2))
         return 0
@@ -105,7 +106,27 @@ def cmd_plan(args) -> int:
         print(f"  {seg.name:<16} {seg.kind:<4} {', '.join(map(str, seg.subnets))}")
         for m in seg.members:
             print(f"      {m.node:<8} {m.ifname:<8} {', '.join(str(a) for a in m.addresses)}")
+    for site in getattr(topo, "sites", []):
+        print(f"\nsite {site.name}: routes configured per router (mechanism {site.mechanism}, "
+              f"igp {topo.site_igp(site)})")
+        for router in topo.site_routers(site):
+            node = net.nodes[router]
+            lines = [_route_text(r) for r in node.routes if r.kind != "blackhole"]
+            lines += [" ".join(p.argv[2:4]) + " " + " ".join(p.argv[4:]) for p in node.services]
+            if node.ospf6:
+                lines.append("ospf6: " + ", ".join(i.name + (" (passive)" if i.passive else "")
+                                                  for i in node.ospf6.interfaces)
+                             + ("; announces a default" if node.ospf6.default_originate else "")
+                             + "".join(f"; announces {p}" for p in node.ospf6.redistribute_kernel))
+            print(f"  {router:<8} " + ("\n  " + " " * 9).join(lines or ["(connected routes only)"]))
+    for note in net.notes:
+        print(f"note: {note}")
     return 0
+
+
+def _route_text(r) -> str:
+    return f"{r.dst}" + (f" from {r.src}" if r.src else "") + (f" via {r.via}" if r.via else "") + \
+        (f" dev {r.dev}" if r.dev else "")
 
 
 def cmd_render(args) -> int:

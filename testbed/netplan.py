@@ -34,6 +34,31 @@ class Route:
 
 
 @dataclass
+class OspfIface:
+    """An interface in the site IGP: internal links are active point-to-point adjacencies, LANs passive
+    (their prefixes are announced, no adjacency forms over a host LAN)."""
+
+    name: str
+    passive: bool = False
+
+
+@dataclass
+class Ospf6:
+    """FRR ospf6d on a site router (the site IGP: destinations inside the site).  What goes into it beyond
+    the interfaces' prefixes is each mechanism's choice: ``default_originate`` (the exit announces a default
+    while its ISP's BGP default is in its RIB) and ``redistribute`` (host routes FRR staticd holds, e.g.
+    tunnel-mesh's anycast addresses)."""
+
+    router_id: str
+    interfaces: list[OspfIface] = field(default_factory=list)
+    area: str = "0.0.0.0"
+    hello_s: int = 1
+    dead_s: int = 3
+    default_originate: bool = False
+    redistribute_kernel: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Neighbor:
     """An eBGP session seen from one side; ``export`` lists the prefixes this side may announce."""
 
@@ -45,6 +70,10 @@ class Neighbor:
     default_originate: bool = False
     accept: list[str] = field(default_factory=list)  # prefixes allowed in ('any' = everything)
     next_hop_self: bool = False  # iBGP without an IGP: the peer must reach what we pass on through us
+    # FRR `set` clauses of a route-map applied on top of the prefix lists: traffic engineering knobs
+    # (``as-path prepend 65100 65100``, ``community no-export additive`` out; ``local-preference 200`` in)
+    set_out: list[str] = field(default_factory=list)
+    set_in: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +117,9 @@ class Node:
     # RFC 2827/3704 ingress filtering: customer interface -> source prefixes accepted from it (the rest is
     # dropped and counted in the named nftables counter ``ingress_<interface>``)
     ingress: dict[str, list[str]] = field(default_factory=dict)
+    # what the ingress filter does with the rest: "drop", or "reject" (ICMPv6 code 5, policy-fail)
+    ingress_action: str = "drop"
+    ospf6: Ospf6 | None = None
 
     @property
     def counters(self) -> list[str]:
@@ -136,6 +168,9 @@ class NetPlan:
     bgp_timers: Any = None
     await_routes: dict[str, list[str]] = field(default_factory=dict)
     address_spaces: list[str] = field(default_factory=list)
+    # router -> kernel routes (``DST`` or ``DST from SRC``) its main table must hold before the lab is
+    # ready: the site IGP's prefixes, a mechanism's routes that follow the IGP
+    await_kernel_routes: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -175,11 +210,21 @@ def build_netplan(topo: Topology, plan: AddressPlan | None = None, registry: Reg
     _isp_bgp(net)
     for site in topo.sites:
         _site_base(net, site)
+        _site_igp(net, site)
         for mech, options in [site_mechanism(topo, site, registry)] + site_addons(topo, site, registry):
             mech.apply(net, site, options)
             _contributions(net, site, mech)
+    _without_idle_bgp(net)
     _runtime_needs(net)
     return net
+
+
+def _without_idle_bgp(net: NetPlan) -> None:
+    """A router left without BGP (a site's interior router, unless its mechanism gave it sessions) runs no
+    bgpd, nor bfdd, which serves only BGP here."""
+    for node in net.routers():
+        if node.bgp is None:
+            node.frr_daemons = [d for d in node.frr_daemons if d not in ("bgpd", "bfdd")]
 
 
 def _runtime_needs(net: NetPlan) -> None:
@@ -303,6 +348,28 @@ def _site_base(net: NetPlan, site) -> None:
         isp.bgp.neighbors.append(Neighbor(ex.router, str(seg.member(ex.router).addresses[0].ip), site_asn,
                                           "customer", export=["::/0"], default_originate=True, accept=[pa]))
         isp.ingress[seg.member(ex.isp).ifname] = [pa, str(seg.subnets[0])]
+        isp.ingress_action = topo.isp(ex.isp).ingress
+
+
+def _site_igp(net: NetPlan, site) -> None:
+    """The site IGP (``Topology.site_igp``): ospf6d on every site router, one area, point-to-point
+    adjacencies over the internal links and the LANs passive, so every site /64 is known everywhere.  No
+    default route goes into it here: whether an exit announces one is the routing mechanism's decision
+    (destination-only routing needs it; a source-specific mechanism must not let it override the source)."""
+    topo, plan = net.topology, net.plan
+    if topo.site_igp(site) != "ospf6":
+        return
+    routers = topo.site_routers(site)
+    inside = [s for s in plan.segments if s.owner == site.name]
+    for r in routers:
+        node = net.nodes[r]
+        node.frr_daemons.append("ospf6d")
+        ifaces = [OspfIface(seg.member(r).ifname, passive=seg.kind == "lan")
+                  for seg in inside if any(m.node == r for m in seg.members)]
+        node.ospf6 = Ospf6(plan.router_ids[r], ifaces)
+    for r in routers:
+        net.await_kernel_routes.setdefault(r, []).extend(
+            str(n) for seg in inside if not any(m.node == r for m in seg.members) for n in seg.subnets)
 
 
 def ingress_counter(ifname: str) -> str:

@@ -119,6 +119,10 @@ class Isp(Strict):
                                                     "auto-assigned when omitted")
     upstreams: list[Name] = Field(default_factory=list, description="ISPs this one buys transit from")
     hosts: list[HostRef] = Field(default_factory=list, description="single-homed hosts on a LAN behind it")
+    ingress: Literal["drop", "reject"] = Field(
+        "drop", description="what the ingress filter does with a customer packet whose source the ISP did not "
+        "delegate: drop it silently (RFC 2827), or reject it with ICMPv6 Destination Unreachable code 5 "
+        "(source address failed ingress/egress policy, RFC 4443) so the host learns; counted either way")
 
     @field_validator("aggregate")
     @classmethod
@@ -183,6 +187,10 @@ class Site(Strict):
     lans: list[Lan] = Field(default_factory=list)
     links: list[tuple[Name, Name]] | None = Field(
         None, description="internal router-to-router links (default: full mesh of exit routers)")
+    igp: Literal["ospf6", "none"] = Field(
+        "none", description="the site's interior routing for destinations inside the site: ospf6 (FRR ospf6d on "
+        "every site router, internal links active, LANs passive; needed by interior routers and several LANs "
+        "unless the mechanism brings its own IGP) or none (connected routes only, the default)")
 
     @field_validator("pi_prefix")
     @classmethod
@@ -215,6 +223,13 @@ class Topology(Strict):
         """The site's AS: its ``asn:``, else SITE_ASN_BASE + its index in the file."""
         return site.asn or SITE_ASN_BASE + self.sites.index(site)
 
+    def with_mechanism(self, mechanism: str, registry: Registry | None = None) -> "Topology":
+        """A copy whose sites all run ``mechanism``; a site keeps its options only when it already ran that
+        mechanism (options belong to one mechanism)."""
+        sites = [s.model_copy(update={"mechanism": mechanism, "options": s.options if s.mechanism == mechanism
+                                      else {}}) for s in self.sites]
+        return self.variant(registry, sites=sites)
+
     def variant(self, registry: Registry | None = None, **changes: Any) -> "Topology":
         """A copy with some fields replaced (``topo.variant(name="x")``, ``sites=[...]``), validated again
         like the file was, and keeping the file's line marks so errors still point into it."""
@@ -235,6 +250,11 @@ class Topology(Strict):
 
     def lan_routers(self, site: Site, lan: Lan) -> list[str]:
         return list(lan.routers) if lan.routers is not None else list(dict.fromkeys(e.router for e in site.exits))
+
+    def site_igp(self, site: Site) -> str:
+        """The site's IGP (``igp:``): an explicit choice, so labs written before it existed keep their
+        routing (some mechanisms bring their own IGP: sadr-igp's babeld, sadr-bgp's iBGP)."""
+        return site.igp
 
     def internal_links(self, site: Site) -> list[tuple[str, str]]:
         if site.links is not None:

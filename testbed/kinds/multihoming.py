@@ -4,14 +4,16 @@ every source address of every site host and counts what the ISPs' ingress filter
 
 from __future__ import annotations
 
-from ..checks import Check, bgp_checks, bgp_pending, http_get, ingress_counters, ping
+from ..checks import (Check, bgp_checks, bgp_pending, http_get, ingress_counters, kernel_routes,
+                      kernel_routes_pending, ping, route_spec)
 from ..mechanisms import mechanisms
 from ..netplan import NetPlan, build_netplan
-from ..topology import Topology, host_def, parse_topology
+from ..topology import Topology, host_def, parse_topology, site_addons, site_mechanism
 from ..yamlmarks import MarkedDoc
 from .contract import LabKind, Readiness, RunningLab, Section
 
 BGP_TIMEOUT = 90.0
+IGP_TIMEOUT = 60.0
 
 
 def parse(doc: MarkedDoc) -> Topology:
@@ -22,9 +24,12 @@ def parse(doc: MarkedDoc) -> Topology:
 
 
 def readiness(net: NetPlan) -> tuple[Readiness, ...]:
-    if not any(n.bgp for n in net.nodes.values()):
-        return ()
-    return (Readiness("BGP convergence", bgp_pending, BGP_TIMEOUT, interval=0.1),)
+    out = []
+    if any(n.bgp for n in net.nodes.values()):
+        out.append(Readiness("BGP convergence", bgp_pending, BGP_TIMEOUT, interval=0.1))
+    if net.await_kernel_routes:
+        out.append(Readiness("site IGP convergence", kernel_routes_pending, IGP_TIMEOUT, interval=0.1))
+    return tuple(out)
 
 
 def servers(lab: RunningLab) -> list[tuple[str, bool]]:
@@ -67,16 +72,36 @@ def checks(lab: RunningLab) -> list[Check]:
 
 
 def inspect(lab: RunningLab) -> list[Section]:
+    """Ingress-filter counters, then what each site's mechanism and add-ons report (their agents)."""
     counters = ingress_counters(lab)
-    return [Section("ingress filters (packets dropped)", tuple((k, str(v)) for k, v in counters.items()))]
+    out = [Section("ingress filters (packets dropped or rejected)",
+                    tuple((k, str(v)) for k, v in counters.items())),
+            Section("routes installed per site router (source-specific, tunnels, site IGP)",
+                    tuple((r, summary) for r, summary in installed_routes(lab).items()))]
+    topo = lab.net.topology
+    for site in topo.sites:
+        for mech, options in [site_mechanism(topo, site)] + site_addons(topo, site):
+            if mech.inspect is not None:
+                out += mech.inspect(lab, site, options)
+    return out
 
 
-def with_mechanism(topo: Topology, mechanism: str) -> Topology:
-    """A copy of ``topo`` whose sites all run ``mechanism``."""
-    sites = [s.model_copy(update={"mechanism": mechanism}) for s in topo.sites]
-    new = topo.model_copy(update={"sites": sites})
-    new._source = topo.source
-    return new
+def installed_routes(lab: RunningLab) -> dict[str, str]:
+    """Per site router, what its kernel holds of what the mechanisms configure: source-specific routes
+    (``DST from SRC via/encap``), seg6 encap/decap routes, and how many routes the site IGP installed."""
+    sites = {s.name for s in lab.net.topology.sites}
+    out = {}
+    for node in lab.net.routers():
+        if node.owner not in sites:
+            continue
+        routes = kernel_routes(lab, node.name)
+        special = [r for r in routes if r.get("from", "::/0") != "::/0" or "encap" in r]
+        parts = [route_spec(r) + (f" encap {r['encap']}" if "encap" in r else
+                                  f" via {r.get('gateway', r.get('dev', '?'))}") for r in special]
+        igp = sum(r.get("protocol") == "ospf" for r in routes)
+        out[node.name] = f"{len(special)} source-specific/tunnel: " + "; ".join(parts) + \
+            (f" | {igp} from the site IGP" if igp else "")
+    return out
 
 
 KIND = LabKind(

@@ -1,6 +1,7 @@
 """``none``: the plain PA site, routing by destination only - the thesis's problem (ch. 3.5).
 
-Each exit router sends everything out through its own ISP.  A host that picks its ISP-B address while its
+Each exit router sends everything out through its own ISP; with a site IGP the exits announce a default
+route in it (while their ISP's BGP default lasts), so interior routers send everything to the nearest exit.  A host that picks its ISP-B address while its
 gateway is the ISP-A exit router is dropped by ISP A's ingress filter.
 """
 
@@ -8,8 +9,14 @@ from .contract import Mechanism
 
 
 def _apply(net, site, options) -> None:
-    net.notes.append(f"site {site.name}: mechanism none - packets leave by destination only; a source "
-                     "address from the other ISP is dropped by the ingress filter")
+    for ex in site.exits:  # with a site IGP, interior routers follow its default to the nearest exit
+        node = net.nodes[ex.router]
+        if node.ospf6 is not None:
+            node.ospf6.default_originate = True
+    for r in [r for r in net.topology.site_routers(site) if r not in {e.router for e in site.exits}]:
+        net.await_kernel_routes.setdefault(r, []).append("::/0")
+    net.notes.append(f"site {site.name}: mechanism none - packets leave by destination only (the nearest exit); "
+                     "a source address from another ISP is dropped or rejected by that exit's ISP")
 
 
 MECHANISM = Mechanism("none", "plain PA multihoming, destination-only routing (shows the ingress-filter problem)",

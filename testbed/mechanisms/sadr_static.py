@@ -1,8 +1,11 @@
 """``sadr-static``: source-address-dependent routing with static routes (thesis 6.2.2.1).
 
-Each exit router R_i gets, for every site prefix P_j, a default route *from P_j*: out through its own ISP
-when j = i, otherwise towards the exit router of ISP j over the site's internal links.  With m prefixes,
-r routers and e exits that is the thesis's m·r·e routes.  Kernel source-specific routes
+Every router of the site - exits and interior routers: the source-routing domain - gets, for every site
+prefix P_j, a default route *from P_j*: at the exit of ISP j out through that ISP, elsewhere towards that
+exit over the site's internal links (first hop of a shortest path).  A site IGP (ospf6) carries the site's
+own prefixes; no default goes into it, so nothing competes with the source-specific defaults.  With m
+prefixes, r routers and e external destinations per router (here 1: the default) that is the thesis's
+m·r·e routes (``mhlab plan`` prints the count).  Kernel source-specific routes
 (``ip -6 route add ::/0 from P_j via …``) are used: FRR 8.4's staticd accepts ``ipv6 route X from Y`` but
 never installs it with a gateway (FRR issue 14247).
 
@@ -64,9 +67,28 @@ def _next_hop(net, site, router: str, target: str) -> tuple[str, str] | None:
     return str(seg.member(hop).addresses[0].ip), seg.member(router).ifname
 
 
+def static_route_count(net, site) -> tuple[int, int, int, int]:
+    """The thesis's count (6.2.2.1): (m prefixes, r routers of the source-routing domain, e external
+    destinations per router, source-specific routes configured).  Here e = 1: the ISPs send only a default."""
+    m, r = len(net.plan.site_prefixes[site.name]), len(net.topology.site_routers(site))
+    routes = sum(1 for n in net.topology.site_routers(site) for rt in net.nodes[n].routes if rt.src)
+    return m, r, 1, routes
+
+
+def _validate(topo, site, options) -> list:
+    if len({e.isp for e in site.exits}) < 2:
+        return [(("exits",), "sadr-static routes by source between several ISPs' prefixes: the site has only "
+                             "one ISP")]
+    return []
+
+
 def _apply(net, site, options) -> None:
     route_by_source(net, site)
+    m, r, e, configured = static_route_count(net, site)
+    net.notes.append(f"site {site.name}: sadr-static - {m} prefixes x {r} routers x {e} external destination = "
+                     f"{m * r * e} source-specific routes (thesis 6.2.2.1: m*r*e, (m-1)*r*e = {(m - 1) * r * e} "
+                     f"beyond destination-only routing); {configured} configured")
 
 
 MECHANISM = Mechanism("sadr-static", "source-address-dependent routing with static source-specific routes",
-                      "6.2.2.1", _apply, demo="scenarios/demo-link-down.yaml")
+                      "6.2.2.1", _apply, validate=_validate, demo="scenarios/demo-link-down.yaml")
