@@ -19,11 +19,13 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from testbed.i2p.analysis import chi2_homogeneity, observations_needed  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 
 from experiments.i2p_runs import (StoreCounter, experiment_parser, gateway_names, lease_snapshot,  # noqa: E402
@@ -34,11 +36,13 @@ QUANTITY = 3
 SAMPLE_EVERY = 10.0
 
 
-def worker(kind: str, n: int, window: float, settle: float, out: Path) -> None:
-    mode = "naive" if kind == "naive" else "balancer"
+def worker(kind: str, n: int, window: float, settle: float, out: Path, prefix: str = "pl",
+           gateways: int | None = None) -> None:
+    mode = kind if kind in ("naive", "aware") else "balancer"
     # a single-router Destination of the same size, in a network of the same size (N - 1 extra routers)
     hosting, quantity, extra = (1, min(16, QUANTITY * n), n - 1) if kind == "single" else (n, QUANTITY, 0)
-    m = model(f"pl{kind[0]}{n}", mode, hosting, quantity, clients=extra)
+    m = model(f"{prefix}{kind[0]}{n}", mode, hosting, quantity, clients=extra,
+              gateways=gateways if kind == "aware" else None)
     lab = Lab.deploy(m)
     try:
         ready = time.time()
@@ -52,7 +56,7 @@ def worker(kind: str, n: int, window: float, settle: float, out: Path) -> None:
             time.sleep(SAMPLE_EVERY)
             samples.append(lease_snapshot(lab, m))
             timeline.append((round(time.time() - start, 1), counter.count()))
-        result = {"kind": kind, "n": n, "hosting": hosting, "quantity": quantity, "window_s": window,
+        result = {"kind": kind if gateways is None or kind != "aware" else f"aware{gateways}", "n": n, "hosting": hosting, "quantity": quantity, "window_s": window,
                   "ready_after_s": round(ready - start + settle, 1), "stores": counter.count(), "updates": counter.updates(),
                   "signed": samples[-1]["publications"] - first["publications"], "timeline": timeline,
                   "gateways": gateway_names(lab, m), "samples": samples}
@@ -96,6 +100,31 @@ def gateway_stats(r: dict[str, Any], window_s: float = 120.0) -> dict[str, float
             "gateway_aware": mean([c for c in covers if c])}
 
 
+def distinct_counts(r: dict[str, Any]) -> Counter[int]:
+    """Distinct gateways of each published LeaseSet snapshot."""
+    return Counter(len({gw for gw, _ in leases}) for s in r["samples"] for leases in s["published"].values() if leases)
+
+
+def against_single(results: list[dict[str, Any]]) -> list[str]:
+    """Each multihomed run's distinct-gateway counts against the single router of the same N: chi-square
+    homogeneity over the snapshots, and how many LeaseSets an observer needs (power 0.8, alpha 0.05).
+    Snapshots 10 s apart of a LeaseSet that changes every few minutes are not independent: the
+    p-values overstate, the observations-needed figure is the one to read."""
+    by = {(r["kind"], r["n"]): r for r in results}
+    lines = [f"{'run':<12} {'distinct gateways per LeaseSet (count: snapshots)':<50} {'chi2':>6} {'df':>2} "
+             f"{'p':>9} {'LeaseSets needed':>16}"]
+    for (kind, n), r in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        hist = distinct_counts(r)
+        if kind == "single" or ("single", n) not in by:
+            lines.append(f"{kind + ' N=' + str(n):<12} {dict(sorted(hist.items()))!s:<50}")
+            continue
+        ref = distinct_counts(by[("single", n)])
+        t = chi2_homogeneity(hist, ref)
+        lines.append(f"{kind + ' N=' + str(n):<12} {dict(sorted(hist.items()))!s:<50} {t.statistic:>6} {t.df:>2} "
+                     f"{t.p_value:>9.2g} {observations_needed(hist, ref):>16.1f}")
+    return lines
+
+
 def min_cover(pools: dict[str, list[list[Any]]]) -> int | None:
     """What a gateway-aware balancer could publish: the fewest distinct gateways whose leases still give
     every live router at least one lease (exact set cover; pools are small)."""
@@ -128,20 +157,23 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
                      f"{g['distinct_per_leaseset']:>6} {g['distinct_per_window']:>9} "
                      f"{g['pool_overlap_jaccard']:>8} {g['hosting_as_gateway']:>13} "
                      f"{g['gateway_aware'] if r['kind'] == 'balancer' else '-':>8}")
+    lines += ["", "Against the single router of the same N (naive: kind 'naive' is one router's own LeaseSet)",
+              *against_single(results)]
     text = "\n".join(lines)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.27
-    for i, kind in enumerate(("naive", "balancer", "single")):
-        xs = [j + (i - 1) * width for j, n in enumerate(SIZES) if (kind, n) in by]
+    width = 0.2
+    for i, kind in enumerate(("naive", "balancer", "aware", "single")):
+        xs = [j + (i - 1.5) * width for j, n in enumerate(SIZES) if (kind, n) in by]
         ax1.bar(xs, [per_10min(by[(kind, n)]) for n in SIZES if (kind, n) in by], width, label=kind)
     ax1.set_xticks(range(len(SIZES)), [f"N={n}" for n in SIZES])
     ax1.set_ylabel("LeaseSet stores at the floodfill / 10 min")
     ax1.set_title("Publication load")
     ax1.legend()
-    for kind, style in (("balancer", "o-"), ("naive", "s--"), ("single", "^:")):
+    for kind, style in (("balancer", "o-"), ("aware", "D-"), ("naive", "s--"), ("single", "^:")):
         pts = [(n, gateway_stats(by[(kind, n)])["distinct_per_window"]) for n in SIZES if (kind, n) in by]
         if pts:
-            ax2.plot(*zip(*pts), style, label=kind if kind != "naive" else "naive (one router's LeaseSet)")
+            label = {"naive": "naive (one router's LeaseSet)", "aware": "balancer, gateway_aware policy"}.get(kind, kind)
+            ax2.plot(*zip(*pts), style, label=label)
     aware = [(n, gateway_stats(by[("balancer", n)])["gateway_aware"]) for n in SIZES if ("balancer", n) in by]
     if aware:
         ax2.plot(*zip(*aware), "o:", color="grey", label="balancer, gateway-aware selection (offline)")
@@ -153,16 +185,47 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     return save_report(fig, text, out, "i2p_publication_load")
 
 
+def histogram_plot(results: list[dict[str, Any]], out: Path) -> None:
+    """Distinct gateways per published LeaseSet, one panel per N, one bar group per run kind."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["n"] for r in results})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 3.8), squeeze=False)
+    for ax, n in zip(axes[0], sizes):
+        runs = sorted((r for r in results if r["n"] == n), key=lambda r: r["kind"])
+        counts = [distinct_counts(r) for r in runs]
+        cats = sorted(set().union(*counts))
+        width = 0.8 / max(1, len(runs))
+        for i, (r, c) in enumerate(zip(runs, counts)):
+            total = sum(c.values())
+            ax.bar([x + (i - (len(runs) - 1) / 2) * width for x in cats], [c[x] / total for x in cats], width,
+                   label=f"{r['kind']} ({total} snapshots)")
+        ax.set_xticks(cats)
+        ax.set_xlabel(f"distinct inbound gateways in the published LeaseSet (N = {n})")
+        ax.set_ylabel("share of snapshots")
+        ax.set_ylim(0, 1.4)
+        ax.legend(fontsize=8, ncol=2, loc="upper center")
+        ax.set_title("Gateways per LeaseSet: policies vs one router", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "i2p_gateway_histogram.png", dpi=120)
+
+
 def main() -> int:
     p = experiment_parser(__doc__)
     p.add_argument("--window", type=float, default=600.0, help="measured seconds per lab (default 600)")
     p.add_argument("--settle", type=float, default=30.0, help="seconds after the Destination is ready")
-    p.add_argument("--kinds", default="naive,balancer,single")
+    p.add_argument("--kinds", default="naive,balancer,single", help="comma list of naive, balancer, aware "
+                   "(balancer with the gateway_aware policy), single")
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    p.add_argument("--prefix", default="pl", help="lab names are PREFIX + kind initial + N (default pl)")
+    p.add_argument("--gateways", type=int, help="aware: the policy's target of distinct gateways "
+                   "(default: the most varied router's own pool)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]), args.window, args.settle, args.out)
+        worker(args.worker[0], int(args.worker[1]), args.window, args.settle, args.out, args.prefix, args.gateways)
         return 0
     args.output.mkdir(parents=True, exist_ok=True)
     if args.report_only:
@@ -170,8 +233,10 @@ def main() -> int:
     else:
         jobs = [[k, n] for k in args.kinds.split(",") for n in args.sizes.split(",")]
         results = run_workers("i2p_publication_load", jobs, args.output,
-                              ["--window", str(args.window), "--settle", str(args.settle)])
+                              ["--window", str(args.window), "--settle", str(args.settle),
+                               "--prefix", args.prefix, *(["--gateways", str(args.gateways)] if args.gateways else [])])
     print(report(results, args.output))
+    histogram_plot(results, args.output)
     return 0
 
 

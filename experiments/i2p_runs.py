@@ -25,12 +25,16 @@ from testbed.i2p.topology import BalancerOptions, I2pLab
 REPO = Path(__file__).resolve().parent.parent
 
 
+POLICY_OF_MODE = {"primary": "primary", "aware": "gateway_aware"}
+
+
 def model(name: str, mode: str, hosting: int, quantity: int = 3, clients: int = 0,
-          debug_floodfills: bool = True) -> I2pLab:
-    """``mode`` naive, balancer (fair share of every router's leases) or primary (balancer, one router's)."""
-    policy = "primary" if mode == "primary" else "fair_share"
+          debug_floodfills: bool = True, gateways: int | None = None) -> I2pLab:
+    """``mode`` naive, balancer (fair share of every router's leases), primary (balancer, one router's)
+    or aware (balancer, gateway-aware selection)."""
+    policy = POLICY_OF_MODE.get(mode, "fair_share")
     return I2pLab(name=name, mode="naive" if mode == "naive" else "balancer", hosting=hosting, clients=clients,
-                  floodfills=1, balancer=BalancerOptions(inbound_quantity=quantity, policy=policy),
+                  floodfills=1, balancer=BalancerOptions(inbound_quantity=quantity, policy=policy, gateways=gateways),
                   floodfill_loglevel="debug" if debug_floodfills else None, seed=f"exp-{name}")
 
 

@@ -16,7 +16,8 @@ from .backend import EchoBackend
 from .control import serve_control, write_status_file
 from .frontend import DEFAULT_OPTIONS, Frontend
 from .keys import DestinationKeys
-from .policy import POLICIES
+from .handover import Handover
+from .policy import POLICIES, make_policy
 from .remote import RemoteBackend, RemoteBalancer, serve_backend, serve_balancer
 from .service import BalancerService
 
@@ -54,13 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--publish-count", type=int, default=1)
         p.add_argument("--min-interval", type=float, default=20.0, help="seconds between LeaseSets")
         p.add_argument("--policy", choices=sorted(POLICIES), default="fair_share",
-                       help="which leases to publish: a fair share of every router's, or one primary router's")
+                       help="which leases to publish: a fair share of every router's, one primary router's, "
+                            "or gateway_aware: only leases through a small sticky set of inbound gateways")
+        p.add_argument("--gateways", type=int, default=None,
+                       help="gateway_aware: distinct inbound gateways to publish (default: as many as the "
+                            "most varied single router's own pool has)")
 
     def tunnels(p: argparse.ArgumentParser) -> None:
         p.add_argument("--option", type=_option, action="append", default=[], help="I2CP option KEY=VALUE")
 
+    def handing_over(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--handover", action=argparse.BooleanOptionalAction, default=True,
+                       help="when a router is lost, send its silent clients a datagram through a survivor "
+                            "so that their i2pd opens a new end-to-end session there (default: on)")
+
     run = sub.add_parser("run", help="single process: balancer, frontends and backend")
-    common(run), balancing(run), tunnels(run)
+    common(run), balancing(run), tunnels(run), handing_over(run)
     run.add_argument("--router", type=_router, action="append", required=True, help="NAME=HOST:PORT (I2CP)")
 
     bal = sub.add_parser("balancer", help="balancer process (frontends connect to --listen)")
@@ -74,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     front.add_argument("--backend", help="backend endpoint")
 
     back = sub.add_parser("backend", help="shared backend process (echo service)")
-    common(back)
+    common(back), handing_over(back)
     back.add_argument("--listen", required=True)
     return parser
 
@@ -92,17 +102,17 @@ async def _main(args: argparse.Namespace) -> None:
     options = {**DEFAULT_OPTIONS, **dict(getattr(args, "option", []))}
     if args.command == "run":
         service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval,
-                                  policy=POLICIES[args.policy]())
-        backend = EchoBackend(keys)
+                                  policy=make_policy(args.policy, args.gateways))
+        backend = EchoBackend(keys, handover=Handover() if args.handover else None)
         frontends = [Frontend(n, h, p, keys, service, backend, options) for n, h, p in args.router]
 
         def status() -> dict[str, Any]:
             return {**service.status(), "frontends": [f.status() for f in frontends], "backend": backend.status()}
 
-        await _serve(args, status, [service.run(), *(f.run() for f in frontends)])
+        await _serve(args, status, [service.run(), backend.run(), *(f.run() for f in frontends)])
     elif args.command == "balancer":
         service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval,
-                                  policy=POLICIES[args.policy]())
+                                  policy=make_policy(args.policy, args.gateways))
         await serve_balancer(args.listen, service)
         await _serve(args, service.status, [service.run()])
     elif args.command == "frontend":
@@ -115,9 +125,9 @@ async def _main(args: argparse.Namespace) -> None:
             tasks.append(backend.run(frontend))
         await _serve(args, frontend.status, tasks)
     elif args.command == "backend":
-        echo = EchoBackend(keys)
+        echo = EchoBackend(keys, handover=Handover() if args.handover else None)
         await serve_backend(args.listen, echo)
-        await _serve(args, echo.status, [asyncio.Event().wait()])
+        await _serve(args, echo.status, [echo.run()])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,8 @@ router, make that router publish or not). Rules, from Proposal 140 and what i2pd
   (floodfills keep only strictly newer LeaseSets);
 * only ``publish_count`` routers publish (chosen from ``preferred_publishers`` first); the
   others run with ``i2cp.dontPublishLeaseSet=true``; a lost publisher is replaced;
-* a lost router's leases are dropped at once, expired leases at the next tick.
+* a lost router's leases are dropped at once (and a LeaseSet that listed them is replaced at once,
+  even within ``min_interval``), expired leases at the next tick.
 """
 
 from __future__ import annotations
@@ -83,8 +84,13 @@ class BalancerCore:
 
     def router_down(self, router: str, now: float) -> list[Action]:
         state = self.routers.setdefault(router, RouterState())
+        lost = {lease_key(x) for x in state.leases}
         state.up, state.leases, state.publishing = False, (), False
-        return self._choose_publishers() + self._refresh(now, requester=None)
+        # A LeaseSet that points at a dead router is replaced at once, whatever min_interval says: the
+        # survivors attach it to what they send (the handover to them depends on it), and i2pd paces
+        # its own floodfill publications anyway.
+        urgent = self.current is not None and any(lease_key(x) in lost for x in self.current.leases)
+        return self._choose_publishers() + self._refresh(now, requester=None, urgent=urgent)
 
     def leases_requested(self, router: str, leases: Sequence[Lease], now: float) -> list[Action]:
         state = self.routers.setdefault(router, RouterState())
@@ -112,7 +118,7 @@ class BalancerCore:
         live = {name: s.leases for name, s in self.routers.items() if s.up}
         return self.policy(live, int(now))
 
-    def _refresh(self, now: float, requester: str | None) -> list[Action]:
+    def _refresh(self, now: float, requester: str | None, urgent: bool = False) -> list[Action]:
         chosen = self.selection(now)
         changed = self.current is None or {lease_key(x) for x in chosen} != {
             lease_key(x) for x in self.current.leases
@@ -121,7 +127,7 @@ class BalancerCore:
         # nothing else to give it (an empty one would also hold back the real one for 20 s).
         must_answer = self.current is None and requester is not None
         self.pending = changed and (bool(chosen) or must_answer)
-        allowed = self.last_build_at is None or now - self.last_build_at >= self.min_interval
+        allowed = urgent or self.last_build_at is None or now - self.last_build_at >= self.min_interval
         if self.pending and allowed and self._live():
             return self._build_and_hand_out(chosen, now)
         if requester is not None and self.current is not None:

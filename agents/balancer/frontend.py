@@ -81,6 +81,8 @@ class Frontend:
         self._writer: asyncio.StreamWriter | None = None
         self._nonces = itertools.count(1)
         self._publish = False
+        self._tunnels: set[tuple[bytes, int]] = set()
+        self._published = False
 
     # -- RouterHandle / PayloadSender -----------------------------------------------------------
 
@@ -89,6 +91,10 @@ class Frontend:
             self._session.give_lease_set(lease_set)
             self.stats.lease_sets_given += 1
             self._flush()
+            published = bool(self._tunnels & {(x.gateway, x.tunnel_id) for x in lease_set.leases})
+            if published != self._published:
+                self._published = published
+                self._tell_backend()
 
     def set_publishing(self, publish: bool) -> None:
         self._publish = publish
@@ -148,6 +154,12 @@ class Frontend:
             if announced:
                 self.stats.losses += 1
                 self.balancer.router_down(self.name)
+                self._published, self._tunnels = False, set()
+                self._tell_backend()
+
+    def _tell_backend(self) -> None:
+        if self.backend is not None:
+            self.backend.router_state(self, self.is_up, self._published)
 
     def _dispatch(self, event: object) -> bool:
         """Route one session event; True when the session just came up."""
@@ -155,8 +167,10 @@ class Frontend:
             self.stats.sessions += 1
             log.info("frontend %s: session %d up", self.name, event.session_id)
             self.balancer.router_up(self)
+            self._tell_backend()
             return True
         if isinstance(event, LeasesRequested):
+            self._tunnels = {(x.gateway, x.tunnel_id) for x in event.leases}
             self.balancer.leases_requested(self.name, event.leases)
         elif isinstance(event, PayloadReceived):
             self.stats.payloads_in += 1

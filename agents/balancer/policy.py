@@ -1,6 +1,6 @@
 """Which leases go into the one published LeaseSet (at most 16).
 
-Proposal 140 leaves the choice to the balancer. Two policies:
+Proposal 140 leaves the choice to the balancer. Three policies:
 
 * ``fair_share``: every live router gets a fair share, taking its leases with the latest expiry
   first, and slots a router cannot fill go to the others. Leases are interleaved round-robin so no
@@ -11,11 +11,18 @@ Proposal 140 leaves the choice to the balancer. Two policies:
   its New Session message; a client that moves to a lease of another hosting router is not
   understood there (measured: docs/i2p-proposal-140.md). Publishing one router at a time keeps
   clients on it; the others are hot standbys whose leases are published when it dies.
+* ``GatewayAware``: the proposal's defence against gateway-set distinguishability. A multihomed
+  LeaseSet is the union of N routers' pools and so shows more distinct inbound gateways than one
+  router of the same size (measured: docs/i2p-proposal-140.md). This policy publishes only the leases
+  whose gateway is in a small, sticky set: first the fewest gateways that still give every live
+  router a lease (greedy set cover), then more gateways up to ``gateways`` (default: as many as the
+  most varied single router's own pool shows), and it keeps the gateways it published before for
+  as long as they are offered, so the set changes only when tunnels are rebuilt, as one router's does.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .structures import MAX_LEASES, Lease2
 
@@ -61,4 +68,62 @@ class Primary:
         return fair_share({self.current: alive[self.current]}, now_s, limit)
 
 
-POLICIES = {"fair_share": lambda: fair_share, "primary": Primary}
+class GatewayAware:
+    """Publish every lease through a small, sticky set of inbound gateways (see the module doc).
+
+    ``gateways`` is the target number of distinct gateways; ``None`` takes the largest number a single
+    live router's own pool shows. The set cover that keeps every live router reachable comes first, so
+    the target is exceeded only when no smaller set reaches every router."""
+
+    def __init__(self, gateways: int | None = None) -> None:
+        if gateways is not None and gateways < 1:
+            raise ValueError(f"gateways must be at least 1, not {gateways}")
+        self.gateways = gateways
+        self.chosen: tuple[bytes, ...] = ()
+
+    def target(self, alive: Mapping[str, Sequence[Lease2]]) -> int:
+        if self.gateways is not None:
+            return self.gateways
+        return max((len({lease.gateway for lease in leases}) for leases in alive.values()), default=0)
+
+    def __call__(self, per_router: Mapping[str, Sequence[Lease2]], now_s: int, limit: int = MAX_LEASES) -> tuple[Lease2, ...]:
+        alive = {name: [x for x in leases if x.end_s > now_s] for name, leases in per_router.items()}
+        alive = {name: leases for name, leases in alive.items() if leases}
+        if not alive:
+            self.chosen = ()
+            return ()
+        reach: dict[bytes, set[str]] = {}
+        count: dict[bytes, int] = {}
+        for name, leases in alive.items():
+            for key in {lease_key(x) for x in leases}:
+                reach.setdefault(key[0], set()).add(name)
+                count[key[0]] = count.get(key[0], 0) + 1
+        target = self.target(alive)
+        # gateways published before, most useful first, cut to the target
+        kept = sorted((gw for gw in self.chosen if gw in reach), key=lambda gw: (-len(reach[gw]), -count[gw], gw))
+        chosen = kept[:target]
+        uncovered = set(alive) - set().union(*(reach[gw] for gw in chosen))
+        while uncovered:  # greedy set cover: the gateway reaching most routers still without a lease
+            best = min((gw for gw in reach if gw not in chosen),
+                       key=lambda gw: (-len(reach[gw] & uncovered), -count[gw], gw))
+            chosen.append(best)
+            uncovered -= reach[best]
+        for gw in sorted((gw for gw in reach if gw not in chosen), key=lambda gw: (-len(reach[gw]), -count[gw], gw)):
+            if len(chosen) >= target:
+                break
+            chosen.append(gw)
+        self.chosen = tuple(chosen)
+        wanted = set(chosen)
+        return fair_share({name: [x for x in leases if x.gateway in wanted] for name, leases in alive.items()},
+                          now_s, limit)
+
+
+POLICIES: dict[str, Callable[..., Callable[..., tuple[Lease2, ...]]]] = {
+    "fair_share": lambda: fair_share, "primary": Primary, "gateway_aware": GatewayAware}
+
+
+def make_policy(name: str, gateways: int | None = None) -> Callable[..., tuple[Lease2, ...]]:
+    """A fresh policy by its CLI / lab-file name (``gateways`` only for ``gateway_aware``)."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; known: {', '.join(sorted(POLICIES))}")
+    return GatewayAware(gateways) if name == "gateway_aware" else POLICIES[name]()

@@ -44,3 +44,6 @@ class BackendPort(Protocol):
     """Where frontends hand the Destination's incoming messages."""
 
     def deliver(self, via: PayloadSender, payload: bytes) -> None: ...
+
+    def router_state(self, via: PayloadSender, up: bool, published: bool) -> None:
+        """The frontend's router: session up or not, its leases in the published LeaseSet or not."""

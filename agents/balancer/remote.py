@@ -2,7 +2,7 @@
 
 frontend -> balancer   {"op": "up"|"down", "router": R}, {"op": "leases", "router": R, "leases": [...]}
 balancer -> frontend   {"op": "lease_set", "data": HEX}, {"op": "publish", "value": BOOL}
-frontend -> backend    {"op": "payload", "router": R, "data": HEX}
+frontend -> backend    {"op": "payload", "router": R, "data": HEX}, {"op": "state", "router": R, "up": B, "published": B}
 backend  -> frontend   {"op": "send", "to": HEX-destination, "data": HEX}
 
 A dropped frontend link counts as that router's session being lost.
@@ -116,6 +116,9 @@ class RemoteBackend:
         self.frontend = via
         self._out.send({"op": "payload", "router": via.name, "data": payload.hex()})
 
+    def router_state(self, via: PayloadSender, up: bool, published: bool) -> None:
+        self._out.send({"op": "state", "router": via.name, "up": up, "published": published})
+
     async def run(self, frontend: PayloadSender) -> None:
         self.frontend = frontend
         reader, writer = await connect_patiently(self.endpoint)
@@ -189,6 +192,9 @@ async def serve_backend(endpoint: str, backend: BackendPort) -> asyncio.Abstract
                     except ValueError:
                         continue
                     backend.deliver(_LinkedRouter(str(message.get("router", "?")), writer), payload)
+                elif message.get("op") == "state":
+                    backend.router_state(_LinkedRouter(str(message.get("router", "?")), writer),
+                                         bool(message.get("up")), bool(message.get("published")))
         finally:
             writer.close()
 

@@ -4,6 +4,8 @@ a fault every new request succeeds again."""
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,3 +59,73 @@ def recovery_time(requests: list[Request], fault_at: float) -> float | None:
 def fraction_ok(requests: list[Request], start: float, end: float) -> float | None:
     inside = [r for r in requests if start <= r.sent < end]
     return sum(r.ok for r in inside) / len(inside) if inside else None
+
+
+# -- telling two distributions of a LeaseSet statistic apart (distinct gateways per LeaseSet) --------
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(X >= x) for a chi-square variable with ``df`` degrees of freedom (regularised upper gamma,
+    series for small x, continued fraction otherwise; Numerical Recipes 6.2)."""
+    if x <= 0:
+        return 1.0
+    a, z = df / 2.0, x / 2.0
+    if z < a + 1:
+        term = total = 1.0 / a
+        n = a
+        while abs(term) > abs(total) * 1e-15:
+            n += 1
+            term *= z / n
+            total += term
+        return max(0.0, 1.0 - total * math.exp(-z + a * math.log(z) - math.lgamma(a)))
+    b, c, d = z + 1 - a, 1e300, 1.0 / (z + 1 - a)
+    h = d
+    for i in range(1, 500):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = 1e-300 if abs(d) < 1e-300 else d
+        c = b + an / c
+        c = 1e-300 if abs(c) < 1e-300 else c
+        d = 1.0 / d
+        h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h * math.exp(-z + a * math.log(z) - math.lgamma(a))
+
+
+@dataclass(frozen=True)
+class Homogeneity:
+    statistic: float
+    df: int
+    p_value: float
+
+
+def chi2_homogeneity(a: Counter[int], b: Counter[int]) -> Homogeneity:
+    """Chi-square test that two samples of a discrete statistic come from one distribution."""
+    cats = sorted(set(a) | set(b))
+    na, nb = sum(a.values()), sum(b.values())
+    stat = 0.0
+    for cat in cats:
+        col = a[cat] + b[cat]
+        for obs, n in ((a[cat], na), (b[cat], nb)):
+            exp = n * col / (na + nb)
+            stat += (obs - exp) ** 2 / exp
+    df = max(1, len(cats) - 1)
+    return Homogeneity(round(stat, 2), df, chi2_sf(stat, df))
+
+
+# noncentrality a chi-square test needs for power 0.8 at alpha 0.05, by degrees of freedom (Cohen 1988)
+LAMBDA_80 = {1: 7.85, 2: 9.64, 3: 10.90, 4: 11.94, 5: 12.83}
+
+
+def observations_needed(observed: Counter[int], reference: Counter[int]) -> float:
+    """LeaseSets an observer must see to tell ``observed`` from ``reference`` with a chi-square goodness
+    of fit test (alpha 0.05, power 0.8): lambda / w^2, w^2 = sum (p1 - p0)^2 / p0. A value the
+    reference never shows is given the reference probability 1/(n+1) (one pseudo-count), so the
+    answer stays finite."""
+    cats = sorted(set(observed) | set(reference))
+    n0, n1 = sum(reference.values()), sum(observed.values())
+    p0 = {c: (reference[c] + (1 if reference[c] == 0 else 0)) / (n0 + sum(1 for k in cats if reference[k] == 0)) for c in cats}
+    w2 = sum((observed[c] / n1 - p0[c]) ** 2 / p0[c] for c in cats)
+    df = max(1, len(cats) - 1)
+    return math.inf if w2 == 0 else LAMBDA_80.get(df, 13.0) / w2

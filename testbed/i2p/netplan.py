@@ -86,6 +86,7 @@ def balancer_services(lab: I2pLab) -> tuple[list[Process], dict[str, list[Proces
                                                 *tunnel_options(lab)],
                                 ready="{node_dir}/control.sock")] for r in hosting}
     bal = [Process("backend", [*PY_BALANCER, "backend", *keys, "--listen", "unix:{node_dir}/backend.sock",
+                               *([] if lab.balancer.handover else ["--no-handover"]),
                                "--control", "unix:{node_dir}/backend-control.sock"],
                    ready="{node_dir}/backend-control.sock"),
            Process("balancer", [*PY_BALANCER, "balancer", *keys, "--listen", "unix:{node_dir}/balancer.sock",
@@ -93,6 +94,7 @@ def balancer_services(lab: I2pLab) -> tuple[list[Process], dict[str, list[Proces
                                 "--publish-count", str(lab.balancer.publish_count),
                                 "--min-interval", str(lab.balancer.min_interval),
                                 "--policy", lab.balancer.policy,
+                                *(("--gateways", str(lab.balancer.gateways)) if lab.balancer.gateways else ()),
                                 *[a for r in hosting[:lab.balancer.publish_count] for a in ("--publisher", r)]],
                    ready="{node_dir}/control.sock")]
     peer = f"{{node_dir}}/../{BALANCER_NODE}"

@@ -33,9 +33,15 @@ class BalancerOptions(Strict):
     inbound_length: int = Field(1, ge=0, le=3, description="hops of each router's inbound tunnels")
     inbound_quantity: int = Field(3, ge=1, le=16, description="inbound tunnels per hosting router")
     outbound_quantity: int = Field(2, ge=1, le=16)
-    policy: Literal["fair_share", "primary"] = Field(
-        "fair_share", description="publish a fair share of every router's leases, or only one primary "
-                                  "router's (keeps clients' end-to-end sessions on one router)")
+    policy: Literal["fair_share", "primary", "gateway_aware"] = Field(
+        "fair_share", description="publish a fair share of every router's leases, only one primary "
+                                  "router's (keeps clients' end-to-end sessions on one router), or "
+                                  "gateway_aware: only leases through a small sticky set of inbound "
+                                  "gateways, so the LeaseSet shows as many gateways as one router's")
+    handover: bool = Field(True, description="when a router is lost, the backend sends its silent clients a "
+                           "datagram through a published survivor, so their i2pd opens a new session there")
+    gateways: int | None = Field(None, ge=1, le=16, description="gateway_aware: distinct inbound gateways "
+                                 "to publish (default: as many as the most varied router's own pool)")
 
 
 class I2pLab(Strict):
