@@ -70,6 +70,7 @@ class Lab:
     kind: LabKind
     nodes: dict[str, NodeHandle] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    readiness: list[dict] = field(default_factory=list)  # what deploy waited for (see _Builder.await_ready)
 
     @property
     def name(self) -> str:
@@ -160,7 +161,7 @@ class Lab:
             progress("deploy failed: removing everything it created")
             destroy(topo.name, rundir.path.parent, _quiet)
             raise
-        rundir.update_meta(status="up", timings=lab.timings)
+        rundir.update_meta(status="up", timings=lab.timings, readiness=lab.readiness)
         return lab
 
     @classmethod
@@ -172,7 +173,9 @@ class Lab:
             raise LabError(f"no lab named {name!r} in {rundir.path.parent} (running labs: {known})")
         topo = _renamed(load_lab(rundir.path / "topology.yaml"), name)
         kind = kind_of(topo)
-        lab = cls(kind.netplan(topo), rundir, kind, timings=rundir.meta().get("timings", {}))
+        meta = rundir.meta()
+        lab = cls(kind.netplan(topo), rundir, kind, timings=meta.get("timings", {}),
+                  readiness=meta.get("readiness", []))
         for rec in rundir.procs():
             if rec.name == "anchor":
                 lab.nodes[rec.node] = NodeHandle(rec.node, rec, rundir)
@@ -351,9 +354,24 @@ class _Builder:
         _wait_paths(ready, 30, "services' ready files")
 
     def await_ready(self, ready: Readiness, timeout: float | None) -> None:
-        """Poll one of the kind's readiness conditions; fails naming what is still missing."""
-        wait_until(lambda: ready.pending(self.lab), ready.timeout if timeout is None else timeout,
-                   ready.interval, what=f"lab {self.lab.name}: {ready.name}", ok=lambda pending: not pending)
+        """Poll one of the kind's readiness conditions; fails naming what is still missing.  The report
+        (``Lab.readiness``, the run directory's meta) says what was awaited, how many polls it took and
+        what was still missing at the first poll: a retry a loaded machine needed is visible, not hidden."""
+        polls: list[list[str]] = []
+
+        def poll() -> list[str]:
+            polls.append(list(ready.pending(self.lab)))
+            return polls[-1]
+
+        t0 = time.monotonic()
+        wait_until(poll, ready.timeout if timeout is None else timeout, ready.interval,
+                   what=f"lab {self.lab.name}: {ready.name}", ok=lambda pending: not pending)
+        report = {"name": ready.name, "waited_for": ready.targets(self.lab.net), "polls": len(polls),
+                  "seconds": round(time.monotonic() - t0, 3), "retried": polls[0] if len(polls) > 1 else []}
+        self.lab.readiness.append(report)
+        if report["retried"]:
+            self.progress(f"{ready.name}: ready after {len(polls)} polls ({report['seconds']:.2f} s); at the "
+                          f"first still missing: {'; '.join(report['retried'][:5])}")
 
 
 def _node_argv(argv: list[str], node_dir: Path) -> list[str]:
