@@ -159,7 +159,10 @@ class Lab:
             _Builder(lab, progress).build(timeout)
         except BaseException:
             progress("deploy failed: removing everything it created")
-            destroy(topo.name, rundir.path.parent, _quiet)
+            try:
+                destroy(topo.name, rundir.path.parent, _quiet)
+            except LabError as exc:  # e.g. a concurrent `mhlab destroy` already removed it: keep the cause
+                progress(f"cleanup after the failed deploy: {exc}")
             raise
         rundir.update_meta(status="up", timings=lab.timings, readiness=lab.readiness)
         return lab
