@@ -165,6 +165,8 @@ class Lab:
                 progress(f"cleanup after the failed deploy: {exc}")
             raise
         rundir.update_meta(status="up", timings=lab.timings, readiness=lab.readiness)
+        if any(p.restart for n in net.nodes.values() for p in n.services):
+            _start_supervisor(lab)
         return lab
 
     @classmethod
@@ -375,6 +377,17 @@ class _Builder:
         if report["retried"]:
             self.progress(f"{ready.name}: ready after {len(polls)} polls ({report['seconds']:.2f} s); at the "
                           f"first still missing: {'; '.join(report['retried'][:5])}")
+
+
+def _start_supervisor(lab: Lab) -> None:
+    """``python -m testbed.supervise`` for this lab (root namespace, tagged, recorded as node ``lab``)."""
+    with open(lab.rundir.path / "supervisor.out", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "testbed.supervise", lab.name, "--run-root",
+                                 str(lab.rundir.path.parent)], stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=tagged_env(lab.name), start_new_session=True,
+                                cwd=Path(__file__).resolve().parent.parent)
+    lab.rundir.record(ProcRecord("lab", "supervisor", proc.pid, start_time(proc.pid) or 0,
+                                 tuple(proc.args)).as_dict())
 
 
 def _node_argv(argv: list[str], node_dir: Path) -> list[str]:

@@ -66,6 +66,8 @@ class Process:
     # the daemon's own dry run of its config (``bird -p -c …``): the runtime runs it before starting any
     # service and refuses the deploy, with its output, when it exits non-zero
     check: list[str] | None = None
+    # the lab's supervisor (testbed.supervise) restarts it when it dies, and journals each restart
+    restart: bool = False
 
 
 @dataclass
