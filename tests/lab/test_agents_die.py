@@ -63,3 +63,20 @@ def test_dead_bgpd_is_named_by_check_and_inspect(lab):
     assert checks["process ra1/zebra"].ok and checks["process rb1/bgpd"].ok
     (ra1,) = [n for n in inspect_lab(lab)["nodes"] if n["name"] == "ra1"]
     assert {p["name"]: p["state"] for p in ra1["processes"]}["bgpd"] == "dead"
+
+
+def test_killed_exit_path_agent_is_restarted_and_the_host_keeps_working():
+    """The exit path agent's programs go with it (the kernel detaches them): the host works plainly until
+    the supervisor's restart, then the agent serves again."""
+    with Lab.deploy(ROOT / "topologies/stage2-site.yaml", name="rbdie2") as lab:
+        host = next(n for n, s in lab.net.nodes.items() if any(p.name == "exitpath" for p in s.services))
+        dst = next(lab.plan.address(h.name) for h in lab.net.hosts() if h.owner != lab.net.nodes[host].owner)
+        agent = latest(lab, host, "exitpath")
+        assert signal_exact(agent.pid, agent.start, signal.SIGKILL)
+        src = lab.plan.address(host)
+        assert wait_until(lambda: ping(lab, host, src, dst), 10, 0.2, what="ping while the agent is dead")
+        wait_until(lambda: restarts(lab.rundir).get((host, "exitpath"), 0), 10, 0.2, what="the restart")
+        new = latest(lab, host, "exitpath")
+        wait_until(lambda: is_alive(new) and (lab[host].dir / "exitpath.sock").exists(), 20, 0.2,
+                   what="the restarted exit path agent serving")
+        assert {c.name: c.ok for c in run_all(lab)}[f"process {host}/exitpath"]
