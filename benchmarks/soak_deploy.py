@@ -59,19 +59,22 @@ def cycle(mode: str, name: str, root: str, rng: random.Random, typical: float) -
     lookalike = subprocess.Popen(["bash", "-c", f'exec -a "sleep {root}/{name}/nodes/h1" sleep 3600'])
     t0 = time.monotonic()
     proc = deploy_proc(name, root)
-    outcome = "up"
+    outcome, race = "up", ""
     if mode == "killed":
         time.sleep(rng.uniform(0.0, typical))
         proc.kill()
         outcome = "killed"
     elif mode == "racing":
         time.sleep(rng.uniform(0.5, typical))
-        mhlab("--run-root", root, "destroy", name)
+        res = mhlab("--run-root", root, "destroy", name)
+        race = "; raced: " + ("destroyed it" if res.returncode == 0 else "no lab yet" if "no lab" in res.stderr
+                              else res.stderr.strip()[-80:])
     rc = proc.wait(DEPLOY_TIMEOUT)
     if mode != "killed":
         outcome = "up" if rc == 0 else "failed: " + (proc.stderr.read().strip().splitlines() or ["?"])[-1][:150]
     if mode == "killed" and rc == 0:
         outcome = "up before the kill"
+    outcome += race
     held = holdings(name, root)
     if RunDir.of(name, root).path.exists():
         res = mhlab("--run-root", root, "destroy", name)
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 typical = r["seconds"]
             results.append(r)
             bad = r["left"] or not r["lookalike_survived"]
-            print(f"cycle {n:3d} {mode:<6} {r['seconds']:6.2f} s  {r['outcome']:<20} "
+            print(f"cycle {n:3d} {mode:<6} {r['seconds']:6.2f} s  {r['outcome']:<34} "
                   f"{'LEAK ' + str(r['left']) if r['left'] else 'clean'}"
                   f"{'' if r['lookalike_survived'] else '  LOOK-ALIKE PROCESS KILLED'}", flush=True)
             if bad and n == 0:
