@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from testbed.kinds.multihoming import with_mechanism
 
 from testbed.errors import TopologyError, UsageError
 from testbed.i2p.topology import I2pLab
 from testbed.kinds import KindError, discover, kind_of, kinds, load_lab, netplan_for
 from testbed.kinds.contract import LabKind
-from testbed.kinds.multihoming import with_mechanism
 from testbed.lab import check_lab_name
 from testbed.topology import Topology
 from testbed.wait import WaitTimeout, wait_until
@@ -121,7 +119,7 @@ def test_data_plane_readiness_awaits_every_usable_source_to_every_server():
     ready = {r.name: r for r in kind_of(topo).readiness(netplan_for(topo))}
     assert ready["data plane"].targets(None) == [f"{h} -> srv from its {isp} address"
                                                  for h in ("h1", "h2") for isp in ("ispa", "ispb")]
-    none = with_mechanism(topo, "none")
+    none = topo.with_mechanism("none")
     ready = {r.name: r for r in kind_of(none).readiness(netplan_for(none))}
     assert ready["data plane"].targets(None) == ["h1 -> srv from its ispa address", "h2 -> srv from its ispa address"]
     assert "ispa->core" in ready["BGP convergence"].targets(netplan_for(none))
