@@ -15,10 +15,11 @@ from dataclasses import asdict
 from typing import Any
 
 from .kinds.contract import Check, RunningLab
+from .procs import is_alive
 
 __all__ = ["Check", "bgp_checks", "bgp_pending", "bfd_peers", "kernel_routes",
            "kernel_routes_pending", "route_spec", "routing_settled", "ping", "http_get",
-           "ingress_counters", "run_all", "table", "to_json"]
+           "ingress_counters", "process_checks", "run_all", "table", "to_json"]
 
 
 def bgp_checks(lab: RunningLab) -> list[Check]:
@@ -109,9 +110,25 @@ def ingress_counters(lab: RunningLab) -> dict[str, int]:
     return {f"{n.name}/{c}": lab.nft_counter(n.name, c) for n in lab.net.routers() for c in n.counters}
 
 
+def process_checks(lab: Any) -> list[Check]:
+    """One check per daemon and service the NetPlan starts (FRR daemons, servers, agents): its latest
+    recorded process still runs.  A crashed bgpd fails as ``process ra/bgpd`` - named, not inferred from
+    the BGP sessions it took down."""
+    latest = {(p.node, p.name): p for p in lab.rundir.procs()}
+    out = []
+    for spec in lab.net.nodes.values():
+        for name in [*spec.frr_daemons, *(s.name for s in spec.services)]:
+            rec = latest.get((spec.name, name))
+            alive = rec is not None and is_alive(rec)
+            out.append(Check(f"process {spec.name}/{name}", alive,
+                             f"running (pid {rec.pid})" if alive else
+                             f"dead (pid {rec.pid})" if rec else "never started"))
+    return out
+
+
 def run_all(lab: Any) -> list[Check]:
-    """What `mhlab check` reports: the checks of the lab's kind."""
-    return lab.kind.checks(lab)
+    """What `mhlab check` reports: every daemon and service running, then the checks of the lab's kind."""
+    return process_checks(lab) + lab.kind.checks(lab)
 
 
 def table(checks: list[Check]) -> str:

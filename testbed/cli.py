@@ -146,6 +146,10 @@ def cmd_deploy(args) -> int:
     lab = Lab.deploy(args.file, name=args.name, root=args.run_root, progress=_progress(args.quiet))
     print(f"lab {lab.name} is up in {lab.timings['total']:.2f} s ({len(lab.nodes)} nodes); "
           f"run directory {lab.rundir.path}")
+    for r in lab.readiness:
+        retried = f", {len(r['retried'])} needed a retry" if r["retried"] else ""
+        print(f"ready: {r['name']}: {len(r['waited_for'])} awaited ({r['polls']} polls, {r['seconds']:.2f} s"
+              f"{retried})")
     print(f"next: mhlab inspect {lab.name} | mhlab exec {lab.name} NODE -- CMD | mhlab destroy {lab.name}")
     return 0
 

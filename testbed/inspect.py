@@ -8,10 +8,12 @@ import json
 
 from .lab import Lab
 from .procs import is_alive
+from .supervise import restarts
 
 
 def inspect_lab(lab: Lab) -> dict:
     nodes = []
+    restarted = restarts(lab.rundir)
     running = any(is_alive(h.anchor) for h in lab.nodes.values())
     sessions = lab.bgp_sessions() if running else {}
     for name, spec in lab.net.nodes.items():
@@ -26,7 +28,9 @@ def inspect_lab(lab: Lab) -> dict:
                                                           (" deprecated" if a.get("deprecated") else "")
                                                           for a in link.get("addr_info", []) if "local" in a]})
         if handle:
-            entry["processes"] = [{"name": p.name, "pid": p.pid, "running": alive}
+            entry["processes"] = [{"name": p.name, "pid": p.pid, "running": alive,
+                                   "state": "running" if alive else "dead",
+                                   "restarts": restarted.get((name, p.name), 0)}
                                   for p, alive in handle.processes() if p.name != "shell"]
         if name in sessions:
             entry["bgp"] = sessions[name]
@@ -51,7 +55,9 @@ def inspect_text(data: dict) -> str:
     for n in data["nodes"]:
         # a restarted daemon (same name, started again) shows once, as its latest process
         latest = {p["name"]: p for p in n["processes"]}
-        procs = ", ".join(f"{p['name']}({p['pid']}{'' if p['running'] else ' DEAD'})" for p in latest.values())
+        procs = ", ".join(f"{p['name']}({p['pid']}{'' if p['running'] else ' DEAD'}"
+                          f"{', restarted ' + str(p['restarts']) + 'x' if p.get('restarts') else ''})"
+                          for p in latest.values())
         if procs:
             lines.append(f"{n['name']:<8} {procs}")
     if any("bgp" in n for n in data["nodes"]):

@@ -70,6 +70,7 @@ class Lab:
     kind: LabKind
     nodes: dict[str, NodeHandle] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    readiness: list[dict] = field(default_factory=list)  # what deploy waited for (see _Builder.await_ready)
 
     @property
     def name(self) -> str:
@@ -158,9 +159,14 @@ class Lab:
             _Builder(lab, progress).build(timeout)
         except BaseException:
             progress("deploy failed: removing everything it created")
-            destroy(topo.name, rundir.path.parent, _quiet)
+            try:
+                destroy(topo.name, rundir.path.parent, _quiet)
+            except LabError as exc:  # e.g. a concurrent `mhlab destroy` already removed it: keep the cause
+                progress(f"cleanup after the failed deploy: {exc}")
             raise
-        rundir.update_meta(status="up", timings=lab.timings)
+        rundir.update_meta(status="up", timings=lab.timings, readiness=lab.readiness)
+        if any(p.restart for n in net.nodes.values() for p in n.services):
+            _start_supervisor(lab)
         return lab
 
     @classmethod
@@ -172,7 +178,9 @@ class Lab:
             raise LabError(f"no lab named {name!r} in {rundir.path.parent} (running labs: {known})")
         topo = _renamed(load_lab(rundir.path / "topology.yaml"), name)
         kind = kind_of(topo)
-        lab = cls(kind.netplan(topo), rundir, kind, timings=rundir.meta().get("timings", {}))
+        meta = rundir.meta()
+        lab = cls(kind.netplan(topo), rundir, kind, timings=meta.get("timings", {}),
+                  readiness=meta.get("readiness", []))
         for rec in rundir.procs():
             if rec.name == "anchor":
                 lab.nodes[rec.node] = NodeHandle(rec.node, rec, rundir)
@@ -355,9 +363,35 @@ class _Builder:
                    what="services' ready files appearing (see the node's *.out and *.log files)")
 
     def await_ready(self, ready: Readiness, timeout: float | None) -> None:
-        """Poll one of the kind's readiness conditions; fails naming what is still missing."""
-        wait_until(lambda: ready.pending(self.lab), ready.timeout if timeout is None else timeout,
-                   ready.interval, what=f"lab {self.lab.name}: {ready.name}", ok=lambda pending: not pending)
+        """Poll one of the kind's readiness conditions; fails naming what is still missing.  The report
+        (``Lab.readiness``, the run directory's meta) says what was awaited, how many polls it took and
+        what was still missing at the first poll: a retry a loaded machine needed is visible, not hidden."""
+        polls: list[list[str]] = []
+
+        def poll() -> list[str]:
+            polls.append(list(ready.pending(self.lab)))
+            return polls[-1]
+
+        t0 = time.monotonic()
+        wait_until(poll, ready.timeout if timeout is None else timeout, ready.interval,
+                   what=f"lab {self.lab.name}: {ready.name}", ok=lambda pending: not pending)
+        report = {"name": ready.name, "waited_for": ready.targets(self.lab.net), "polls": len(polls),
+                  "seconds": round(time.monotonic() - t0, 3), "retried": polls[0] if len(polls) > 1 else []}
+        self.lab.readiness.append(report)
+        if report["retried"]:
+            self.progress(f"{ready.name}: ready after {len(polls)} polls ({report['seconds']:.2f} s); at the "
+                          f"first still missing: {'; '.join(report['retried'][:5])}")
+
+
+def _start_supervisor(lab: Lab) -> None:
+    """``python -m testbed.supervise`` for this lab (root namespace, tagged, recorded as node ``lab``)."""
+    with open(lab.rundir.path / "supervisor.out", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "testbed.supervise", lab.name, "--run-root",
+                                 str(lab.rundir.path.parent)], stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=tagged_env(lab.name), start_new_session=True,
+                                cwd=Path(__file__).resolve().parent.parent)
+    lab.rundir.record(ProcRecord("lab", "supervisor", proc.pid, start_time(proc.pid) or 0,
+                                 tuple(proc.args)).as_dict())
 
 
 def _node_argv(argv: list[str], node_dir: Path) -> list[str]:

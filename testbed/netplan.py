@@ -95,6 +95,8 @@ class Process:
     # the daemon's own dry run of its config (``bird -p -c …``): the runtime runs it before starting any
     # service and refuses the deploy, with its output, when it exits non-zero
     check: list[str] | None = None
+    # the lab's supervisor (testbed.supervise) restarts it when it dies, and journals each restart
+    restart: bool = False
 
 
 @dataclass
@@ -194,7 +196,22 @@ ROUTER_SYSCTLS = {
     "net.ipv6.conf.default.accept_ra": "0",
     "net.ipv6.conf.all.keep_addr_on_down": "1",
     "net.ipv6.conf.all.ignore_routes_with_linkdown": "1",
+    # a router takes its routes from its configuration and BGP, never from a neighbour's Redirect
+    "net.ipv6.conf.all.accept_redirects": "0",
+    "net.ipv6.conf.default.accept_redirects": "0",
 }
+# ... nor sends one: a site router forwarding a packet back onto the LAN it came from (the gateway handing an
+# ISP-B-sourced packet to the other exit router) would otherwise send the host an ICMPv6 Redirect (RFC 4861
+# 8.2), and the host's next packets would bypass the gateway - the path the mechanism chose.  Linux has no
+# IPv6 send_redirects sysctl (only net.ipv4.conf.*.send_redirects; checked on 6.18), so the routers drop
+# their own outgoing Redirects (ICMPv6 type 137) in nftables and count them.
+ROUTER_NFT = ["""table ip6 mhlab_no_redirects {
+  counter redirects_suppressed { }
+  chain output {
+    type filter hook output priority 0; policy accept;
+    icmpv6 type nd-redirect counter name redirects_suppressed drop
+  }
+}"""]
 HOST_SYSCTLS = {
     "net.ipv6.conf.all.accept_dad": "0",
     "net.ipv6.conf.default.accept_dad": "0",
@@ -260,14 +277,14 @@ def _nodes_and_links(net: NetPlan) -> None:
     daemons = ["zebra", "bgpd", "staticd"] + (["bfdd"] if topo.bgp.bfd else [])  # bgpd's `bfd` needs bfdd
     for isp in topo.isps:
         net.nodes[isp.name] = Node(isp.name, "router", isp.name, sysctls=dict(ROUTER_SYSCTLS),
-                                   frr_daemons=list(daemons))
+                                   frr_daemons=list(daemons), nft=list(ROUTER_NFT))
         for ref in isp.hosts:
             h = host_def(ref)
             net.nodes[h.name] = Node(h.name, "host", isp.name, sysctls=dict(HOST_SYSCTLS))
     for site in topo.sites:
         for r in topo.site_routers(site):
             net.nodes[r] = Node(r, "router", site.name, sysctls=dict(ROUTER_SYSCTLS),
-                                frr_daemons=list(daemons), mechanism=site.mechanism)
+                                frr_daemons=list(daemons), mechanism=site.mechanism, nft=list(ROUTER_NFT))
         for lan in site.lans:
             for ref in lan.hosts:
                 h = host_def(ref)

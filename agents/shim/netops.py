@@ -153,8 +153,16 @@ class TcAttachments:
             if exc.code != 17:  # EEXIST: someone's clsact is there, add beside it
                 raise
         parent = TC_INGRESS if direction == "ingress" else TC_EGRESS
-        self.ipr.tc("add-filter", "bpf", index, ":1", fd=prog_fd, name=name, parent=parent, classid=1,
-                    direct_action=True, prio=FILTER_PRIO, protocol=0x86DD)
+        args = dict(fd=prog_fd, name=name, parent=parent, classid=1, direct_action=True, prio=FILTER_PRIO,
+                    protocol=0x86DD)
+        try:
+            self.ipr.tc("add-filter", "bpf", index, ":1", **args)
+        except NetlinkError as exc:
+            if exc.code != 17:
+                raise
+            # EEXIST: the filter of an agent that was killed (tc keeps its program attached): replace it
+            self.ipr.tc("del-filter", "bpf", index, ":1", parent=parent, prio=FILTER_PRIO, protocol=0x86DD)
+            self.ipr.tc("add-filter", "bpf", index, ":1", **args)
         self.filters.append((index, parent))
 
     def detach_all(self) -> None:

@@ -53,12 +53,15 @@ class Check:
 @dataclass(frozen=True)
 class Readiness:
     """One condition deploy waits for once the services run.  ``pending(lab)`` lists what is still missing
-    (empty: ready); deploy polls it for at most ``timeout`` seconds and fails naming what was left."""
+    (empty: ready); deploy polls it for at most ``timeout`` seconds and fails naming what was left.
+    ``targets`` lists what it waits for (from the NetPlan alone), for the readiness report: deploy records
+    it with how many polls it took and what was still pending at the first one (the retries it needed)."""
 
     name: str
     pending: Callable[[RunningLab], list[str]]
     timeout: float = 90.0
     interval: float = 0.2
+    targets: Callable[[Any], list[str]] = lambda net: []
 
 
 @dataclass(frozen=True)

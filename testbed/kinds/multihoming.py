@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..checks import (Check, bgp_checks, bgp_pending, http_get, ingress_counters, kernel_routes,
                       kernel_routes_pending, ping, route_spec)
-from ..mechanisms import mechanisms
+from ..mechanisms import get_mechanism, mechanisms
 from ..netplan import NetPlan, build_netplan
 from ..topology import Topology, host_def, parse_topology, site_addons, site_mechanism
 from ..yamlmarks import MarkedDoc
@@ -14,6 +14,9 @@ from .contract import LabKind, Readiness, RunningLab, Section
 
 BGP_TIMEOUT = 90.0
 IGP_TIMEOUT = 60.0
+# once BGP converged every path exists: a probe may still be lost to a first neighbour discovery or a busy
+# machine, so each is retried (one packet a poll) - for this long, then deploy fails naming the probe
+DATA_PLANE_TIMEOUT = 15.0
 
 
 def parse(doc: MarkedDoc) -> Topology:
@@ -26,10 +29,54 @@ def parse(doc: MarkedDoc) -> Topology:
 def readiness(net: NetPlan) -> tuple[Readiness, ...]:
     out = []
     if any(n.bgp for n in net.nodes.values()):
-        out.append(Readiness("BGP convergence", bgp_pending, BGP_TIMEOUT, interval=0.1))
+        out.append(Readiness("BGP convergence", bgp_pending, BGP_TIMEOUT, interval=0.1,
+                             targets=lambda n: [f"{r.name}->{nb.peer}" for r in n.routers() if r.bgp
+                                                for nb in r.bgp.neighbors]))
     if net.await_kernel_routes:
         out.append(Readiness("site IGP convergence", kernel_routes_pending, IGP_TIMEOUT, interval=0.1))
+    if data_plane_probes(net):
+        out.append(_data_plane(net))
     return tuple(out)
+
+
+def usable_sources(net: NetPlan, host: str) -> dict[str, str]:
+    """Source name (ISP, ``pi``) -> the host's first address from it, for the sources its site's mechanism
+    makes usable (``Mechanism.usable_sources``; all of them by default)."""
+    spec = net.nodes[host]
+    site = next(s for s in net.topology.sites if s.name == spec.owner)
+    addrs = net.plan.addresses(host)
+    chooser = get_mechanism(site.mechanism).usable_sources
+    names = chooser(net, site, host) if chooser else list(addrs)
+    return {n: addrs[n][0] for n in names if n in addrs}
+
+
+def data_plane_probes(net: NetPlan) -> list[tuple[str, str, str, str, str]]:
+    """(host, source name, source address, server, server address): every site host, from each usable
+    address, to every server behind an ISP."""
+    sites = {s.name for s in net.topology.sites}
+    srvs = [host_def(h).name for isp in net.topology.isps for h in isp.hosts]
+    return [(h.name, isp, src, srv, net.plan.address(srv)) for h in net.hosts() if h.owner in sites
+            for isp, src in usable_sources(net, h.name).items() for srv in srvs]
+
+
+def _data_plane(net: NetPlan) -> Readiness:
+    """One ping per probe still missing, per poll: a probe that got its reply is not sent again."""
+    probes = data_plane_probes(net)
+    done: set[int] = set()
+
+    def pending(lab: RunningLab) -> list[str]:
+        for i, (host, _, src, _, dst) in enumerate(probes):
+            if i not in done and ping(lab, host, src, dst, wait=0.5):
+                done.add(i)
+        return [_probe_name(p) for i, p in enumerate(probes) if i not in done]
+
+    return Readiness("data plane", pending, DATA_PLANE_TIMEOUT, interval=0.2,
+                     targets=lambda n: [_probe_name(p) for p in probes])
+
+
+def _probe_name(probe: tuple[str, str, str, str, str]) -> str:
+    host, isp, _, srv, _ = probe
+    return f"{host} -> {srv} from its {isp} address"
 
 
 def servers(lab: RunningLab) -> list[tuple[str, bool]]:

@@ -10,6 +10,8 @@ never names one: it asks the site's ``Mechanism`` for what it needs -
 - ``host_iids``    the interface identifiers of a site host in each of its /64s (e.g. HBA addresses);
 - ``apply``        routes, filters, daemons, agents added to the site's nodes of the NetPlan;
 - ``readiness``    what the runtime waits for once the mechanism's services start;
+- ``usable_sources`` which of a host's source addresses the mechanism makes work (deploy awaits exactly
+                   those reaching every server: "lab up" means the data plane works);
 - ``fault_defaults`` defaults the fault primitives use in a lab running it (``NetPlan.fault_defaults``);
 - ``demo``         the scenario ``make demo`` runs to show it.
 
@@ -67,6 +69,7 @@ class Readiness:
 ApplyFn = Callable[["NetPlan", "Site", Any], None]
 HostIidsFn = Callable[["Site", Any, str, tuple[ipaddress.IPv6Network, ...]], tuple[int, ...]]
 ValidateFn = Callable[["Topology", "Site", Any], list[FieldProblem]]
+UsableSourcesFn = Callable[["NetPlan", "Site", str], list[str]]
 # inspect(lab, site, options) -> sections (``testbed.kinds.contract.Section``) for `mhlab inspect`
 InspectFn = Callable[[Any, "Site", Any], list[Any]]
 
@@ -99,6 +102,11 @@ class Mechanism:
     validate        ``validate(topology, site, options) -> [(field path inside the site, message)]``:
                     cross checks the options model cannot do alone (names that must exist elsewhere).
                     Runs when the topology is parsed; every problem is reported with file:line.
+    usable_sources  ``usable_sources(net, site, host) -> [source name]``: the keys of
+                    ``net.plan.addresses(host)`` (an ISP's name, ``"pi"``) whose addresses the mechanism
+                    makes work towards every server; ``None`` = all of them.  ``none`` uses only the ISP
+                    of the host's gateway: the others are dropped by design.  Deploy waits until each
+                    usable address reaches every server.
     demo            the scenario file (relative to the repository root) ``make demo`` runs for it
     baseline        the mechanism shows the problem the others solve: comparisons list it first
     inspect         ``inspect(lab, site, options) -> [Section]``: what `mhlab inspect` shows of the mechanism
@@ -119,6 +127,7 @@ class Mechanism:
     fault_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     readiness: tuple[Readiness, ...] = ()
     validate: ValidateFn = _no_problems
+    usable_sources: Optional[UsableSourcesFn] = None
     demo: str | None = None
     baseline: bool = False
     role: Literal["routing", "addon"] = "routing"

@@ -53,7 +53,8 @@ def _apply(net, site, opts: ExitPathOptions) -> None:
         if len(sources) < 2:
             net.notes.append(f"site {site.name}: {host} has one address; no exit path agent")
             continue
-        net.nodes[host].services.append(Process(SERVICE, daemon_argv(SOCKET, sources[:4], timing=opts.timing())))
+        net.nodes[host].services.append(Process(SERVICE, daemon_argv(SOCKET, sources[:4], timing=opts.timing()),
+                                                        restart=True))
     net.notes.append(f"site {site.name}: exit path cache agents on {', '.join(site_hosts(site))} (lifetime "
                      f"{opts.lifetime_ms} ms, lock {opts.lock_ms} ms, probe timeout {opts.probe_timeout_ms} ms)")
 

@@ -90,7 +90,7 @@ def _apply(net, site, opts: ShimOptions) -> None:
             if opts.observe:
                 argv.append("--observe")
             argv += ["--datapath", opts.datapath]
-            net.nodes[host].services.append(Process("shim", argv))
+            net.nodes[host].services.append(Process("shim", argv, restart=True))
     net.notes.append(f"site {site.name}: shim agents with HBA addresses over {len(net.plan.site_prefixes[site.name])} "
                      f"prefixes ({opts.profile} timers, context policy {opts.policy})"
                      + (f"; kernel MPTCP instead on {', '.join(sorted(with_mptcp))}" if with_mptcp else ""))

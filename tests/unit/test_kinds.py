@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+
 from testbed.errors import TopologyError, UsageError
 from testbed.i2p.topology import I2pLab
 from testbed.kinds import KindError, discover, kind_of, kinds, load_lab, netplan_for
@@ -55,7 +56,7 @@ def test_kind_of_models_and_their_netplans():
     assert set(net.await_routes) == {"core", "ispa", "ispb"}
     assert sorted(net.await_routes["core"]) == sorted(str(p) for p in net.plan.aggregates.values())
     assert net.address_spaces == ["core", "ispa", "ispb"]
-    assert [r.name for r in kind_of(topo).readiness(net)] == ["BGP convergence"]
+    assert [r.name for r in kind_of(topo).readiness(net)] == ["BGP convergence", "data plane"]
     inet = netplan_for(i2p)
     assert inet.bgp_timers is None and inet.await_routes == {} and inet.address_spaces == []
     assert [h.name for h in inet.hooks] == ["bootstrap the private I2P network (reseed zip, restart)"]
@@ -109,3 +110,16 @@ def test_cli_rejects_a_bad_name_before_anything(tmp_path):
         assert res.returncode == 2
         assert res.stderr.strip().count("\n") == 0 and "not a valid lab name" in res.stderr
         assert list(tmp_path.iterdir()) == []
+
+
+def test_data_plane_readiness_awaits_every_usable_source_to_every_server():
+    """`lab up` means every host reaches every server from each address its mechanism makes usable:
+    both ISPs' with source routing, only the gateway's ISP with `none` (the other is dropped by design)."""
+    topo = load_lab(ROOT / "topologies/two-isp-site.yaml")
+    ready = {r.name: r for r in kind_of(topo).readiness(netplan_for(topo))}
+    assert ready["data plane"].targets(None) == [f"{h} -> srv from its {isp} address"
+                                                 for h in ("h1", "h2") for isp in ("ispa", "ispb")]
+    none = topo.with_mechanism("none")
+    ready = {r.name: r for r in kind_of(none).readiness(netplan_for(none))}
+    assert ready["data plane"].targets(None) == ["h1 -> srv from its ispa address", "h2 -> srv from its ispa address"]
+    assert "ispa->core" in ready["BGP convergence"].targets(netplan_for(none))

@@ -134,3 +134,15 @@ def test_mptcp_hosts_must_be_hosts_of_the_site(tmp_path):
     site = mixed.sites[0].model_copy(update={"options": {**mixed.sites[0].options, "mptcp_hosts": ["mB"]}})
     with pytest.raises(TopologyError, match="sites.0.options.mptcp_hosts.0: mptcp_hosts names mB"):
         mixed.variant(sites=[site, mixed.sites[1]])
+
+
+def test_routers_neither_accept_nor_send_ipv6_redirects(tmp_path):
+    """No IPv6 send_redirects sysctl exists, so every router drops its own outgoing Redirects in nftables;
+    hosts keep no such table (their rulesets stay the mechanisms')."""
+    net = build_netplan(load_topology(DEFAULT))
+    render(net, tmp_path)
+    for router in ("ra", "rb", "ispa", "core"):
+        assert net.nodes[router].sysctls["net.ipv6.conf.all.accept_redirects"] == "0"
+        text = (tmp_path / "nodes" / router / "ruleset.nft").read_text()
+        assert "icmpv6 type nd-redirect counter name redirects_suppressed drop" in text
+    assert not any("mhlab_no_redirects" in t for t in net.nodes["h1"].nft)
