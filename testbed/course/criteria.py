@@ -124,10 +124,17 @@ def _under_fault(c: UnderFaultCriterion, ctx: Context) -> tuple[bool, str]:
 
 def _scenario(c: ScenarioCriterion, ctx: Context) -> tuple[bool, str]:
     path = ctx.exercise.folder / c.file
-    out = Path(tempfile.mkdtemp(prefix="mhlab-check-"))
+    out = Path(tempfile.mkdtemp(prefix=f"check-{ctx.exercise.number:02d}-", dir=_checks_dir(ctx.lab)))
     outcome = run_scenario(path, out, lab=ctx.lab)
     failed = [v.expectation for v in outcome.result.verdicts if not v.passed]
     return not failed, ("all expectations held" if not failed else "failed: " + "; ".join(failed)) + f" (report {out})"
+
+
+def _checks_dir(lab: Any) -> Path:
+    """Scenario reports live in the lab's run directory (gone with the lab)."""
+    path = lab.rundir.path / "checks"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 def _answer(c: AnswerCriterion, ctx: Context) -> tuple[bool, str]:
