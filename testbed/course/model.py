@@ -27,7 +27,10 @@ class Command(Strict):
     ``$MHLAB_NODE_DIR`` is the node's folder (its configs)."""
 
     node: str
-    run: str
+    run: str = Field("", description="a shell command run inside the node")
+    restart: str = Field("", description="a daemon of the node to restart with the argv it was started with "
+                                         "(after its config file was edited), like `mhlab fault LAB daemon-kill "
+                                         "NODE DAEMON` then `mhlab restore LAB`")
 
 
 class CriterionBase(Strict):

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..faults import prepare
 from ..lab import Lab, destroy
 from ..owners import caller, set_owner
 from ..rundir import RunDir
+from ..scenario.model import DaemonKill
 from .catalog import Exercise
 from .model import Command
 
@@ -52,6 +54,14 @@ def run_commands(lab: Lab, commands: list[Command]) -> list[str]:
     """Run each command in its node; returns the failures (command and its stderr)."""
     failures = []
     for c in commands:
+        if c.restart:
+            action = prepare(DaemonKill(kind="daemon-kill", node=c.node, daemon=c.restart, at=0), lab)
+            action.do()
+            # a daemon killed at once leaves its control socket behind, and babeld refuses to start on it
+            (lab.node(c.node).dir / f"{c.restart}.sock").unlink(missing_ok=True)
+            action.revert()
+        if not c.run:
+            continue
         res = lab.node(c.node).run(expand(lab, c.run), timeout=60)
         if res.returncode != 0:
             failures.append(f"{c.node}: {c.run}: exit {res.returncode}: {res.stderr.strip()[-300:]}")
