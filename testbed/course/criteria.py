@@ -22,7 +22,7 @@ from ..scenario.run import run_scenario
 from .catalog import Exercise
 from .model import (AnswerCriterion, CommandCriterion, CounterCriterion, ReachCriterion, ScenarioCriterion,
                     UnderFaultCriterion, digest)
-from .session import expand
+from .session import expand, substitute
 
 _FAULT = TypeAdapter(Fault)
 
@@ -51,14 +51,15 @@ class Context:
 def _command(c: CommandCriterion, ctx: Context) -> tuple[bool, str]:
     res = ctx.lab.node(c.node).run(expand(ctx.lab, c.run), timeout=60)
     out = res.stdout + res.stderr
+    match, absent = (substitute(ctx.lab, x) if x else None for x in (c.match, c.absent))
     problems = []
     if c.rc is not None and res.returncode != c.rc:
         problems.append(f"exit {res.returncode}, expected {c.rc}")
-    if c.match and not re.search(c.match, out, re.M):
-        problems.append(f"output does not match /{c.match}/")
-    if c.absent and re.search(c.absent, out, re.M):
-        problems.append(f"output matches /{c.absent}/")
-    found = re.search(c.match, out, re.M) if c.match else None
+    if match and not re.search(match, out, re.M):
+        problems.append(f"output does not match /{match}/")
+    if absent and re.search(absent, out, re.M):
+        problems.append(f"output matches /{absent}/")
+    found = re.search(match, out, re.M) if match else None
     seen = found.group(0).strip() if found else (out.strip().splitlines() or ["(no output)"])[-1]
     return not problems, "; ".join(problems) or f"ok: {seen[:120]}"
 
@@ -79,7 +80,8 @@ def _reach_one(c: ReachCriterion, lab: Any, node: str) -> tuple[bool, str]:
         res = lab.node(node).run(argv, timeout=10)
         ok = res.returncode == 0 and (c.tool == "ping" or res.stdout.startswith("200"))
         if ok:
-            return True, res.stdout.strip() or "ok"
+            received = re.search(r"\d+ received", res.stdout)
+            return True, received.group(0) if received else (res.stdout.strip() or "ok")
         time.sleep(0.3)
     return False, (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[-1][:100]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ from ..lab import Lab, destroy
 from ..owners import caller, set_owner
 from ..rundir import RunDir
 from ..scenario.model import DaemonKill
-from .catalog import Exercise
+from .catalog import Exercise, course_dir
 from .model import Command
 
 DEFAULT_PREFIX = "x"
+_DIR = re.compile(r"\{dir:([A-Za-z0-9_-]+)\}")
 _ADDR = re.compile(r"\{addr:([A-Za-z0-9_-]+)(?::([A-Za-z0-9_-]+))?\}")
 
 
@@ -46,8 +48,17 @@ def lab_name(ex: Exercise | int, student: str, prefix: str = DEFAULT_PREFIX) -> 
 
 
 def expand(lab: Any, text: str) -> str:
-    """``{addr:h1:ispb}`` -> h1's address from ISP B; ``{addr:srv}`` -> srv's address."""
-    return _ADDR.sub(lambda m: lab.net.plan.address(m.group(1), m.group(2)), text)
+    """``{addr:h1:ispb}`` -> h1's address from ISP B; ``{addr:srv}`` -> srv's address; ``{dir:hB}`` -> hB's
+    folder (its configs and sockets, reachable from every node); the course folder is ``$MHLAB_COURSE``.
+    The command runs in ``sh`` with mhlab's own tools (shimctl, its Python) first on PATH."""
+    return f'export PATH="{Path(sys.executable).parent}:$PATH" MHLAB_COURSE="{course_dir()}"; {substitute(lab, text)}'
+
+
+def substitute(lab: Any, text: str) -> str:
+    """Only the ``{addr:...}`` and ``{dir:...}`` references (for patterns as well as commands)."""
+    text = _ADDR.sub(lambda m: lab.net.plan.address(m.group(1), m.group(2)), text)
+    return _DIR.sub(lambda m: str(lab.node(m.group(1)).dir), text)
+
 
 
 def run_commands(lab: Lab, commands: list[Command]) -> list[str]:
