@@ -41,15 +41,14 @@ EXPECTED_FAILURES = {
         "q1 - why the forged update fails", "q2 - what HBA does not protect against",
         "q3 - flooding a third party"},
 }
-SLOW = {7}  # the shim labs: deploy ~25 s plus an 8 s scenario in each half; over 60 s in all
 
 
 def test_every_exercise_has_its_expectations():
     assert set(EXPECTED_FAILURES) == {e.number for e in catalog.exercises()}
 
 
-@pytest.mark.parametrize("number", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
-                                    for n in sorted(EXPECTED_FAILURES)])
+# measured 13-52 s each (exercise 7, the shim lab and its 8 s scenario, is the longest): none is slow
+@pytest.mark.parametrize("number", sorted(EXPECTED_FAILURES))
 def test_starting_lab_fails_as_taught_and_the_solution_gets_full_marks(number):
     ex = catalog.exercise(number)
     t0 = time.monotonic()
