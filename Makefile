@@ -1,6 +1,6 @@
 # mhlab: run as root (sudo make …).  Every target installs what it needs first (scripts/setup.sh).
 PY := .venv/bin/python
-.PHONY: setup demo test test-unit bench clean-labs
+.PHONY: setup demo test test-slow test-unit bench clean-labs
 
 setup:
 	@bash scripts/setup.sh
@@ -10,9 +10,15 @@ setup:
 demo: setup
 	@.venv/bin/mhlab demo
 
-## The whole test suite: unit tests (no root) and lab tests (root, real namespaces).
+## The whole test suite but the slow-marked tests: unit tests (no root) and lab tests (root, real
+## namespaces), JOBS test modules at a time (each worker keeps its labs in a run root of its own).
+JOBS ?= 3
 test: setup
-	@$(PY) -m pytest -ra
+	@$(PY) -m pytest -ra -m "not slow" -n $(JOBS) --dist loadfile
+
+## Only the slow-marked tests (listed in README.md, "Slow tests").
+test-slow: setup
+	@$(PY) -m pytest -ra -m slow
 
 test-unit: setup
 	@$(PY) -m pytest -m "not lab" -q

@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agents.shim import messages as m  # noqa: E402
-from agents.shim.wire import ShimDecodeError  # noqa: E402
 
 SCAPY_I1 = """
 from scapy.fields import BitField, ByteField, ShortField, XIntField

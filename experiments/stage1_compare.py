@@ -39,7 +39,6 @@ from pydantic import TypeAdapter  # noqa: E402
 from testbed import egress  # noqa: E402
 from testbed.checks import run_all  # noqa: E402
 from testbed.faults import prepare  # noqa: E402
-from testbed.kinds.multihoming import with_mechanism  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 from testbed.mechanisms import discovered  # noqa: E402
 from testbed.scenario.model import Fault  # noqa: E402
@@ -140,7 +139,7 @@ def failover(lab, host: str, a: str, b: str, srv: str, specs: list[dict]) -> dic
 
 
 def measure(path: Path, mech: str, name: str, progress) -> dict:
-    topo = with_mechanism(load_topology(path), mech)
+    topo = load_topology(path).with_mechanism(mech)
     site = topo.sites[0]
     isps = list(dict.fromkeys(ex.isp for ex in site.exits))
     row: dict = {"lab": path.name, "variant": mech}

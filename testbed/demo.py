@@ -98,23 +98,13 @@ def lab_name(prefix: str, index: int, mechanism: str) -> str:
     return f"{prefix}{index}{re.sub(r'[^A-Za-z0-9]', '', mechanism)}"[:10]
 
 
-def with_mechanism(topo: Topology, mechanism: str) -> Topology:
-    """A copy of ``topo`` whose sites all run ``mechanism``; a site keeps its options only when it already
-    ran that mechanism (options belong to one mechanism)."""
-    sites = [s.model_copy(update={"mechanism": mechanism,
-                                  "options": s.options if s.mechanism == mechanism else {}})
-             for s in topo.sites]
-    new = topo.model_copy(update={"sites": sites})
-    new._source = topo.source
-    return new
-
 
 def row_lab(loaded: LoadedScenario, mechanism: str) -> Topology:
     kind, target = loaded.lab_target()
     if kind != "topology":
         raise TopologyError([loaded.doc.problem(("lab",), "a demo scenario names a lab file (*.yaml), "
                                                 "not a running lab")])
-    return with_mechanism(load_lab(target), mechanism)
+    return load_lab(target).with_mechanism(mechanism)
 
 
 def summarise(row: DemoRow, loaded: LoadedScenario, result: ScenarioResult) -> RowResult:

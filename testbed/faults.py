@@ -12,6 +12,7 @@ qdisc, delay needs netem (absent on some kernels: said plainly); I2P labs' kinds
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Mapping
@@ -23,8 +24,20 @@ from .frr import daemon_argv
 from .i2p.faults import FAULT_KINDS as I2P_FAULT_KINDS
 from .procs import is_alive, stop_all
 from .scenario.contract import MULTIHOMING, Action, FaultError, FaultKind, lab_kind
-from .scenario.model import (BgpReset, DaemonKill, Delay, Flap, IspDown, LinkDown, LinkUp, Loss, RateLimit,
-                             RouterCrash, UpstreamCut)
+from .scenario.model import (
+    BgpReset,
+    DaemonKill,
+    Delay,
+    Flap,
+    IspDown,
+    LinkDown,
+    LinkUp,
+    Loss,
+    RateLimit,
+    RouterCrash,
+    UpstreamCut,
+)
+from .wait import WaitTimeout, wait_until
 
 Lab = Any  # a running testbed.lab.Lab, or anything with .net, .topology, .name and lab[node] (a planned lab)
 __all__ = ["Action", "FaultError", "FAULT_KINDS", "fault_kind", "netem_available", "prepare", "resolve_link"]
@@ -156,10 +169,9 @@ def _restart(lab: Lab, node: str, killed: list) -> None:
             (handle.dir / "zserv.api").unlink(missing_ok=True)
         argv = list(rec.argv) or daemon_argv(rec.name, handle.dir, handle.dir)
         handle.spawn(rec.name, argv, cwd=handle.dir)
-        if rec.name == "zebra":
-            deadline = time.monotonic() + 10
-            while not (handle.dir / "zserv.api").exists() and time.monotonic() < deadline:
-                time.sleep(0.01)
+        if rec.name == "zebra":  # the others connect to zebra's socket: wait for it (they retry anyway)
+            with contextlib.suppress(WaitTimeout):
+                wait_until((handle.dir / "zserv.api").exists, 10, 0.01, what=f"{node}: zebra's API socket")
 
 
 def _kill(lab: Lab, node: str, only: str | None) -> list:

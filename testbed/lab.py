@@ -192,9 +192,7 @@ def _renamed(topo, name: str):
     if name == topo.name:
         return topo
     check_lab_name(name)
-    new = topo.model_copy(update={"name": name})
-    new._source = topo.source
-    return new
+    return topo.variant(name=name)
 
 
 class _Builder:
@@ -331,24 +329,29 @@ class _Builder:
 
     def start_services(self) -> None:
         """Servers and agents; ``{node_dir}`` in an argument is the node's folder, ``python3`` this Python."""
-        ready, bad = [], []
+        ready: list[tuple[str, str, Path, subprocess.Popen, Path]] = []
+        bad = []
         for spec in self.lab.net.nodes.values():  # every config's dry run first: nothing half-started
             handle = self.lab.nodes[spec.name]
             for svc in spec.services:
                 if svc.check:
                     res = handle.run(_node_argv(svc.check, handle.dir), timeout=30)
                     if res.returncode != 0:
-                        bad.append(f"{spec.name}/{svc.name}: {(res.stdout + res.stderr).strip()[-400:]}")
+                        said = (res.stderr + res.stdout).strip()[-600:] or f"exit status {res.returncode}"
+                        bad.append(f"node {spec.name}: {svc.name} cannot start, its configuration check "
+                                   f"(`{' '.join(svc.check)}`) says:\n{said}")
         if bad:
             raise LabError("a service rejected its rendered config (see `mhlab render`):\n" + "\n".join(bad))
         for spec in self.lab.net.nodes.values():
             handle = self.lab.nodes[spec.name]
             for svc in spec.services:
                 argv = _node_argv(svc.argv, handle.dir)
-                handle.spawn(svc.name, argv, cwd=handle.dir, env=svc.env)
+                proc = handle.spawn(svc.name, argv, cwd=handle.dir, env=svc.env)
                 if svc.ready:
-                    ready.append(Path(svc.ready.replace("{node_dir}", str(handle.dir))))
-        _wait_paths(ready, 30, "services' ready files")
+                    ready.append((spec.name, svc.name, Path(svc.ready.replace("{node_dir}", str(handle.dir))),
+                                  proc, handle.dir / f"{svc.name}.out"))
+        wait_until(lambda: _pending_services(ready), 30, 0.01, ok=lambda missing: not missing,
+                   what="services' ready files appearing (see the node's *.out and *.log files)")
 
     def await_ready(self, ready: Readiness, timeout: float | None) -> None:
         """Poll one of the kind's readiness conditions; fails naming what is still missing."""
@@ -375,6 +378,17 @@ def _frr_ids() -> tuple[int, int]:
         return pwd.getpwnam("frr").pw_uid, grp.getgrnam("frr").gr_gid
     except KeyError:
         raise LabError("the 'frr' user is missing: is FRR installed? (make setup)") from None
+
+
+def _pending_services(ready: list[tuple[str, str, Path, subprocess.Popen, Path]]) -> list[str]:
+    """Ready files still missing; a service that exited before writing its file fails the deploy at once,
+    naming the node and the service's last words (from its ``.out`` file)."""
+    for node, name, path, proc, out in ready:
+        if not path.exists() and proc.poll() is not None:
+            words = out.read_text(errors="replace").strip().splitlines()[-3:] if out.exists() else []
+            raise LabError(f"node {node}: service {name} exited ({proc.returncode}) before it was ready: "
+                           + (" / ".join(words) or "no output"))
+    return [str(path) for _, _, path, _, _ in ready if not path.exists()]
 
 
 def _wait_paths(paths: list[Path], timeout: float, what: str) -> None:

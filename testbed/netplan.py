@@ -45,6 +45,10 @@ class Neighbor:
     default_originate: bool = False
     accept: list[str] = field(default_factory=list)  # prefixes allowed in ('any' = everything)
     next_hop_self: bool = False  # iBGP without an IGP: the peer must reach what we pass on through us
+    # FRR `set` clauses of a route-map applied on top of the prefix lists: traffic engineering knobs
+    # (``as-path prepend 65100 65100``, ``community no-export additive`` out; ``local-preference 200`` in)
+    set_out: list[str] = field(default_factory=list)
+    set_in: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -25,7 +25,6 @@ import pytest
 from . import wait
 from .frr import json_cmp
 from .kinds import parse_lab
-from .kinds.multihoming import with_mechanism
 from .lab import Lab
 from .scenario.run import run_scenario
 from .yamlmarks import MarkedDoc, load_marked
@@ -91,7 +90,7 @@ def deploy_for_test(path: Path, config, name: str | None = None, mechanism: str 
         doc = MarkedDoc({**doc.data, **fields}, doc.file, doc.lines)
     model = parse_lab(doc)
     if mechanism:
-        model = with_mechanism(model, mechanism)
+        model = model.with_mechanism(mechanism)
     return Lab.deploy(model, name=name, root=config.getoption("--mhlab-run-root"))
 
 

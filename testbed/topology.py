@@ -215,6 +215,13 @@ class Topology(Strict):
         """The site's AS: its ``asn:``, else SITE_ASN_BASE + its index in the file."""
         return site.asn or SITE_ASN_BASE + self.sites.index(site)
 
+    def with_mechanism(self, mechanism: str, registry: Registry | None = None) -> "Topology":
+        """A copy whose sites all run ``mechanism``; a site keeps its options only when it already ran that
+        mechanism (options belong to one mechanism)."""
+        sites = [s.model_copy(update={"mechanism": mechanism, "options": s.options if s.mechanism == mechanism
+                                      else {}}) for s in self.sites]
+        return self.variant(registry, sites=sites)
+
     def variant(self, registry: Registry | None = None, **changes: Any) -> "Topology":
         """A copy with some fields replaced (``topo.variant(name="x")``, ``sites=[...]``), validated again
         like the file was, and keeping the file's line marks so errors still point into it."""

@@ -33,6 +33,22 @@ from .engine import Action, Decide, Event, ExitPathCache, Program, Timing, Withd
 
 Address = ipaddress.IPv6Address
 FLOW_SWEEP = 10.0  # seconds between sweeps of idle flows
+DEPRECATION_CHECK = 0.05  # seconds between looks at which of our sources are deprecated
+IFA_F_DEPRECATED = 0x20
+
+
+def deprecated_addresses(path: str = "/proc/net/if_inet6") -> set[ipaddress.IPv6Address]:
+    """This namespace's IPv6 addresses whose kernel flags say deprecated (preferred lifetime over)."""
+    out = set()
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and int(fields[4], 16) & IFA_F_DEPRECATED:
+            out.add(ipaddress.IPv6Address(int(fields[0], 16)))
+    return out
 
 
 class ExitPathDaemon:
@@ -45,6 +61,8 @@ class ExitPathDaemon:
         self.buffers: dict[socket.socket, bytes] = {}
         self.running = True
         self.next_sweep = time.monotonic() + FLOW_SWEEP
+        self.next_dep_check = 0.0
+        self.deprecated: set[ipaddress.IPv6Address] = set()
         self.kernel.start()
         try:
             if os.path.exists(socket_path):
@@ -77,7 +95,18 @@ class ExitPathDaemon:
                                            "action": type(action).__name__, "error": str(exc)}) + "\n")
         self.log.flush()
 
+    def check_deprecated(self) -> None:
+        """Sources the kernel flags deprecated (a Router Advertisement with preferred lifetime 0), read from
+        /proc/net/if_inet6 (flags column, IFA_F_DEPRECATED); each newly deprecated one drops its entries."""
+        now_dep = deprecated_addresses() & set(self.engine.sources)
+        for src in now_dep - self.deprecated:
+            self.perform(self.engine.deprecated(self.now(), src))
+        self.deprecated = now_dep
+
     def poll(self) -> None:
+        if self.now() >= self.next_dep_check:
+            self.next_dep_check = self.now() + DEPRECATION_CHECK
+            self.check_deprecated()
         races, received = self.kernel.poll()
         facts = [(t, 0, dst, src) for t, dst, src in races] + [(t, 1, peer, local) for t, peer, local in received]
         for t, kind, a, b in sorted(facts, key=lambda f: (f[0], f[1])):

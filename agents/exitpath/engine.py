@@ -233,6 +233,22 @@ class ExitPathCache:
                 actions += [Withdraw(dst), self._event(now, "expired", dst=dst, src=entry.src)]
         return actions
 
+    def deprecated(self, now: float, src: Address) -> list[Action]:
+        """One of our sources became deprecated (6.3.1.2.1: the site says its ISP is unusable): entries that
+        use it are dropped, so the next connection to those destinations races again (and the kernel's
+        own choice avoids the deprecated source); step 5 will not fall back on it either."""
+        src = Address(src)
+        actions: list[Action] = []
+        for dst, entry in list(self.entries.items()):
+            if entry.src == src:
+                del self.entries[dst]
+                self.programmed.pop(dst, None)
+                if self.history.get(dst) == src:
+                    del self.history[dst]
+                self.counters.expired += 1
+                actions += [Withdraw(dst), self._event(now, "deprecated", dst=dst, src=src)]
+        return actions
+
     def next_deadline(self) -> float | None:
         times = [r.deadline for r in self.races.values()] + [e.expires for e in self.entries.values()]
         return min(times) if times else None

@@ -77,6 +77,17 @@ class I2pLab(Strict):
     def source(self) -> MarkedDoc:
         return self._source or MarkedDoc({}, "<memory>")
 
+    def variant(self, **changes) -> "I2pLab":
+        """A copy with some fields replaced (``lab.variant(name="x")``), validated again like the file was,
+        keeping the file's line marks."""
+        data = {**self.model_dump(), **changes}
+        try:
+            new = I2pLab.model_validate(data)
+        except ValidationError as exc:
+            raise TopologyError([_problem(self.source, err) for err in exc.errors()]) from None
+        new._source = self._source
+        return new
+
     @property
     def destination_seed(self) -> str:
         return self.seed or self.name

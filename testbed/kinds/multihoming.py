@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..checks import Check, bgp_checks, bgp_pending, http_get, ingress_counters, ping
 from ..mechanisms import mechanisms
 from ..netplan import NetPlan, build_netplan
-from ..topology import Topology, host_def, parse_topology
+from ..topology import Topology, host_def, parse_topology, site_addons, site_mechanism
 from ..yamlmarks import MarkedDoc
 from .contract import LabKind, Readiness, RunningLab, Section
 
@@ -67,16 +67,16 @@ def checks(lab: RunningLab) -> list[Check]:
 
 
 def inspect(lab: RunningLab) -> list[Section]:
+    """Ingress-filter counters, then what each site's mechanism and add-ons report (their agents)."""
     counters = ingress_counters(lab)
-    return [Section("ingress filters (packets dropped)", tuple((k, str(v)) for k, v in counters.items()))]
+    out = [Section("ingress filters (packets dropped)", tuple((k, str(v)) for k, v in counters.items()))]
+    topo = lab.net.topology
+    for site in topo.sites:
+        for mech, options in [site_mechanism(topo, site)] + site_addons(topo, site):
+            if mech.inspect is not None:
+                out += mech.inspect(lab, site, options)
+    return out
 
-
-def with_mechanism(topo: Topology, mechanism: str) -> Topology:
-    """A copy of ``topo`` whose sites all run ``mechanism``."""
-    sites = [s.model_copy(update={"mechanism": mechanism}) for s in topo.sites]
-    new = topo.model_copy(update={"sites": sites})
-    new._source = topo.source
-    return new
 
 
 KIND = LabKind(

@@ -67,6 +67,8 @@ class Readiness:
 ApplyFn = Callable[["NetPlan", "Site", Any], None]
 HostIidsFn = Callable[["Site", Any, str, tuple[ipaddress.IPv6Network, ...]], tuple[int, ...]]
 ValidateFn = Callable[["Topology", "Site", Any], list[FieldProblem]]
+# inspect(lab, site, options) -> sections (``testbed.kinds.contract.Section``) for `mhlab inspect`
+InspectFn = Callable[[Any, "Site", Any], list[Any]]
 
 
 def _no_problems(topology: "Topology", site: "Site", options: Any) -> list[FieldProblem]:
@@ -99,6 +101,8 @@ class Mechanism:
                     Runs when the topology is parsed; every problem is reported with file:line.
     demo            the scenario file (relative to the repository root) ``make demo`` runs for it
     baseline        the mechanism shows the problem the others solve: comparisons list it first
+    inspect         ``inspect(lab, site, options) -> [Section]``: what `mhlab inspect` shows of the mechanism
+                    in a running lab (its agents' state; a dead agent said so); ``None``: nothing more
     role            ``routing``: what a site's ``mechanism:`` names (exactly one per site: stage-1 routing or
                     the shim, which brings its own); ``addon``: a stage-2 part listed under the site's
                     ``addons:`` (DNS, exit path cache, prefix deprecation, policy distribution), applied
@@ -118,6 +122,7 @@ class Mechanism:
     demo: str | None = None
     baseline: bool = False
     role: Literal["routing", "addon"] = "routing"
+    inspect: Optional[InspectFn] = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.options, type) and issubclass(self.options, Options)):

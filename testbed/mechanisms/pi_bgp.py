@@ -15,16 +15,71 @@ Hosts keep their PA addresses too (the plan numbers every site segment from ever
 address is the one to use (scenario selector ``{isp: pi}``; it is also every host's first address); so
 that the PA ones are not simply broken (``mhlab check`` tries every address), they are routed as with
 ``sadr-static`` - each leaves through its own ISP and fails with it, as PA addresses do.
+
+Traffic engineering the IPv4 way (thesis 6.3.2.1.1-2; options ``prepend``, ``communities``, ``local_pref``,
+each per ISP): inbound by prepending the site's AS to, or tagging communities on, the PI announcement sent
+to one ISP; outbound by the local preference of the routes learnt from each ISP.  Each is a route-map on top
+of the session's prefix lists (``te-out-<isp>``, ``te-in-<isp>``).  These knobs choose one path per
+prefix at every remote router, so a split other than all-or-nothing needs more-specific announcements,
+each one more route in every default-free table (``experiments/te_compare.py`` measures it).
 """
 
 from __future__ import annotations
 
+import re
+
+from pydantic import Field
+
 from ..netplan import Neighbor, NetPlan, Node, Route
 from . import sadr_static
-from .contract import Mechanism
+from .contract import FieldProblem, Mechanism, Options
+
+COMMUNITY = re.compile(r"^(\d{1,5}:\d{1,5}|no-export|no-advertise|local-AS|blackhole|graceful-shutdown)$")
 
 
-def _apply(net: NetPlan, site, options) -> None:
+class PiBgpOptions(Options):
+    """BGP traffic engineering the IPv4 way (thesis 6.3.2.1.1-2), per ISP of the site."""
+
+    prepend: dict[str, int] = Field(default_factory=dict, description="ISP -> times the site's AS is prepended to "
+                                    "the PI announcement sent to it (inbound: a longer path is less preferred)")
+    communities: dict[str, list[str]] = Field(default_factory=dict, description="ISP -> communities on the PI "
+                                              "announcement sent to it ('ASN:N', no-export...; the lab's ISPs "
+                                              "act only on the well-known ones)")
+    local_pref: dict[str, int] = Field(default_factory=dict, description="ISP -> local preference of the routes "
+                                       "learnt from it (outbound: the highest wins at every exit router)")
+
+
+def _validate(topology, site, opts: PiBgpOptions) -> list[FieldProblem]:
+    isps = [e.isp for e in site.exits]
+    problems: list[FieldProblem] = []
+    for key in ("prepend", "communities", "local_pref"):
+        for isp, value in getattr(opts, key).items():
+            if isp not in isps:
+                problems.append((("options", key, isp), f"{isp} is not an ISP of site {site.name} ({', '.join(isps)})"))
+            elif key == "prepend" and not 0 <= value <= 10:
+                problems.append((("options", key, isp), f"prepend {value} is outside 0..10"))
+            elif key == "local_pref" and not 0 <= value <= 4294967295:
+                problems.append((("options", key, isp), f"local preference {value} is outside 0..4294967295"))
+            elif key == "communities":
+                problems += [(("options", key, isp, i), f"{c!r} is not a community (ASN:N or a well-known name)")
+                             for i, c in enumerate(value) if not COMMUNITY.match(c)]
+    return problems
+
+
+def _traffic_engineering(net: NetPlan, site, opts: PiBgpOptions) -> None:
+    """Prepending and communities on what each exit sends its ISP; local preference on what it learns."""
+    asn = net.topology.site_asn(site)
+    for ex in site.exits:
+        nb = _neighbor(net.nodes[ex.router], ex.isp)
+        if opts.prepend.get(ex.isp):
+            nb.set_out.append("as-path prepend " + " ".join([str(asn)] * opts.prepend[ex.isp]))
+        if opts.communities.get(ex.isp):
+            nb.set_out.append("community " + " ".join(opts.communities[ex.isp]) + " additive")
+        if ex.isp in opts.local_pref:
+            nb.set_in.append(f"local-preference {opts.local_pref[ex.isp]}")
+
+
+def _apply(net: NetPlan, site, options: PiBgpOptions) -> None:
     plan = net.plan
     pi = str(plan.pi_prefixes[site.name])
     for ex in site.exits:
@@ -37,6 +92,7 @@ def _apply(net: NetPlan, site, options) -> None:
         _add(isp.ingress[plan.segment(f"{ex.isp}-{ex.router}").member(ex.isp).ifname], pi)
         _transit(net, ex.isp, pi, set())
     _ibgp_between_exits(net, site)
+    _traffic_engineering(net, site, options)
     sadr_static.route_by_source(net, site)
 
 
@@ -77,4 +133,5 @@ def _add(prefixes: list[str], prefix: str) -> None:
 
 
 MECHANISM = Mechanism("pi-bgp", "IPv4-style multihoming: a provider-independent /48 announced through every ISP "
-                      "(baseline: one more global route per site)", "ch. 2.6", _apply, pi_prefix=True)
+                      "(baseline: one more global route per site)", "ch. 2.6", _apply, pi_prefix=True,
+                      options=PiBgpOptions, validate=_validate)

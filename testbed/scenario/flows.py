@@ -8,6 +8,7 @@ only through ``lab.node(name).popen(argv, stdout=..., stderr=...)``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 import agents
 
 from ..errors import LabError
+from ..wait import WaitTimeout, wait_until
 from .contract import Endpoints, FlowError, lab_kind
 from .flowkinds import flow_kind
 from .measures import FlowTrace
@@ -138,15 +140,20 @@ class Traffic:
         servers = [p.server for p in self.plans if p.server is not None]
         for cmd in servers:
             self.launch(cmd)
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
         for cmd in servers:
-            while not any(e.get("ev") == "listen" for e in read_events(cmd.log)):
-                proc = next(p for c, p in self.procs if c is cmd)
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = cmd.log.with_suffix(".stderr")
-                    detail = err.read_text().strip()[-500:] if err.exists() else ""
-                    raise LabError(f"flow {cmd.flow}: server on {cmd.node} did not start listening: {detail}")
-                time.sleep(0.02)
+            proc = next(p for c, p in self.procs if c is cmd)
+
+            def listening(cmd=cmd) -> bool:
+                return any(e.get("ev") == "listen" for e in read_events(cmd.log))
+            with contextlib.suppress(WaitTimeout):
+                wait_until(lambda: listening() or proc.poll() is not None,
+                           max(0.0, timeout - (time.monotonic() - start)), 0.02,
+                           what=f"flow {cmd.flow}: server on {cmd.node} listening")
+            if not listening():
+                err = cmd.log.with_suffix(".stderr")
+                detail = err.read_text().strip()[-500:] if err.exists() else ""
+                raise LabError(f"flow {cmd.flow}: server on {cmd.node} did not start listening: {detail}")
 
     def start_client(self, plan: FlowPlan) -> subprocess.Popen[Any]:
         return self.launch(plan.client)

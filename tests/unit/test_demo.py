@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from testbed import demo_report
-from testbed.demo import REPO_ROOT, DemoResult, demo_rows, lab_name, row_lab, summarise, with_mechanism
+from testbed.demo import REPO_ROOT, DemoResult, demo_rows, lab_name, row_lab, summarise
 from testbed.kinds import load_lab, netplan_for
 from testbed.mechanisms import Mechanism, mechanisms
 from testbed.render import render
@@ -46,9 +46,9 @@ def test_lab_names_are_valid_and_distinct():
 def test_with_mechanism_swaps_every_site_and_drops_foreign_options():
     topo = load_lab(REPO_ROOT / "topologies/two-sites-shim.yaml")
     assert all(s.options for s in topo.sites)
-    none = with_mechanism(topo, "none")
+    none = topo.with_mechanism("none")
     assert {s.mechanism for s in none.sites} == {"none"} and all(not s.options for s in none.sites)
-    shim = with_mechanism(topo, "shim")
+    shim = topo.with_mechanism("shim")
     assert [s.options for s in shim.sites] == [s.options for s in topo.sites]
     assert none.source.file == topo.source.file
 

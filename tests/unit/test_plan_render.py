@@ -9,7 +9,6 @@ import pytest
 
 from testbed.addressing import build_plan
 from testbed.netplan import build_netplan
-from testbed.pytest_plugin import with_mechanism
 from testbed.render import render
 from testbed.topology import load_topology
 
@@ -60,7 +59,7 @@ def test_sadr_static_routes_m_r_e(topo):
     assert {r: len(v) for r, v in sadr.items()} == {"ra": 2, "rb": 2}
     ra_b = next(x for x in sadr["ra"] if x.src == str(net.plan.site_prefixes["site"]["ispb"]))
     assert ra_b.dev == "rb"  # ISP-B-sourced traffic goes to rb over the internal link
-    none = build_netplan(with_mechanism(topo, "none"))
+    none = build_netplan(topo.with_mechanism("none"))
     assert not [x for x in none.nodes["ra"].routes if x.src]
 
 

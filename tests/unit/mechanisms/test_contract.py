@@ -24,8 +24,8 @@ def test_every_module_of_the_package_is_a_discovered_mechanism():
                if not p.stem.startswith("_")} - {"contract"}
     reg = discover()
     assert {m.replace("_", "-") for m in modules} == set(reg.names()) == {"none", "sadr-static", "pi-bgp",
-                                                                            "shim", "mptcp", "dns", "sadr-bgp",
-                                                                            "sadr-igp", "manual"}
+                                                                            "shim", "mptcp", "dns", "sadr-bgp", "exit-path", "deprecation",
+                                                                            "sadr-igp", "policy", "manual"}
     assert all(isinstance(m, Mechanism) for m in reg)
     assert get_mechanism("shim").options is ShimOptions and get_mechanism("none").options is NoOptions
     assert get_mechanism("pi-bgp").pi_prefix and not get_mechanism("sadr-static").pi_prefix
@@ -35,7 +35,7 @@ def test_unknown_mechanism_is_a_named_error_listing_the_known_ones():
     with pytest.raises(UnknownMechanism) as exc:
         get_mechanism("magic")
     assert isinstance(exc.value, MhlabError) and exc.value.known == tuple(discovered().names())
-    assert str(exc.value) == "unknown mechanism 'magic'; known: dns, manual, mptcp, none, pi-bgp, sadr-bgp, sadr-igp, sadr-static, shim"
+    assert str(exc.value) == "unknown mechanism 'magic'; known: " + ", ".join(sorted(discovered().names()))
 
 
 def test_the_registry_is_a_value():

@@ -1,0 +1,101 @@
+"""Applying a policy in one host: kernel source selection, getaddrinfo's order, and the port rows.
+
+- ``ip addrlabel``: the table's labels (the kernel keeps no precedence).  The kernel's source selection
+  (RFC 6724 rule 6, matching label) then picks, for a destination, the source whose label matches, for
+  every program that lets the kernel choose - no change to applications.
+- ``gai.conf``: ``label`` and ``precedence`` lines (the whole table: any line replaces glibc's defaults),
+  written in place over the file bind-mounted on /etc/gai.conf; glibc rereads it when its mtime changes.
+- port rows: the source was chosen when the socket connected, by address only, so an nftables SNAT rule per
+  row rewrites the source of new connections to that port to the host's address in the row's source prefix
+  (the address whose label is the row's).  Conntrack maps the replies back.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+from pathlib import Path
+
+from .table import Policy
+
+NFT_TABLE = "mhlab_policy"
+PROTO_NAMES = {6: "tcp", 17: "udp"}
+
+
+def unique_rows(policy: Policy) -> list[tuple[ipaddress.IPv6Network, int, int]]:
+    """The rows with each prefix once (the first wins: a table is a function of the prefix)."""
+    seen, out = set(), []
+    for row in policy.rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            out.append(row)
+    return out
+
+
+def addrlabel_batch(policy: Policy) -> str:
+    lines = ["addrlabel flush"] + [f"addrlabel add prefix {p} label {lab}" for p, _, lab in unique_rows(policy)]
+    return "\n".join(lines) + "\n"
+
+
+def gai_conf(policy: Policy) -> str:
+    lines = ["# written by the policy client from the site's DHCPv6 policy (RFC 7078); replaces glibc's table"]
+    for p, prec, lab in unique_rows(policy):
+        lines += [f"label {p} {lab}", f"precedence {p} {prec}"]
+    return "\n".join(lines) + "\n"
+
+
+def snat_sources(policy: Policy, addresses: list[ipaddress.IPv6Address]) -> list[tuple[tuple, ipaddress.IPv6Address | None]]:
+    """Each port row with the host's address whose label is the row's (None: the host has none)."""
+    out = []
+    for row in sorted(policy.ports, key=lambda r: (-r[1], -r[0].prefixlen)):
+        label = row[2]
+        out.append((row, next((a for a in addresses if policy.label_of(a) == label), None)))
+    return out
+
+
+def nft_ruleset(policy: Policy, addresses: list[ipaddress.IPv6Address]) -> str:
+    rules = ["    ip6 saddr fe80::/10 return"]
+    for (net, _prec, _lab, proto, lo, hi), src in snat_sources(policy, addresses):
+        if src is None:
+            continue
+        parts = [f"meta l4proto {PROTO_NAMES[proto]} th dport {lo}-{hi}"] if proto in PROTO_NAMES else []
+        parts += [f"ip6 daddr {net}"] if net.prefixlen else []
+        rules.append("    " + " ".join(parts + [f"ip6 saddr != {src} counter snat ip6 to {src}"]))
+    body = "\n".join(rules)
+    return (f"table ip6 {NFT_TABLE} {{}}\ndelete table ip6 {NFT_TABLE}\n"
+            f"table ip6 {NFT_TABLE} {{\n  chain out {{\n    type nat hook postrouting priority srcnat; "
+            f"policy accept;\n{body}\n  }}\n}}\n")
+
+
+def global_addresses(ifname: str) -> list[ipaddress.IPv6Address]:
+    out = subprocess.run(["ip", "-j", "-6", "addr", "show", "dev", ifname, "scope", "global"], capture_output=True,
+                         text=True, check=True).stdout
+    return [ipaddress.IPv6Address(a["local"]) for link in json.loads(out or "[]") for a in link.get("addr_info", []) if "local" in a]
+
+
+def _run(argv: list[str], text: str) -> None:
+    res = subprocess.run(argv, input=text, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {(res.stderr or res.stdout).strip()}")
+
+
+def bind_gai_conf(path: Path, target: str = "/etc/gai.conf") -> None:
+    """Mount our file on /etc/gai.conf inside this host's private mount namespace (goes with the host)."""
+    if not path.exists():
+        path.write_text("# no policy yet\n")
+    if not Path(target).exists():
+        raise RuntimeError(f"{target} does not exist: nothing to bind-mount over")
+    _run(["mount", "--bind", str(path), target], "")
+
+
+def apply(policy: Policy, ifname: str, gai_path: Path) -> dict:
+    """Install ``policy``; returns what was installed (for the state file)."""
+    _run(["ip", "-6", "-batch", "-"], addrlabel_batch(policy))
+    with open(gai_path, "r+") as f:  # in place: a new inode would not be the one mounted
+        f.truncate(0)
+        f.write(gai_conf(policy))
+    addresses = global_addresses(ifname)
+    _run(["nft", "-f", "-"], nft_ruleset(policy, addresses))
+    return {"snat": [[str(row[0]), PROTO_NAMES.get(row[3], "any"), f"{row[4]}-{row[5]}", str(src) if src else None]
+                     for row, src in snat_sources(policy, addresses)]}
