@@ -82,7 +82,7 @@ def _reach_one(c: ReachCriterion, lab: Any, node: str) -> tuple[bool, str]:
         if ok:
             received = re.search(r"\d+ received", res.stdout)
             return True, received.group(0) if received else (res.stdout.strip() or "ok")
-        time.sleep(0.3)
+        time.sleep(0.5)
     return False, (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[-1][:100]
 
 
