@@ -103,11 +103,16 @@ def ingress_total(lab: Any, node: str) -> int:
 
 
 def _counter(c: CounterCriterion, ctx: Context) -> tuple[bool, str]:
-    before = ingress_total(ctx.lab, c.node)
-    for t in c.traffic:
-        _reach(t, ctx)
-    delta = ingress_total(ctx.lab, c.node) - before
-    ok = delta == 0 if c.delta == "zero" else delta > 0
+    # "positive" may take a second round (a route still settling sends nothing to the ISP); "zero" must
+    # hold over every round sent
+    for _ in range(1 if c.delta == "zero" else 3):
+        before = ingress_total(ctx.lab, c.node)
+        for t in c.traffic:
+            _reach(t, ctx)
+        delta = ingress_total(ctx.lab, c.node) - before
+        ok = delta == 0 if c.delta == "zero" else delta > 0
+        if ok:
+            break
     return ok, f"{c.node} ingress filter dropped {delta} packets of the checker's traffic"
 
 

@@ -61,7 +61,7 @@ class ReachCriterion(CriterionBase):
     by_name: bool = Field(False, description="`to` is a DNS name: the client resolves it (curl, no binding)")
     tool: Literal["curl", "ping"] = "curl"
     expect: bool = Field(True, description="false: the connection must fail")
-    tries: int = Field(3, ge=1, description="attempts per client; one success is enough")
+    tries: int = Field(2, ge=1, description="attempts per client; one success is enough")
 
 
 class CounterCriterion(CriterionBase):
