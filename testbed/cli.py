@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .errors import DependencyError, LabError, MhlabError, TopologyError, UsageError
+from .course import verbs as exercise
 from .live import verbs as live
 from .live.shell import node_shell_argv
 
@@ -156,8 +157,13 @@ def cmd_deploy(args) -> int:
 
 def cmd_destroy(args) -> int:
     from .lab import destroy
-    from .rundir import list_labs
-    names = [r.lab for r in list_labs(args.run_root)] if args.all else args.labs
+    from .owners import caller, destroyable, owner_of
+    names = args.labs
+    if args.all:
+        mine, spared = destroyable(args.run_root, caller(), args.everyone)
+        names = [r.lab for r in mine]
+        for r in spared:
+            print(f"lab {r.lab} spared: it belongs to {owner_of(r)} (--everyone removes it too)", file=sys.stderr)
     if not names:
         print("no labs to destroy" if args.all else "name a lab (or --all)", file=sys.stderr)
         return 0 if args.all else 2
@@ -300,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = add("destroy", cmd_destroy, "stop exactly the processes of a lab and release its namespaces",
             "sudo mhlab destroy twoisp", quiet)
     d.add_argument("labs", nargs="*", help="lab names")
-    d.add_argument("--all", action="store_true", help="every lab in the run root")
+    d.add_argument("--all", action="store_true", help="every lab in the run root that is yours (or nobody's): "
+                   "labs another user started with `mhlab exercise start` are spared")
+    d.add_argument("--everyone", action="store_true", help="with --all: other users' labs too")
     add("list", cmd_list, "list labs in the run root", "mhlab list --json", json_arg)
     add("inspect", cmd_inspect, "nodes, addresses, processes, BGP sessions and the kind's details (ingress "
         "counters; an I2P Destination's leases) of a running lab",
@@ -352,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.register_graph(sub)
     live.register_watch(sub)
     live.register_serve(sub)
+    exercise.register(sub)
     return p
 
 
@@ -365,9 +374,6 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except TopologyError as exc:
         print(f"error: invalid {exc.what}\n{exc}", file=sys.stderr)
-        return 2
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
         return 2
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,7 +25,7 @@ def test_every_module_of_the_package_is_a_discovered_mechanism():
     reg = discover()
     assert {m.replace("_", "-") for m in modules} == set(reg.names()) == {"none", "sadr-static", "pi-bgp",
                                                                             "shim", "mptcp", "dns", "sadr-bgp", "exit-path", "deprecation",
-                                                                            "sadr-igp", "policy", "tunnel-mesh"}
+                                                                            "sadr-igp", "policy", "tunnel-mesh", "manual"}
     assert all(isinstance(m, Mechanism) for m in reg)
     assert get_mechanism("shim").options is ShimOptions and get_mechanism("none").options is NoOptions
     assert get_mechanism("pi-bgp").pi_prefix and not get_mechanism("sadr-static").pi_prefix
