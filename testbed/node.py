@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -23,7 +24,12 @@ NODE_DIR_ENV = "MHLAB_NODE_DIR"
 
 
 def tagged_env(lab: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, TAG: lab, **(extra or {})}
+    """The environment of a lab's processes: its tag, and this Python's scripts (``shimctl``,
+    ``exitpathctl``) first on the PATH, so they work in a node whether or not the venv is activated."""
+    scripts = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    env = {**os.environ, TAG: lab, "PATH": path if scripts in path.split(":") else f"{scripts}:{path}",
+           **(extra or {})}
     env.pop("PYTEST_CURRENT_TEST", None)
     return env
 
