@@ -6,6 +6,7 @@ waiting for source-specific routes (``ip -6 route add ::/0 from P via ...``, the
 """
 
 from .contract import Mechanism
+from .none import gateway_isps
 
 
 def _apply(net, site, options) -> None:
@@ -15,4 +16,4 @@ def _apply(net, site, options) -> None:
 
 
 MECHANISM = Mechanism("manual", "like none, for operators and students: source-specific routes are added by hand",
-                      "6.2.2.1", _apply)
+                      "6.2.2.1", _apply, usable_sources=gateway_isps)  # until routes are added: as none

@@ -8,7 +8,7 @@ gateway is the ISP-A exit router is dropped by ISP A's ingress filter.
 from .contract import Mechanism
 
 
-def _gateway_isps(net, site, host: str) -> list[str]:
+def gateway_isps(net, site, host: str) -> list[str]:
     """Only the source addresses of the ISP whose exit router is the host's gateway work: a packet with
     any other source leaves through that ISP too and its ingress filter drops it.  Behind an interior
     router the site IGP picks the exit, so no source is guaranteed (none is awaited)."""
@@ -32,4 +32,4 @@ def _apply(net, site, options) -> None:
 
 
 MECHANISM = Mechanism("none", "plain PA multihoming, destination-only routing (shows the ingress-filter problem)",
-                      "ch. 3.5", _apply, usable_sources=_gateway_isps, demo="scenarios/demo-link-down.yaml", baseline=True)
+                      "ch. 3.5", _apply, usable_sources=gateway_isps, demo="scenarios/demo-link-down.yaml", baseline=True)
