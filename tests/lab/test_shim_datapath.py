@@ -192,7 +192,10 @@ def test_translation_uses_the_new_pair_and_the_payload_header(run):
     assert cb["datapath"]["translated"] and cb["datapath"]["locators"] == [B2, A2]
     assert ca["datapath"]["counters"]["translated_out"]["packets"] > 100
     assert cb["datapath"]["counters"]["restored_in"]["packets"] > 100
-    assert run["status_b"]["datapath"]["restored_in"] == run["status_a"]["datapath"]["translated_out"]
+    # every translated packet arrives restored, but for the few that hA sends on the new pair before hB
+    # has switched its own context (the two ends switch a round trip apart)
+    lost = run["status_a"]["datapath"]["translated_out"] - run["status_b"]["datapath"]["restored_in"]
+    assert 0 <= lost <= 4, lost
 
 
 def test_full_size_segments_pass_after_the_switch(run):
