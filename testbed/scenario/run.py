@@ -185,10 +185,10 @@ def _timeline(scenario, lab: Lab, traffic: Traffic, plans, actions: list[Action]
         elif what == "apply":
             fault, action = payload
             progress(f"t={time.monotonic() - t0:.2f}s fault {fault.name}: {action.describe}")
-            # the fault's instant is when it is issued: a link goes down during the call, which may
-            # return tens of ms later on a loaded machine (measuring from the return hid short gaps)
-            applied[fault.name] = [t0_wall + (time.monotonic() - t0), None]
             action.do()
+            # the fault's instant is when it has taken effect (the call returned): windows such as
+            # `after: cut` count only what started once the link was really down
+            applied[fault.name] = [t0_wall + (time.monotonic() - t0), None]
         elif what == "undo":
             fault, action = payload
             progress(f"t={time.monotonic() - t0:.2f}s undo {fault.name}")
