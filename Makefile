@@ -12,7 +12,7 @@ demo: setup
 
 ## The whole test suite but the slow-marked tests: unit tests (no root) and lab tests (root, real
 ## namespaces), JOBS test modules at a time (each worker keeps its labs in a run root of its own).
-JOBS ?= 3
+JOBS ?= 2
 test: setup
 	@$(PY) -m pytest -ra -m "not slow" -n $(JOBS) --dist loadfile
 

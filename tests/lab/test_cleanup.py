@@ -30,8 +30,19 @@ def _namespaces_of(pids):
     return out
 
 
-def _all_namespaces():
-    return _namespaces_of(int(e.name) for e in os.scandir("/proc") if e.name.isdigit())
+def _lab_tag(pid: int) -> bytes | None:
+    try:
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    except OSError:
+        return None
+    return next((e.split(b"=", 1)[1] for e in env if e.startswith(b"MHLAB_LAB=")), None)
+
+
+def _all_namespaces(lab: str = "tkill"):
+    """Namespaces some process is in - except processes of other labs: a namespace inode freed by this
+    lab is soon reused by a lab that another test builds at the same time (parallel workers)."""
+    return _namespaces_of(int(e.name) for e in os.scandir("/proc") if e.name.isdigit()
+                          and _lab_tag(int(e.name)) in (None, lab.encode()))
 
 
 def test_sigkill_mid_deploy_then_destroy_leaves_nothing():

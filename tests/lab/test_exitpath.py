@@ -158,7 +158,7 @@ def test_healthy_path_keeps_the_default_source_and_caches_it(lab, site):
 def test_sigkill_fails_open(lab, site):
     src_a, src_b, dst = site
     wait_healthy(lab, src_a, dst)
-    agent = Agent(lab, [src_a, src_b], timing=Timing(lifetime=2.0, lock=0.5, probe_timeout=1.0))
+    agent = Agent(lab, [src_a, src_b], timing=Timing(lifetime=6.0, lock=0.5, probe_timeout=1.0))
     action = prepare(TypeAdapter(Fault).validate_python(FAULTS["access-link-down"]), lab)
     action.do()
     try:
@@ -170,7 +170,7 @@ def test_sigkill_fails_open(lab, site):
         assert res.stdout == "200", res.stderr
         assert any(f["state"] == "cached" and f["src"] == src_b for f in agent.ctl("flows"))
         agent.stop(signal.SIGKILL)
-        time.sleep(2.5)  # the route hint it left behind has expired
+        time.sleep(6.5)  # the route hint it left behind has expired
         ok, detail = curl(lab, dst)
         assert not ok, f"after SIGKILL the host must behave as without the agent (baseline fails): {detail}"
     finally:
