@@ -27,6 +27,7 @@ import sys
 import time
 from typing import TextIO
 
+from ..jsonctl import ControlServer
 from . import control
 from .datapath import DEFAULT_MARK, KernelPath
 from .engine import Action, Decide, Event, ExitPathCache, Program, Timing, Withdraw
@@ -58,7 +59,6 @@ class ExitPathDaemon:
         self.poll_interval, self.flow_idle = poll, flow_idle
         self.socket_path = socket_path
         self.selector = selectors.DefaultSelector()
-        self.buffers: dict[socket.socket, bytes] = {}
         self.running = True
         self.next_sweep = time.monotonic() + FLOW_SWEEP
         self.next_dep_check = 0.0
@@ -73,7 +73,7 @@ class ExitPathDaemon:
         except OSError:
             self.kernel.stop()
             raise
-        self.selector.register(self.server, selectors.EVENT_READ, self._on_accept)
+        self.control = ControlServer(self.server, self.selector, self._answer)
 
     @staticmethod
     def now() -> float:
@@ -116,31 +116,11 @@ class ExitPathDaemon:
             self.next_sweep = self.now() + FLOW_SWEEP
             self.kernel.expire_flows(self.flow_idle)
 
-    def _on_accept(self, server: socket.socket) -> None:
-        conn, _ = server.accept()
-        conn.setblocking(False)
-        self.buffers[conn] = b""
-        self.selector.register(conn, selectors.EVENT_READ, self._on_client)
-
-    def _on_client(self, conn: socket.socket) -> None:
-        try:
-            chunk = conn.recv(65536)
-        except (BlockingIOError, ConnectionResetError):
-            chunk = b""
-        if not chunk:
-            self.selector.unregister(conn)
-            self.buffers.pop(conn, None)
-            conn.close()
-            return
-        self.buffers[conn] += chunk
-        while b"\n" in self.buffers[conn]:
-            line, self.buffers[conn] = self.buffers[conn].split(b"\n", 1)
-            self.poll()  # answer with the latest state
-            response, stop = control.answer(self.engine, self.now(), line, self.kernel)
-            self.running = self.running and not stop
-            conn.setblocking(True)
-            conn.sendall(response)
-            conn.setblocking(False)
+    def _answer(self, line: bytes) -> bytes:
+        self.poll()  # answer with the latest state
+        response, stop = control.answer(self.engine, self.now(), line, self.kernel)
+        self.running = self.running and not stop
+        return response
 
     def run(self) -> None:
         try:

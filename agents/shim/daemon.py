@@ -30,6 +30,7 @@ import sys
 import time
 from typing import TextIO
 
+from ..jsonctl import ControlServer
 from . import control
 from . import messages as m
 from .actions import Action, Event, Send
@@ -87,8 +88,7 @@ class ShimDaemon:
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(socket_path)
         self.server.listen(8)
-        self.selector.register(self.server, selectors.EVENT_READ, self._on_accept)
-        self.buffers: dict[socket.socket, bytes] = {}
+        self.control = ControlServer(self.server, self.selector, self._answer)
         self.rto_min.apply()
         self.datapath.start()
         for reader, handler in self.datapath.readers():
@@ -173,34 +173,11 @@ class ShimDaemon:
             exact = outgoing or self.datapath.mode == "none"
             self.perform(self.engine.observe(self.now(), local, peer, outgoing, exact))
 
-    def _on_accept(self, server: socket.socket) -> None:
-        conn, _ = server.accept()
-        conn.setblocking(False)
-        self.buffers[conn] = b""
-        self.selector.register(conn, selectors.EVENT_READ, self._on_client)
-
-    def _on_client(self, conn: socket.socket) -> None:
-        try:
-            chunk = conn.recv(65536)
-        except (BlockingIOError, ConnectionResetError):
-            chunk = b""
-        if not chunk:
-            self._close(conn)
-            return
-        self.buffers[conn] += chunk
-        while b"\n" in self.buffers[conn]:
-            line, self.buffers[conn] = self.buffers[conn].split(b"\n", 1)
-            response, actions, stop = control.answer(self.engine, self.now(), line, self.datapath)
-            self.running = self.running and not stop
-            self.perform(actions)
-            conn.setblocking(True)
-            conn.sendall(response)
-            conn.setblocking(False)
-
-    def _close(self, conn: socket.socket) -> None:
-        self.selector.unregister(conn)
-        self.buffers.pop(conn, None)
-        conn.close()
+    def _answer(self, line: bytes) -> bytes:
+        response, actions, stop = control.answer(self.engine, self.now(), line, self.datapath)
+        self.running = self.running and not stop
+        self.perform(actions)
+        return response
 
     # --- loop -----------------------------------------------------------------------------
 
