@@ -165,8 +165,9 @@ def _restart(lab: Lab, node: str, killed: list) -> None:
     the rest: BIRD, babeld, agents ... are restarted the same way)."""
     handle = lab[node]
     for rec in sorted(killed, key=lambda r: r.name != "zebra"):
-        if rec.name == "zebra":
-            (handle.dir / "zserv.api").unlink(missing_ok=True)
+        # a killed daemon leaves its control socket behind (zebra's API, babeld's local socket), and
+        # babeld refuses to start on a stale one: the process is gone, so the socket is nobody's
+        (handle.dir / ("zserv.api" if rec.name == "zebra" else f"{rec.name}.sock")).unlink(missing_ok=True)
         argv = list(rec.argv) or daemon_argv(rec.name, handle.dir, handle.dir)
         handle.spawn(rec.name, argv, cwd=handle.dir)
         if rec.name == "zebra":  # the others connect to zebra's socket: wait for it (they retry anyway)

@@ -68,9 +68,7 @@ def run_commands(lab: Lab, commands: list[Command]) -> list[str]:
         if c.restart:
             action = prepare(DaemonKill(kind="daemon-kill", node=c.node, daemon=c.restart, at=0), lab)
             action.do()
-            # a daemon killed at once leaves its control socket behind, and babeld refuses to start on it
-            (lab.node(c.node).dir / f"{c.restart}.sock").unlink(missing_ok=True)
-            action.revert()
+            action.revert()  # the restart removes the stale control socket the killed daemon left
         if not c.run:
             continue
         res = lab.node(c.node).run(expand(lab, c.run), timeout=60)

