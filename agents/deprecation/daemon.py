@@ -7,7 +7,7 @@ prefix states in step (thesis 6.3.1.2.1).
         --advert lan,2001:db8:a001:1::/64,ispa --advert lan,2001:db8:b001:1::/64,ispb \
         --radvd-conf radvd.conf --radvd-pid radvd.pid
 
-One thread, one ``select`` loop: every ``--interval`` it reads the kernel's ISP-learnt default route
+One thread, one selector loop: every ``--interval`` it reads the kernel's ISP-learnt default route
 (``ip -6 route show exact ::/0 proto bgp``: present only while the BGP session is up) and sends one
 ICMPv6 echo per probed ISP from the exit's own address (source routing sends it out through that ISP) to a
 target behind the ISP's upstream; it announces its verdicts over UDP (port 4791) to the routers that send
@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
+import selectors
 import signal
 import socket
 import struct
@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..jsonctl import ControlServer
 from .engine import Change, DeprecationEngine, Hysteresis
 from .radvd import Advert, Lifetimes, render, write_and_reload
 
@@ -143,6 +144,11 @@ class Agent:
         self.ctl.listen(8)
         self.ctl.setblocking(False)
         self.running = True
+        self.selector = selectors.DefaultSelector()
+        self.control = ControlServer(self.ctl, self.selector, self._answer)
+        self.selector.register(self.udp, selectors.EVENT_READ, lambda _s: self.heard(time.monotonic()))
+        for p in self.probes:
+            self.selector.register(p.sock, selectors.EVENT_READ, lambda _s, p=p: self.replied(p))
 
     # -- actions --------------------------------------------------------------------------------------
     def apply(self, changes: list[Change]) -> None:
@@ -197,25 +203,19 @@ class Agent:
         for isp, present in isp_routes_present(self.gateways).items():
             self.apply(self.engine.routes(now, isp, present))
 
-    def control(self) -> None:
+    def replied(self, probe: Probe) -> None:
+        now = time.monotonic()
+        for seq in probe.replies():
+            if probe.outstanding.pop(seq, None) is not None:
+                self.apply(self.engine.probe(now, probe.isp, True))
+
+    def _answer(self, line: bytes) -> bytes:
         try:
-            conn, _ = self.ctl.accept()
-        except BlockingIOError:
-            return
-        with conn:
-            conn.settimeout(2)
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            try:
-                req = json.loads(data or b"{}")
-                answer = {"ok": True, "result": self.handle(req)}
-            except (ValueError, KeyError) as exc:
-                answer = {"ok": False, "error": str(exc)}
-            conn.sendall(json.dumps(answer).encode() + b"\n")
+            req = json.loads(line or b"{}")
+            answer = {"ok": True, "result": self.handle(req)}
+        except (ValueError, KeyError, AttributeError) as exc:
+            answer = {"ok": False, "error": str(exc)}
+        return json.dumps(answer).encode() + b"\n"
 
     def handle(self, req: dict) -> object:
         cmd = req.get("cmd")
@@ -238,7 +238,6 @@ class Agent:
         self.reload_radvd()
         print(json.dumps({"event": "ready", "pid": os.getpid(), "node": self.name, "time": time.time()}), flush=True)
         next_check = next_announce = time.monotonic()
-        readers = [self.ctl, self.udp] + [p.sock for p in self.probes]
         while self.running:
             now = time.monotonic()
             if now >= next_check:
@@ -257,18 +256,8 @@ class Agent:
             self.apply(self.engine.tick(now))
             wake = min([next_check, next_announce] + [s + self.timeout for p in self.probes
                                                          for s in p.outstanding.values()])
-            ready, _, _ = select.select(readers, [], [], max(0.0, wake - time.monotonic()))
-            now = time.monotonic()
-            for r in ready:
-                if r is self.ctl:
-                    self.control()
-                elif r is self.udp:
-                    self.heard(now)
-                else:
-                    probe = next(p for p in self.probes if p.sock is r)
-                    for seq in probe.replies():
-                        if probe.outstanding.pop(seq, None) is not None:
-                            self.apply(self.engine.probe(now, probe.isp, True))
+            for key, _ in self.selector.select(max(0.0, wake - time.monotonic())):
+                key.data(key.fileobj)
         Path(self.ctl_path).unlink(missing_ok=True)
 
 
