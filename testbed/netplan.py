@@ -99,6 +99,17 @@ class Process:
     restart: bool = False
 
 
+@dataclass(frozen=True)
+class NodeFile:
+    """A per-node file a lab kind or a mechanism adds: a template of ``templates/``, its path in the node's
+    folder, and what that template reads as ``vars`` (each file its own, so two mechanisms on one router
+    never overwrite each other's variables)."""
+
+    template: str
+    path: str
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Iface:
     name: str
@@ -131,9 +142,7 @@ class Node:
     frr_daemons: list[str] = field(default_factory=list)
     mechanism: str = ""
     ip_commands: list[str] = field(default_factory=list)  # extra `ip -batch` lines (e.g. mptcp endpoints)
-    # (template, file in the node folder) or (template, file, extra variables the template reads)
-    templates: list[tuple[str, str] | tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    template_vars: dict[str, Any] = field(default_factory=dict)  # what a mechanism's templates read as ``vars``
+    templates: list[NodeFile] = field(default_factory=list)  # other kinds' and mechanisms' per-node files
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..addressing import AddressPlan, Member, Segment
-from ..netplan import Iface, Link, NetPlan, Node, Process, bridge_name
+from ..netplan import Iface, Link, NetPlan, Node, NodeFile, Process, bridge_name
 from .topology import I2pLab
 
 SEGMENT = "i2p"
@@ -25,8 +25,8 @@ NODE_SYSCTLS = {  # IPv4 only: i2pd 2.45.1 needs floodfills on IPv4 anyway, and 
     "net.ipv6.conf.all.disable_ipv6": "1",
     "net.ipv6.conf.default.disable_ipv6": "1",
 }
-I2PD_TEMPLATES = [("i2pd/i2pd.conf.j2", "i2pd.conf"), ("i2pd/tunnels.conf.j2", "tunnels.conf")]
-KEYS_TEMPLATE = ("i2pd/keys.json.j2", "keys.json")
+I2PD_TEMPLATES = [NodeFile("i2pd/i2pd.conf.j2", "i2pd.conf"), NodeFile("i2pd/tunnels.conf.j2", "tunnels.conf")]
+KEYS_TEMPLATE = NodeFile("i2pd/keys.json.j2", "keys.json")
 PY_BALANCER = ["python3", "-m", "agents.balancer"]
 # naive: each router's client signs a fresh LeaseSet for every request, as a standard I2CP client does
 # (i2pd itself still publishes at most every 20 s)

@@ -30,7 +30,7 @@ from pydantic import Field
 from agents.deprecation.radvd import Advert, Lifetimes, render
 
 from ..kinds.contract import Section
-from ..netplan import Process
+from ..netplan import NodeFile, Process
 from ..topology import host_def
 from ._agents import agent_rows
 from .contract import FieldProblem, Mechanism, Options, Readiness
@@ -148,8 +148,8 @@ def _apply(net, site, opts: DeprecationOptions) -> None:
         if router in adverts:
             argv += [a for ad in adverts[router] for a in ("--advert", f"{ad.iface},{ad.prefix},{ad.isp}")]
             argv += ["--radvd-conf", "{node_dir}/radvd.conf", "--radvd-pid", "{node_dir}/radvd.pid"]
-            node.template_vars["radvd_conf"] = render(adverts[router], {}, life)
-            node.templates.append(("radvd/radvd.conf.j2", "radvd.conf"))
+            node.templates.append(NodeFile("radvd/radvd.conf.j2", "radvd.conf",
+                                           {"radvd_conf": render(adverts[router], {}, life)}))
             node.services.append(Process(RADVD, radvd_argv("{node_dir}"), check=radvd_check_argv("{node_dir}")))
         node.services.append(Process(SERVICE, argv))
     what = f"probing {target}" if opts.probe and target else "no probes (routes only)"

@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from ..errors import LabError
-from ..netplan import Hook, NetPlan, Process
+from ..netplan import Hook, NetPlan, NodeFile, Process
 from ..topology import Site, Topology, addon_def, host_def
 from ..wait import WaitTimeout, wait_until
 from .contract import FieldProblem, Mechanism, Options
@@ -240,15 +240,15 @@ def _zone_of(net: NetPlan, opts: DnsOptions) -> Zone:
     node = net.nodes[server]
     for svc in node.services:
         if svc.name == SERVICE:
-            return next(t[2]["zone"] for t in node.templates if t[0] == "dns/zone.j2")
+            return next(f.vars["zone"] for f in node.templates if f.template == "dns/zone.j2")
     zone = Zone(opts.zone, server, net.plan.address(server), opts.ttl, isp_records(net))
-    node.templates += [("dns/pdns.conf.j2", "pdns.conf", {"zone": zone}),
-                       ("dns/named.conf.j2", "named.conf", {"zone": zone}),
-                       ("dns/zone.j2", f"{zone.name}.zone", {"zone": zone})]
+    node.templates += [NodeFile("dns/pdns.conf.j2", "pdns.conf", {"zone": zone}),
+                       NodeFile("dns/named.conf.j2", "named.conf", {"zone": zone}),
+                       NodeFile("dns/zone.j2", f"{zone.name}.zone", {"zone": zone})]
     node.services.append(Process(SERVICE, list(ARGV)))
     for other in net.nodes.values():
         if other.role != "bridge":
-            other.templates.append(("dns/resolv.conf.j2", "resolv.conf", {"zone": zone}))
+            other.templates.append(NodeFile("dns/resolv.conf.j2", "resolv.conf", {"zone": zone}))
     net.hooks.append(Hook(HOOK, lambda lab: _ready(lab, zone)))
     return zone
 

@@ -38,7 +38,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..netplan import Hook, NetPlan, Process
+from ..netplan import Hook, NetPlan, NodeFile, Process
 from ..wait import wait_until
 from . import _sadr_domain as dom
 from .contract import Mechanism, Options, Readiness
@@ -92,12 +92,12 @@ def _apply(net: NetPlan, site, options: SadrBgpOptions) -> None:
                              "local": str(plan.segment(f"{n.peer}-{router}").member(router).addresses[0].ip),
                              "export": list(n.export), "colour": colour})
             node.bgp = None  # FRR's bgpd does not run here (netplan drops it)
-        node.template_vars = {
+        bird_vars = {
             "asn": asn, "router_id": plan.router_ids[router], "tables": tables, "ebgp": ebgp,
             "ibgp": [a for a in adj if a.router == router], "site_prefixes": [str(p) for p in prefixes.values()],
             "isp_routes": options.isp_routes, "timers": topo.bgp,
         }
-        node.templates.append(("bird/bird.conf.j2", "bird.conf"))
+        node.templates.append(NodeFile("bird/bird.conf.j2", "bird.conf", bird_vars))
         node.services.append(_process(["-c", "{node_dir}/bird.conf"]))
         for t in tables:
             p, k = t["prefix"], t["kernel"]

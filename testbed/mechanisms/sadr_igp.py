@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..netplan import Hook, NetPlan, Process
+from ..netplan import Hook, NetPlan, NodeFile, Process
 from ..wait import wait_until
 from . import _sadr_domain as dom
 from .contract import Mechanism, Options, Readiness
@@ -61,13 +61,13 @@ def _apply(net: NetPlan, site, options: SadrIgpOptions) -> None:
     for router in routers:
         node = net.nodes[router]
         own = [prefixes[ex.isp] for ex in site.exits if ex.router == router]
-        node.template_vars = {
+        babel_vars = {
             "interfaces": [a.ifname for a in adj if a.router == router],
             "hello_s": options.hello_interval_ms / 1000,
             "site_prefixes": list(prefixes.values()), "originate": own, "bgp_proto": BGP_PROTO,
             "socket": SOCKET,
         }
-        node.templates.append(("babeld/babeld.conf.j2", "babeld.conf"))
+        node.templates.append(NodeFile("babeld/babeld.conf.j2", "babeld.conf", babel_vars))
         node.services.append(Process("babeld", [BABELD, "-c", "{node_dir}/babeld.conf",
                                                 # no pid file: a killed babeld would leave one behind and
                                                 # refuse to start again (the runtime records the process)
