@@ -52,8 +52,22 @@ def daemon_argv(daemon: str, confdir: Path, rundir: Path) -> list[str]:
 
 
 def check_argv(daemon: str, confdir: Path) -> list[str]:
-    """FRR's own dry run (-C): parse the config and exit non-zero on errors."""
+    """FRR's own dry run (-C) of a config; read its verdict with ``check_problems``."""
     return [str(daemon_path(daemon)), "-C", "-u", "frr", "-g", "frr", "-f", str(confdir / f"{daemon}.conf")]
+
+
+# FRR 8.4's dry run exits 0 on a line it cannot parse and only logs it ("No such command on config line
+# 5: ...", "Command returned Warning Config Failed on config line 4: ..."); its other output (interfaces
+# down, no MPLS) is not about the config
+_CONFIG_LINE = re.compile(r"[^\]\n]*on config line \d+:.*")
+
+
+def check_problems(returncode: int, output: str) -> list[str]:
+    """What is wrong with a config, from its dry run's exit status and output (empty: it is fine)."""
+    problems = [m.group(0).strip() for m in _CONFIG_LINE.finditer(output)]
+    if returncode != 0 and not problems:
+        problems.append(f"exit {returncode}: {output.strip()[-400:]}")
+    return problems
 
 
 def vtysh_argv(rundir: Path, command: str) -> list[str]:

@@ -26,7 +26,7 @@ from mininet.link import Link
 from mininet.node import Node
 
 from .errors import LabError, UsageError
-from .frr import bgp_peers, check_argv, check_frr, daemon_argv, parse_json, vtysh_argv
+from .frr import bgp_peers, check_argv, check_frr, check_problems, daemon_argv, parse_json, vtysh_argv
 from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
 from .netplan import NetPlan, ingress_table
@@ -308,6 +308,8 @@ class _Builder:
         need no namespace, so they overlap with building the nodes and links; ``start_frr`` collects them."""
         rd = self.lab.rundir.path
         for spec in self.lab.net.routers():
+            if spec.frr_daemons:  # FRR runs as frr: the dry run opens the config's log file as well
+                os.chown(node_dir(rd, spec.name), *_frr_ids())
             for daemon in spec.frr_daemons:
                 self.checks.append((spec.name, daemon, subprocess.Popen(check_argv(daemon, node_dir(rd, spec.name)),
                                                                           stdout=subprocess.PIPE,
@@ -315,14 +317,11 @@ class _Builder:
 
     def start_frr(self) -> None:
         routers = [n for n in self.lab.net.routers() if n.frr_daemons]
-        for spec in routers:
-            os.chown(self.lab.nodes[spec.name].dir, *_frr_ids())
         bad = []
         checks, self.checks = self.checks, []
         for router, daemon, proc in checks:
             out, _ = proc.communicate(timeout=30)
-            if proc.returncode != 0:
-                bad.append(f"{router}/{daemon}.conf: {out.strip()[-400:]}")
+            bad += [f"{router}/{daemon}.conf: {problem}" for problem in check_problems(proc.returncode, out)]
         if bad:
             raise LabError("FRR rejected a rendered config (see `mhlab render`):\n" + "\n".join(bad))
         for spec in routers:  # zebra first everywhere, then the protocol daemons that connect to it
