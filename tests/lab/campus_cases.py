@@ -1,7 +1,7 @@
-"""What every stage-1 variant must show on the campus lab (topologies/campus.yaml), shared by the modules
-test_campus_<variant>.py - one lab per variant, one module each, so ``make test`` (xdist, one module per
-worker) runs the variants side by side.  A module binds ``campus = campus_lab("<mechanism>")`` and imports
-the cases below that apply to its variant.
+"""What every stage-1 variant must show on the campus lab (topologies/campus.yaml; campus-3isp.yaml too
+for the dynamic variants), shared by the modules test_campus_<variant>.py and test_campus3_<variant>.py:
+one lab per variant, one module each, so ``make test`` (xdist, one module per worker) runs the variants
+side by side.  A module binds ``campus = campus_lab("<mechanism>")`` and imports the cases that apply.
 
 - every address of every campus host reaches srv (ping, curl) through the exit of its own ISP - counted
   per source prefix at each ISP - and no ISP filter drops or rejects a packet meanwhile;
@@ -34,12 +34,13 @@ RECOVER_S = 30.0
 HOST_TABLE = "mhlab_from_host"
 
 
-def campus_lab(mechanism: str, lab_file: str = "topologies/campus.yaml"):
-    """A module-scoped fixture: the campus lab with every site switched to ``mechanism``."""
+def campus_lab(mechanism: str, lab_file: str = "topologies/campus.yaml", tag: str = "c"):
+    """A module-scoped fixture: the campus lab (or ``lab_file``) with every site switched to ``mechanism``,
+    named s1<tag><mechanism> so the modules' labs never collide."""
     @pytest.fixture(scope="module")
     def campus(request):
         lab = deploy_for_test(Path(request.config.rootpath) / lab_file, request.config,
-                              name=f"s1c{mechanism.replace('-', '')[:7]}", mechanism=mechanism)
+                              name=f"s1{tag}{mechanism.replace('-', '')[:7]}", mechanism=mechanism)
         lab.mechanism = mechanism
         yield lab
         lab.destroy()
