@@ -10,13 +10,17 @@ sadr-igp; a variant whose mechanism is not registered is listed as missing), one
   that reached the wrong ISP (egress counters at the ISPs, per site prefix);
 - path stretch (extra hops of the ISP-B path from the first LAN host over the shortest internal path to
   ISP B's exit) and the path MTU from that address;
-- failover after three faults at ISP B - its exit router crashes (daemons killed, links down), its access
-  link fails, its upstream is cut - each for 3 s: how long packets from the ISP-B address vanished before
-  the host was told (ICMPv6 unreachable), the longest reply gap of the ISP-A address, and the time from
-  the repair to the first ISP-B reply.
+- failover after three faults at ISP B - its access link fails, its upstream is cut, its exit router
+  crashes (power-off: every process killed, every link down; last, because a variant that does not
+  recover from it spoils what follows) - each for 3 s, ``--repeat`` times (medians): how long packets
+  from the ISP-B address vanished before the host was told (ICMPv6 unreachable), the longest reply gap of
+  the ISP-A address, the time from the repair to the first ISP-B reply, and what nftables rejected with
+  ICMPv6 code 5 meanwhile - at the ISPs' ingress filters (a packet that left by the wrong exit) and at
+  the exit routers' own egress filters (tunnel-mesh, no exit left).
 
 Prints progress, a Markdown table, writes ``stage1_compare.json``/``.md``/``.png`` under ``--out``.  Timings
-are single runs on a shared machine: noisy.  ``sudo .venv/bin/python experiments/stage1_compare.py``.
+come from a shared machine: noisy, hence the medians.
+``sudo .venv/bin/python experiments/stage1_compare.py --repeat 3``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -46,8 +51,10 @@ from testbed.topology import load_topology  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ["none", "sadr-static", "tunnel-mesh", "sadr-bgp", "sadr-igp"]
-FAULTS = ["crash", "access", "upstream"]
+FAULTS = ["access", "upstream", "crash"]  # crash last: see above
 FAULT_S = 3.0
+RECOVERY_WAIT_S = 8.0  # after the repair; no ISP-B reply by then = no recovery ("-")
+LABELS = {"access": "access link down", "upstream": "upstream cut", "crash": "exit router power-off"}
 
 
 def labs(given: list[str] | None) -> list[Path]:
@@ -116,13 +123,28 @@ def fault_specs(lab, site, isp: str) -> dict[str, list[dict]]:
             ports.append([exit_router, other] if ":" not in other else [exit_router, link.segment])
     crash = [{"kind": "router-crash", "node": exit_router, "at": 0}] + \
             [{"kind": "link-down", "link": p, "at": 0} for p in ports]
-    return {"crash": crash, "access": [{"kind": "link-down", "link": f"{isp}-{exit_router}", "at": 0}],
-            "upstream": [{"kind": "upstream-cut", "isp": isp, "at": 0}]}
+    return {"access": [{"kind": "link-down", "link": f"{isp}-{exit_router}", "at": 0}],
+            "upstream": [{"kind": "upstream-cut", "isp": isp, "at": 0}], "crash": crash}
+
+
+def code5_counters(lab) -> dict[str, int]:
+    """Packets rejected with ICMPv6 code 5 so far: ``isp`` (the ISPs' ingress filters, ``ingress_*``) and
+    ``exit`` (the site's exit routers' egress filters, ``noexit_*``)."""
+    out = {"isp": 0, "exit": 0}
+    for node in lab.net.routers():
+        text = lab[node.name].run(["nft", "list", "counters"]).stdout
+        for name, packets in re.findall(r"counter (\w+) \{\s*packets (\d+)", text):
+            if name.startswith("ingress_"):
+                out["isp"] += int(packets)
+            elif name.startswith("noexit_"):
+                out["exit"] += int(packets)
+    return out
 
 
 def failover(lab, host: str, a: str, b: str, srv: str, specs: list[dict]) -> dict:
     adapter = TypeAdapter(Fault)
     actions = [prepare(adapter.validate_python(s), lab) for s in specs]
+    before = code5_counters(lab)
     with egress.source_pings(lab, host, [a, b], srv) as traces:
         time.sleep(1)
         t0 = time.time()
@@ -132,13 +154,30 @@ def failover(lab, host: str, a: str, b: str, srv: str, specs: list[dict]) -> dic
         t1 = time.time()
         for act in reversed(actions):
             act.revert()
-        time.sleep(8)
+        time.sleep(RECOVERY_WAIT_S)
     ob, oa = traces[b].outcome(t0, t1), traces[a].outcome(t0, t1)
+    after = code5_counters(lab)
     return {"void_ms": ob["void_ms"], "told_ms": ob["told_ms"], "recovery_ms": ob["recovery_ms"],
-            "gap_a_ms": oa["max_gap_ms"]}
+            "gap_a_ms": oa["max_gap_ms"], "isp_code5": after["isp"] - before["isp"],
+            "exit_code5": after["exit"] - before["exit"]}
 
 
-def measure(path: Path, mech: str, name: str, progress) -> dict:
+def median(values: list) -> int | None:
+    """Median with None (never happened: never told, never recovered) as the largest value."""
+    ranked = sorted(values, key=lambda v: (v is None, v or 0))
+    mid = ranked[len(ranked) // 2] if len(ranked) % 2 else None
+    if len(ranked) % 2 == 0:
+        lo, hi = ranked[len(ranked) // 2 - 1], ranked[len(ranked) // 2]
+        mid = None if None in (lo, hi) else statistics.median([lo, hi])
+    return None if mid is None else round(mid)
+
+
+def repeated(runs: list[dict]) -> dict:
+    """The medians of a fault's runs, and the runs themselves."""
+    return {**{k: median([r[k] for r in runs]) for k in runs[0]}, "runs": runs}
+
+
+def measure(path: Path, mech: str, name: str, progress, repeat: int = 1) -> dict:
     topo = load_topology(path).with_mechanism(mech)
     site = topo.sites[0]
     isps = list(dict.fromkeys(ex.isp for ex in site.exits))
@@ -167,8 +206,13 @@ def measure(path: Path, mech: str, name: str, progress) -> dict:
         row["stretch_hops"] = hops_outside
         row["mtu_b"] = path_mtu(lab, host, b, srv)
         for fault, specs in fault_specs(lab, site, isps[1]).items():
-            progress(f"  {path.name} {mech}: fault {fault}")
-            row[fault] = failover(lab, host, a, b, srv, specs)
+            runs = []
+            for k in range(repeat):
+                progress(f"  {path.name} {mech}: fault {fault} ({k + 1}/{repeat})")
+                runs.append(failover(lab, host, a, b, srv, specs))
+                if runs[-1]["recovery_ms"] is None:  # it did not come back: more runs measure a broken lab
+                    break
+            row[fault] = repeated(runs)
     finally:
         lab.destroy()
     return row
@@ -178,17 +222,22 @@ def cell(v) -> str:
     return "-" if v is None else str(v)
 
 
+def fault_cell(m: dict) -> str:
+    times = " / ".join(cell(m[k]) for k in ("void_ms", "told_ms", "gap_a_ms", "recovery_ms"))
+    runs = f" ({len(m['runs'])} run{'s' if len(m['runs']) > 1 else ''})"
+    return f"{times}; {m['isp_code5']} / {m['exit_code5']}{runs}"
+
+
 def table(rows: list[dict]) -> str:
     head = ("| lab | variant | reach | wrong exit | configured / installed | converge s | stretch | MTU | "
-            + " | ".join(f"{f}: void / told / gap A / recovery ms" for f in FAULTS) + " |")
+            + " | ".join(f"{f}: void / told / gap A / recovery ms; code 5 ISP / exit" for f in FAULTS) + " |")
     lines = [head, "|" + "---|" * (8 + len(FAULTS))]
     for r in rows:
         if "missing" in r:
             lines.append(f"| {r['lab']} | {r['variant']} | {r['missing']} |" + " |" * (7 + len(FAULTS)))
             continue
         broken = r["reach"].split("/")[0] != r["reach"].split("/")[1]
-        faults = " | ".join("n/a (no path before the fault)" if broken else" / ".join(cell(r[f][k]) for k in ("void_ms", "told_ms", "gap_a_ms", "recovery_ms"))
-                            for f in FAULTS)
+        faults = " | ".join("n/a (no path before the fault)" if broken else fault_cell(r[f]) for f in FAULTS)
         lines.append(f"| {r['lab']} | {r['variant']} | {r['reach']} | {r['wrong_exit']} | {r['configured']} / "
                      f"{r['installed']} | {r['converge_s']} | {cell(r['stretch_hops'])} | "
                      f"{'-' if broken else r['mtu_b']} | {faults} |")
@@ -202,28 +251,36 @@ def plot(rows: list[dict], out: Path) -> None:
     for k, r in enumerate(done):
         xs = [i + k * width for i in range(len(FAULTS))]
         label = f"{r['variant']} ({r['lab'].removesuffix('.yaml')})"
-        axes[0].bar(xs, [r[f]["void_ms"] for f in FAULTS], width, label=label)
-        axes[1].bar(xs, [r[f]["recovery_ms"] or 0 for f in FAULTS], width, label=label)
+        axes[0].bar(xs, [r[f]["void_ms"] if r[f]["void_ms"] is not None else FAULT_S * 1000 for f in FAULTS],
+                    width, label=label)
+        axes[1].bar(xs, [r[f]["recovery_ms"] if r[f]["recovery_ms"] is not None else RECOVERY_WAIT_S * 1000
+                         for f in FAULTS], width, label=label)
     for ax, title in zip(axes, ("ISP-B packets lost silently (ms)", "repair to first ISP-B reply (ms)")):
         ax.set_xticks([i + width * (len(done) - 1) / 2 for i in range(len(FAULTS))])
-        ax.set_xticklabels(["exit router crash", "access link down", "upstream cut"])
+        ax.set_xticklabels([LABELS[f] for f in FAULTS])
         ax.set_title(title)
         ax.set_ylabel("ms")
     axes[0].axhline(FAULT_S * 1000, color="grey", lw=0.8, ls="--")
     axes[0].text(0, FAULT_S * 1000 * 1.01, "whole fault (never told)", fontsize=8, color="grey")
+    axes[1].axhline(RECOVERY_WAIT_S * 1000, color="grey", lw=0.8, ls="--")
+    axes[1].text(0, RECOVERY_WAIT_S * 1000 * 1.01, "no recovery within the wait", fontsize=8, color="grey")
     axes[1].legend(fontsize=7)
-    fig.suptitle("Stage 1: source-address-dependent routing variants, faults at ISP B (3 s each)")
+    fig.suptitle(f"Stage 1: source-address-dependent routing variants, faults at ISP B ({FAULT_S:g} s each, medians)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="example: sudo .venv/bin/python experiments/stage1_compare.py --out reports/stage1")
+                                 epilog="example: sudo .venv/bin/python experiments/stage1_compare.py --repeat 3 --out reports/stage1")
     ap.add_argument("--lab", action="append", help="lab file(s), repeatable (default: topologies/campus.yaml and "
                     "campus-3isp.yaml, else campus-mini.yaml)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated mechanisms")
     ap.add_argument("--out", default="reports/stage1-compare", help="report folder")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each fault per deployment (the table shows "
+                    "medians; a fault the variant does not recover from is not repeated)")
+    ap.add_argument("--prefix", default="s1x", help="lab names are PREFIX<lab><variant> (keep them apart from "
+                    "other labs on the machine)")
     args = ap.parse_args(argv)
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -237,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"{path.name} {mech}: deploying ...", flush=True)
             try:
-                rows.append(measure(path, mech, f"s2c{i}{j}", lambda m: print(m, flush=True)))
+                rows.append(measure(path, mech, f"{args.prefix}{i}{j}", lambda m: print(m, flush=True), args.repeat))
             except Exception as exc:  # noqa: BLE001 - one variant failing must not lose the others
                 print(f"{path.name} {mech}: failed: {exc}", flush=True)
                 rows.append({"lab": path.name, "variant": mech, "missing": f"failed: {str(exc)[:120]}"})

@@ -15,8 +15,8 @@ from testbed.mechanisms.sadr_bgp import bgp_states
 from testbed.scenario.run import run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-LABS = [pytest.param(("topologies/campus-mini.yaml", "s2tbgp", "scenarios/sadr-bgp-access-down.yaml"), id="sadr-bgp"),
-        pytest.param(("topologies/campus-mini-igp.yaml", "s2tigp", "scenarios/sadr-igp-access-down.yaml"),
+LABS = [pytest.param(("topologies/campus-mini.yaml", "s1mbgp", "scenarios/sadr-bgp-access-down.yaml"), id="sadr-bgp"),
+        pytest.param(("topologies/campus-mini-igp.yaml", "s1migp", "scenarios/sadr-igp-access-down.yaml"),
                      id="sadr-igp")]
 pytestmark = pytest.mark.lab
 
