@@ -1,7 +1,8 @@
 """Stand-in servers on one machine, to try and test a cluster lab: network namespaces with an sshd each.
 
 ``python -m testbed.cluster.netns_servers up --prefix cl`` builds, and journals before each step:
-- ``<prefix>net``: an underlay LAN (a bridge, MTU 1550 so lab links keep 1500 over VXLAN);
+- ``<prefix>net``: an underlay LAN (a bridge, MTU 1550 so lab links keep 1500 over VXLAN; permanent ARP
+  entries, as the kernel's shared ARP table may be full of other labs' entries);
 - ``<prefix>ctl``: the client side, where ssh to the servers runs (``ip netns exec <prefix>ctl ssh``);
 - ``<prefix>s1`` .. ``<prefix>sN``: the servers, each with its own sshd (own config, host key and
   authorized key, no password, no PAM) running in a PID namespace of its own, so a server's processes
@@ -72,9 +73,10 @@ class Servers:
         hosts = list(ipaddress.ip_network(subnet).hosts())
         try:
             self._build(count, hosts)
-        except BaseException:
+        except BaseException as exc:
+            logs = " / ".join(f"{p.name}: {p.read_text().strip()[-300:]}" for p in sorted(self.dir.glob("sshd-*.log")))
             self.down()
-            raise
+            raise RuntimeError(f"stand-in servers {self.prefix}: {exc} (sshd logs: {logs or 'none'})") from exc
         return self.cluster_file
 
     def _netns(self, name: str) -> None:
@@ -87,7 +89,7 @@ class Servers:
         self._netns(net)
         _sh("ip", "-n", net, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
         _sh("ip", "-n", net, "link", "set", "br0", "up")
-        servers = {f"s{i}": (f"{self.prefix}s{i}", str(hosts[10 + i])) for i in range(1, count + 1)}
+        servers = {f"s{i}": (f"{self.prefix}s{i}", str(hosts[9 + i])) for i in range(1, count + 1)}
         for ns, addr in [(self.ctl, str(hosts[0])), *servers.values()]:
             self._netns(ns)
             _sh("ip", "-n", net, "link", "add", ns, "mtu", str(UNDERLAY_MTU), "type", "veth", "peer", "name",
@@ -95,6 +97,7 @@ class Servers:
             _sh("ip", "-n", net, "link", "set", ns, "master", "br0", "up")
             _sh("ip", "-n", ns, "link", "set", "ul0", "mtu", str(UNDERLAY_MTU), "up")
             _sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "ul0")
+        self._static_neighbours([(self.ctl, str(hosts[0])), *servers.values()])
         d = self.dir
         _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mhlab-client", "-f", str(d / "client_key"))
         _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mhlab-host", "-f", str(d / "host_key"))
@@ -128,6 +131,20 @@ class Servers:
             wait_until(lambda addr=addr: subprocess.run([*self.ssh(), "-o", "BatchMode=yes", f"root@{addr}", "true"],
                                                         capture_output=True).returncode == 0,
                        15, 0.1, what=f"sshd of server {name} ({addr}) answering")
+
+    @staticmethod
+    def _static_neighbours(members: list[tuple[str, str]]) -> None:
+        """Permanent ARP entries between the members: the kernel's ARP table is shared by every namespace
+        and, with big labs beside, full (``No buffer space available``); permanent entries are exempt."""
+        macs = {}
+        for ns, addr in members:
+            out = subprocess.run(["ip", "-n", ns, "-j", "link", "show", "dev", "ul0"], capture_output=True,
+                                 text=True, check=True).stdout
+            macs[addr] = json.loads(out)[0]["address"]
+        for ns, addr in members:
+            for other, mac in macs.items():
+                if other != addr:
+                    _sh("ip", "-n", ns, "neigh", "replace", other, "lladdr", mac, "dev", "ul0", "nud", "permanent")
 
     def down(self) -> dict:
         recs = self.records()
