@@ -179,11 +179,12 @@ def cmd_destroy(args) -> int:
         print("no labs to destroy" if args.all else "name a lab (or --all)", file=sys.stderr)
         return 0 if args.all else 2
     for name in names:
-        res = destroy(name, args.run_root, _progress(args.quiet))
+        res = destroy(name, args.run_root, _progress(args.quiet), forget_servers=args.forget_servers)
         print(f"lab {name} destroyed: {res['processes']} processes stopped, its namespaces released")
         for server, swept in res.get("servers", {}).items():
-            print(f"  server {server}: {swept['processes']} processes stopped, "
-                  f"{len(swept['vxlan'])} VXLAN devices removed")
+            print(f"  server {server}: " + (f"NOT swept ({swept['error']})" if "error" in swept else
+                                            f"{swept['processes']} processes stopped, "
+                                            f"{len(swept['vxlan'])} VXLAN devices removed"))
     return 0
 
 
@@ -329,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--all", action="store_true", help="every lab in the run root that is yours (or nobody's): "
                    "labs another user started with `mhlab exercise start` are spared")
     d.add_argument("--everyone", action="store_true", help="with --all: other users' labs too")
+    d.add_argument("--forget-servers", action="store_true", help="a cluster lab: remove the run directory "
+                   "even if a server cannot be swept (it is gone for good; whatever ran there is not stopped)")
     add("list", cmd_list, "list labs in the run root", "mhlab list --json", json_arg)
     add("inspect", cmd_inspect, "nodes, addresses, processes, BGP sessions and the kind's details (ingress "
         "counters; an I2P Destination's leases) of a running lab",

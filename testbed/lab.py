@@ -466,9 +466,11 @@ def _wait_paths(paths: list[Path], timeout: float, what: str) -> None:
 
 
 def destroy(name: str, root: str | Path | None = None, progress: Progress = _quiet,
-            keep_dir: bool = False) -> dict:
+            keep_dir: bool = False, forget_servers: bool = False) -> dict:
     """Stop every process of lab ``name`` (recorded or tagged) - which frees its namespaces, links, bridges
-    and mounts - then remove its run directory.  Touches nothing else.  Returns what it did."""
+    and mounts - then remove its run directory.  Touches nothing else.  Returns what it did.  A cluster
+    lab's servers are swept first; one that cannot be keeps the run directory, unless ``forget_servers``
+    (a server that is gone for good)."""
     rundir = RunDir.of(name, root)
     if not rundir.path.exists():
         raise LabError(f"no lab named {name!r} in {rundir.path.parent}")
@@ -489,9 +491,10 @@ def destroy(name: str, root: str | Path | None = None, progress: Progress = _qui
     if left:
         raise LabError(f"lab {name}: processes {left} would not stop; run directory kept in {rundir.path}")
     failed = {s: r for s, r in swept.items() if "error" in r or r.get("left")}
-    if failed:
+    if failed and not forget_servers:
         raise LabError(f"lab {name}: servers {', '.join(failed)} not swept clean ({failed}); run directory "
-                       f"kept in {rundir.path}: `mhlab destroy {name}` again once they answer")
+                       f"kept in {rundir.path}: `mhlab destroy {name}` again once they answer "
+                       "(`--forget-servers` if they are gone for good)")
     if not keep_dir:
         rundir.remove()
     return {"lab": name, "processes": len(targets), "nodes": len(holders) // 2 if holders else 0,

@@ -171,7 +171,11 @@ class ClusterRun:
             args = ["sweep", "--lab", self.lab, *(f"--vxlan={v}" for v in dict.fromkeys(vxlans.get(server, [])))]
             try:
                 res = remote.run(remote.serverctl(*args), timeout=60)
-                out[server] = json_line(res.stdout)
+                try:
+                    out[server] = json_line(res.stdout)
+                except ValueError:
+                    said = (res.stderr or res.stdout).strip()[-300:] or f"ssh exit status {res.returncode}"
+                    out[server] = {"error": f"unreachable or failed: {said}"}
             except (ValueError, OSError, subprocess.TimeoutExpired) as exc:
                 out[server] = {"error": f"{type(exc).__name__}: {exc}"[-300:]}
         return out
