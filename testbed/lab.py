@@ -268,28 +268,34 @@ class _Builder:
         self._configure_nodes()
 
     def _create_cluster_nodes(self, cluster: ClusterRun) -> None:
-        """Each node on its server (Mininet's remote node), held by a relayed anchor (``testbed.cluster``)."""
+        """Each node on its server (Mininet's remote node), held by a relayed anchor (``testbed.cluster``).
+        Nodes are built side by side (``cluster.build.PARALLEL``): each costs several ssh round trips."""
         lab = self.lab
-        for spec in lab.net.nodes.values():
+
+        def build(spec) -> None:
             mn = cluster.node(spec.name, spec.name.replace(":", "-"))
             self.mn[spec.name] = mn
             lab.rundir.record(ProcRecord(spec.name, "shell", mn.shell.pid, start_time(mn.shell.pid) or 0,
                                          server=mn.remote.name, rpid=mn.pid).as_dict())
             rec = cluster.anchor(spec.name, mn)
             lab.nodes[spec.name] = NodeHandle(spec.name, rec, lab.rundir, mn.remote)
-        self._configure_nodes()
+            self._configure_node(spec)
+
+        cluster.each(build, list(lab.net.nodes.values()))
 
     def _configure_nodes(self) -> None:
-        lab = self.lab
-        for spec in lab.net.nodes.values():
-            handle = lab.nodes[spec.name]
-            if spec.role == "bridge":
-                handle.run(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
-                            "net.ipv6.conf.default.disable_ipv6=1"], check=True)
-            else:
-                handle.run(["sysctl", "-q", "-p", str(handle.dir / "sysctl.conf")], check=True)
-            if spec.frr_daemons:
-                self._mount_vty_dir(handle)
+        for spec in self.lab.net.nodes.values():
+            self._configure_node(spec)
+
+    def _configure_node(self, spec) -> None:
+        handle = self.lab.nodes[spec.name]
+        if spec.role == "bridge":
+            handle.run(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                        "net.ipv6.conf.default.disable_ipv6=1"], check=True)
+        else:
+            handle.run(["sysctl", "-q", "-p", str(handle.dir / "sysctl.conf")], check=True)
+        if spec.frr_daemons:
+            self._mount_vty_dir(handle)
 
     def _mount_vty_dir(self, handle: NodeHandle) -> None:
         """Bind-mount the router's run folder onto FRR's vty directory inside the node only: the node's
@@ -328,14 +334,19 @@ class _Builder:
                 self.lab.nodes[spec.name].run(" && ".join(script), check=True)
 
     def configure(self) -> None:
-        for spec in self.lab.net.nodes.values():
-            if spec.role == "bridge":
-                continue
-            handle = self.lab.nodes[spec.name]
-            family = ["-family", self.lab.net.ip_family] if self.lab.net.ip_family else []
-            handle.run(["ip", *family, "-batch", str(handle.dir / "setup.ip")], check=True)
-            if spec.nft or spec.ingress:
-                handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
+        specs = [spec for spec in self.lab.net.nodes.values() if spec.role != "bridge"]
+        if self.lab.cluster is not None:  # over ssh: the nodes side by side
+            self.lab.cluster.each(self._configure_addresses, specs)
+        else:
+            for spec in specs:
+                self._configure_addresses(spec)
+
+    def _configure_addresses(self, spec) -> None:
+        handle = self.lab.nodes[spec.name]
+        family = ["-family", self.lab.net.ip_family] if self.lab.net.ip_family else []
+        handle.run(["ip", *family, "-batch", str(handle.dir / "setup.ip")], check=True)
+        if spec.nft or spec.ingress:
+            handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
 
     def check_configs(self) -> None:
         """FRR's dry runs of every rendered config, started in the background right after rendering: they

@@ -14,7 +14,8 @@ import json
 import subprocess
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 from ..errors import LabError
 from ..procs import ProcRecord, start_time
@@ -24,6 +25,7 @@ from .model import Cluster, vxlan_overhead
 from .ssh import Remote, json_line
 
 FILE = "cluster.json"
+PARALLEL = 6  # nodes built at once: each waits mostly on ssh round trips and its server
 
 
 def vni_of(lab: str, index: int) -> int:
@@ -122,6 +124,14 @@ class ClusterRun:
         else:
             self.mtu = min([f[0] for f in fits] + [1500])
         self.save()
+
+    @staticmethod
+    def each(fn: Callable[[Any], None], items: list) -> None:
+        """``fn`` on every item, ``PARALLEL`` at a time; the first error is raised once all have finished
+        (what was built is in the journal either way)."""
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            for future in [pool.submit(fn, item) for item in items]:
+                future.result()
 
     def node(self, name: str, mn_name: str) -> ClusterNode:
         server = self.server_of(name)
