@@ -31,6 +31,7 @@ from ..wait import wait_until
 STATE_ROOT = Path("/run/mhlab-netns-servers")
 UNDERLAY_MTU = 1550
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without its privilege separation directory
+PRIVSEP_MARK = "made-run-sshd"  # in STATE_ROOT: PRIVSEP_DIR did not exist before the first set came up
 
 
 def _sh(*argv: str) -> None:
@@ -107,8 +108,8 @@ class Servers:
         (d / "ssh_config").write_text(f"Host *\n  IdentityFile {d}/client_key\n  IdentitiesOnly yes\n"
                                       f"  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking yes\n"
                                       "  ConnectTimeout 5\n")
-        if not PRIVSEP_DIR.exists():
-            self.record({"kind": "dir", "path": str(PRIVSEP_DIR)})
+        if not PRIVSEP_DIR.exists():  # made by us: the last set of stand-in servers to go removes it
+            (self.dir.parent / PRIVSEP_MARK).write_text(str(PRIVSEP_DIR))
             PRIVSEP_DIR.mkdir(mode=0o755)
         for name, (ns, addr) in servers.items():
             conf = d / f"sshd-{name}.conf"
@@ -155,13 +156,15 @@ class Servers:
             if r["kind"] == "netns" and Path(f"/run/netns/{r['name']}").exists():
                 subprocess.run(["ip", "netns", "del", r["name"]], check=False)
                 gone.append(r["name"])
-            elif r["kind"] == "dir":
-                try:
-                    Path(r["path"]).rmdir()
-                except OSError:
-                    pass
         if not left:
             shutil.rmtree(self.dir, ignore_errors=True)
+        mark = self.dir.parent / PRIVSEP_MARK
+        if mark.exists() and not [d for d in self.dir.parent.iterdir() if d.is_dir()]:
+            try:
+                PRIVSEP_DIR.rmdir()
+            except OSError:
+                pass
+            mark.unlink()
         return {"processes": len(procs), "namespaces": gone, "left": left}
 
 
