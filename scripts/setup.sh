@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(mininet frr bridge-utils nftables iproute2 iputils-ping curl iperf3 tcpdump tshark
           python3-venv python3-pip radvd nsd babeld net-tools procps i2pd clang libbpf-dev
           graphviz chromium chromium-driver traceroute mtr-tiny iputils-tracepath tmux
-          pdns-server pdns-backend-bind knot-dnsutils bind9-dnsutils)
+          pdns-server pdns-backend-bind knot-dnsutils bind9-dnsutils openssh-server openssh-client)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (sudo make …): installing packages and building namespaces need it" >&2

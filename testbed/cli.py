@@ -144,9 +144,20 @@ def cmd_render(args) -> int:
 def cmd_deploy(args) -> int:
     from .lab import Lab
     _refuse_scenario(args.file, "deploy")
-    lab = Lab.deploy(args.file, name=args.name, root=args.run_root, progress=_progress(args.quiet))
+    cluster = None
+    if args.cluster:
+        from .cluster.model import load_cluster
+        cluster = load_cluster(args.cluster).with_placement(args.place)
+    elif args.place:
+        raise UsageError("--place needs --cluster FILE (the servers to place nodes on)")
+    lab = Lab.deploy(args.file, name=args.name, root=args.run_root, progress=_progress(args.quiet),
+                     cluster=cluster)
     print(f"lab {lab.name} is up in {lab.timings['total']:.2f} s ({len(lab.nodes)} nodes); "
           f"run directory {lab.rundir.path}")
+    if lab.cluster is not None:
+        for server, nodes in lab.cluster.placement().items():
+            print(f"server {server}: {', '.join(nodes)}")
+        print(f"links: MTU {lab.cluster.mtu}; across servers as VXLAN")
     for r in lab.readiness:
         retried = f", {len(r['retried'])} needed a retry" if r["retried"] else ""
         print(f"ready: {r['name']}: {len(r['waited_for'])} awaited ({r['polls']} polls, {r['seconds']:.2f} s"
@@ -168,8 +179,12 @@ def cmd_destroy(args) -> int:
         print("no labs to destroy" if args.all else "name a lab (or --all)", file=sys.stderr)
         return 0 if args.all else 2
     for name in names:
-        res = destroy(name, args.run_root, _progress(args.quiet))
+        res = destroy(name, args.run_root, _progress(args.quiet), forget_servers=args.forget_servers)
         print(f"lab {name} destroyed: {res['processes']} processes stopped, its namespaces released")
+        for server, swept in res.get("servers", {}).items():
+            print(f"  server {server}: " + (f"NOT swept ({swept['error']})" if "error" in swept else
+                                            f"{swept['processes']} processes stopped, "
+                                            f"{len(swept['vxlan'])} VXLAN devices removed"))
     return 0
 
 
@@ -204,7 +219,7 @@ def cmd_exec(args) -> int:
     if not argv:  # no command: an interactive shell in the node
         argv, extra = node_shell_argv(lab.name, node.name)
         env.update(extra)
-    return subprocess.call(["mnexec", "-a", str(node.pid), *argv], env=env)
+    return subprocess.call(node.command(argv, tty=sys.stdin.isatty()), env=env)
 
 
 def cmd_check(args) -> int:
@@ -301,14 +316,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("render", cmd_render, "write every node's configs (FRR, ip batch, nftables, sysctl) without root",
         "mhlab render topologies/two-isp-site.yaml -o /tmp/twoisp",
         file_arg, lambda sp: sp.add_argument("-o", "--output", required=True, help="output directory"))
-    add("deploy", cmd_deploy, "bring a lab up (root); it stays up until `mhlab destroy`",
-        "sudo mhlab deploy topologies/two-isp-site.yaml --name lab2", file_arg, name_arg, quiet)
+    dp = add("deploy", cmd_deploy, "bring a lab up (root); it stays up until `mhlab destroy`",
+             "sudo mhlab deploy topologies/two-isp-site.yaml --name lab2\n"
+             "  sudo mhlab deploy topologies/two-isp-site.yaml --cluster servers.yaml --place h1=s2  "
+             "(see docs/cluster.md)", file_arg, name_arg, quiet)
+    dp.add_argument("--cluster", metavar="FILE", help="spread the lab over the servers of this cluster file "
+                    "(servers, ssh, placement, MTU; docs/cluster.md); cross-server links are VXLAN")
+    dp.add_argument("--place", action="append", default=[], metavar="NODE=SERVER",
+                    help="with --cluster: run NODE on SERVER (overrides the file's place:; repeatable)")
     d = add("destroy", cmd_destroy, "stop exactly the processes of a lab and release its namespaces",
             "sudo mhlab destroy twoisp", quiet)
     d.add_argument("labs", nargs="*", help="lab names")
     d.add_argument("--all", action="store_true", help="every lab in the run root that is yours (or nobody's): "
                    "labs another user started with `mhlab exercise start` are spared")
     d.add_argument("--everyone", action="store_true", help="with --all: other users' labs too")
+    d.add_argument("--forget-servers", action="store_true", help="a cluster lab: remove the run directory "
+                   "even if a server cannot be swept (it is gone for good; whatever ran there is not stopped)")
     add("list", cmd_list, "list labs in the run root", "mhlab list --json", json_arg)
     add("inspect", cmd_inspect, "nodes, addresses, processes, BGP sessions and the kind's details (ingress "
         "counters; an I2P Destination's leases) of a running lab",

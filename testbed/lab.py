@@ -25,6 +25,8 @@ import yaml
 from mininet.link import Link
 from mininet.node import Node
 
+from .cluster.build import ClusterRun
+from .cluster.model import Cluster
 from .errors import LabError, UsageError
 from .frr import bgp_peers, check_argv, check_frr, check_problems, daemon_argv, parse_json, vtysh_argv
 from .kinds import kind_of, load_lab
@@ -71,6 +73,7 @@ class Lab:
     nodes: dict[str, NodeHandle] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     readiness: list[dict] = field(default_factory=list)  # what deploy waited for (see _Builder.await_ready)
+    cluster: ClusterRun | None = None  # the servers a cluster lab spreads over (testbed.cluster)
 
     @property
     def name(self) -> str:
@@ -135,9 +138,10 @@ class Lab:
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
     def deploy(cls, topology: str | Path | Any, name: str | None = None, root: str | Path | None = None,
-               progress: Progress = _quiet, timeout: float | None = None) -> "Lab":
+               progress: Progress = _quiet, timeout: float | None = None, cluster: Cluster | None = None) -> "Lab":
         """Build and start a lab of any kind; on any failure everything created so far is removed and the
-        error raised.  ``timeout`` bounds each readiness wait (default: the kind's own bounds)."""
+        error raised.  ``timeout`` bounds each readiness wait (default: the kind's own bounds).  With a
+        ``cluster`` the nodes are built on its servers (see ``testbed.cluster``)."""
         topo = load_lab(topology) if isinstance(topology, (str, Path)) else topology
         if name:
             topo = _renamed(topo, name)
@@ -156,6 +160,9 @@ class Lab:
                                                                   sort_keys=False))
         lab = cls(net, rundir, kind)
         try:
+            if cluster is not None:
+                lab.cluster = ClusterRun(cluster, rundir)
+                lab.cluster.prepare(list(net.nodes), [(l.a, l.b) for l in net.links])
             _Builder(lab, progress).build(timeout)
         except BaseException:
             progress("deploy failed: removing everything it created")
@@ -180,10 +187,11 @@ class Lab:
         kind = kind_of(topo)
         meta = rundir.meta()
         lab = cls(kind.netplan(topo), rundir, kind, timings=meta.get("timings", {}),
-                  readiness=meta.get("readiness", []))
+                  readiness=meta.get("readiness", []), cluster=ClusterRun.load(rundir))
         for rec in rundir.procs():
             if rec.name == "anchor":
-                lab.nodes[rec.node] = NodeHandle(rec.node, rec, rundir)
+                lab.nodes[rec.node] = NodeHandle(rec.node, rec, rundir,
+                                                 lab.cluster.remote(rec.server) if rec.server and lab.cluster else None)
         return lab
 
 
@@ -208,7 +216,7 @@ class _Builder:
 
     def __init__(self, lab: Lab, progress: Progress) -> None:
         self.lab, self.progress = lab, progress
-        self.mn: dict[str, _TaggedNode] = {}
+        self.mn: dict[str, Node] = {}
         self.checks: list[tuple[str, str, subprocess.Popen]] = []
 
     def step(self, label: str, fn, *args) -> None:
@@ -243,6 +251,8 @@ class _Builder:
 
     def create_nodes(self) -> None:
         lab = self.lab
+        if lab.cluster is not None:
+            return self._create_cluster_nodes(lab.cluster)
         for spec in lab.net.nodes.values():
             mn = _TaggedNode(spec.name.replace(":", "-"), lab.name, inNamespace=True)
             self.mn[spec.name] = mn
@@ -254,15 +264,38 @@ class _Builder:
             lab.rundir.record(rec.as_dict())
             lab.nodes[spec.name] = NodeHandle(spec.name, rec, lab.rundir)
         for spec in lab.net.nodes.values():
-            handle = lab.nodes[spec.name]
-            self._wait_entered(handle)
-            if spec.role == "bridge":
-                handle.run(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
-                            "net.ipv6.conf.default.disable_ipv6=1"], check=True)
-            else:
-                handle.run(["sysctl", "-q", "-p", str(handle.dir / "sysctl.conf")], check=True)
-            if spec.frr_daemons:
-                self._mount_vty_dir(handle)
+            self._wait_entered(lab.nodes[spec.name])
+        self._configure_nodes()
+
+    def _create_cluster_nodes(self, cluster: ClusterRun) -> None:
+        """Each node on its server (Mininet's remote node), held by a relayed anchor (``testbed.cluster``).
+        Nodes are built side by side (``cluster.build.PARALLEL``): each costs several ssh round trips."""
+        lab = self.lab
+
+        def build(spec) -> None:
+            mn = cluster.node(spec.name, spec.name.replace(":", "-"))
+            self.mn[spec.name] = mn
+            lab.rundir.record(ProcRecord(spec.name, "shell", mn.shell.pid, start_time(mn.shell.pid) or 0,
+                                         server=mn.remote.name, rpid=mn.pid).as_dict())
+            rec = cluster.anchor(spec.name, mn)
+            lab.nodes[spec.name] = NodeHandle(spec.name, rec, lab.rundir, mn.remote)
+            self._configure_node(spec)
+
+        cluster.each(build, list(lab.net.nodes.values()))
+
+    def _configure_nodes(self) -> None:
+        for spec in self.lab.net.nodes.values():
+            self._configure_node(spec)
+
+    def _configure_node(self, spec) -> None:
+        handle = self.lab.nodes[spec.name]
+        if spec.role == "bridge":
+            handle.run(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                        "net.ipv6.conf.default.disable_ipv6=1"], check=True)
+        else:
+            handle.run(["sysctl", "-q", "-p", str(handle.dir / "sysctl.conf")], check=True)
+        if spec.frr_daemons:
+            self._mount_vty_dir(handle)
 
     def _mount_vty_dir(self, handle: NodeHandle) -> None:
         """Bind-mount the router's run folder onto FRR's vty directory inside the node only: the node's
@@ -274,17 +307,24 @@ class _Builder:
 
     @staticmethod
     def _wait_entered(handle: NodeHandle) -> None:
-        """mnexec -a joins the namespace just after fork: wait until the anchor is really inside."""
+        """mnexec -a joins the namespace just after fork: wait until the anchor is really inside (a cluster
+        node's anchor was awaited on its server)."""
+        if handle.remote is not None:
+            return
         shell = next(rec for rec in handle.rundir.procs() if rec.node == handle.name and rec.name == "shell")
         shell_ns = os.readlink(f"/proc/{shell.pid}/ns/net")
         wait_until(lambda: os.readlink(f"/proc/{handle.pid}/ns/net") == shell_ns, 5, 0.002,
                    what=f"node {handle.name}: its anchor process entering the namespace", ignore=(OSError,))
 
     def create_links(self) -> None:
-        for link in self.lab.net.links:
-            Link(self.mn[link.a], self.mn[link.b], intfName1=link.a_if, intfName2=link.b_if)
+        for index, link in enumerate(self.lab.net.links):
+            how = "veth"
+            if self.lab.cluster is not None:
+                how = self.lab.cluster.link(index, self.mn[link.a], self.mn[link.b], link.a_if, link.b_if)
+            else:
+                Link(self.mn[link.a], self.mn[link.b], intfName1=link.a_if, intfName2=link.b_if)
             self.lab.rundir.record({"kind": "link", "a": link.a, "a_if": link.a_if, "b": link.b,
-                                    "b_if": link.b_if, "segment": link.segment})
+                                    "b_if": link.b_if, "segment": link.segment, "as": how})
         for spec in self.lab.net.nodes.values():
             if spec.role == "bridge":
                 ports = [l.b_if for l in self.lab.net.links if l.b == spec.name]
@@ -294,14 +334,19 @@ class _Builder:
                 self.lab.nodes[spec.name].run(" && ".join(script), check=True)
 
     def configure(self) -> None:
-        for spec in self.lab.net.nodes.values():
-            if spec.role == "bridge":
-                continue
-            handle = self.lab.nodes[spec.name]
-            family = ["-family", self.lab.net.ip_family] if self.lab.net.ip_family else []
-            handle.run(["ip", *family, "-batch", str(handle.dir / "setup.ip")], check=True)
-            if spec.nft or spec.ingress:
-                handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
+        specs = [spec for spec in self.lab.net.nodes.values() if spec.role != "bridge"]
+        if self.lab.cluster is not None:  # over ssh: the nodes side by side
+            self.lab.cluster.each(self._configure_addresses, specs)
+        else:
+            for spec in specs:
+                self._configure_addresses(spec)
+
+    def _configure_addresses(self, spec) -> None:
+        handle = self.lab.nodes[spec.name]
+        family = ["-family", self.lab.net.ip_family] if self.lab.net.ip_family else []
+        handle.run(["ip", *family, "-batch", str(handle.dir / "setup.ip")], check=True)
+        if spec.nft or spec.ingress:
+            handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
 
     def check_configs(self) -> None:
         """FRR's dry runs of every rendered config, started in the background right after rendering: they
@@ -431,13 +476,19 @@ def _wait_paths(paths: list[Path], timeout: float, what: str) -> None:
 
 
 def destroy(name: str, root: str | Path | None = None, progress: Progress = _quiet,
-            keep_dir: bool = False) -> dict:
+            keep_dir: bool = False, forget_servers: bool = False) -> dict:
     """Stop every process of lab ``name`` (recorded or tagged) - which frees its namespaces, links, bridges
-    and mounts - then remove its run directory.  Touches nothing else.  Returns what it did."""
+    and mounts - then remove its run directory.  Touches nothing else.  Returns what it did.  A cluster
+    lab's servers are swept first; one that cannot be keeps the run directory, unless ``forget_servers``
+    (a server that is gone for good)."""
     rundir = RunDir.of(name, root)
     if not rundir.path.exists():
         raise LabError(f"no lab named {name!r} in {rundir.path.parent}")
     rundir.update_meta(status="destroying")
+    swept = {}
+    cluster = ClusterRun.load(rundir)
+    if cluster is not None:  # every server first: their sweeps go over the lab's own ssh connections
+        swept = cluster.sweep(progress)
     recs = rundir.procs()
     targets = {r.pid: r.start for r in recs if r.name not in ("anchor", "shell")}
     tagged = {p: s for p, s in tagged_pids(name).items() if p != os.getpid()}
@@ -449,6 +500,12 @@ def destroy(name: str, root: str | Path | None = None, progress: Progress = _qui
     left += stop_all({**holders, **{p: s for p, s in tagged_pids(name).items() if p != os.getpid()}}, grace=0.5)
     if left:
         raise LabError(f"lab {name}: processes {left} would not stop; run directory kept in {rundir.path}")
+    failed = {s: r for s, r in swept.items() if "error" in r or r.get("left")}
+    if failed and not forget_servers:
+        raise LabError(f"lab {name}: servers {', '.join(failed)} not swept clean ({failed}); run directory "
+                       f"kept in {rundir.path}: `mhlab destroy {name}` again once they answer "
+                       "(`--forget-servers` if they are gone for good)")
     if not keep_dir:
         rundir.remove()
-    return {"lab": name, "processes": len(targets), "nodes": len(holders) // 2 if holders else 0}
+    return {"lab": name, "processes": len(targets), "nodes": len(holders) // 2 if holders else 0,
+            **({"servers": swept} if cluster is not None else {})}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import LabError
+from .cluster.ssh import Remote
 from .procs import TAG, ProcRecord, is_alive, start_time
 from .rundir import RunDir
 
@@ -41,6 +42,7 @@ class NodeHandle:
     name: str
     anchor: ProcRecord
     rundir: RunDir
+    remote: Remote | None = None  # the node runs on another server (a cluster lab)
 
     @property
     def lab(self) -> str:
@@ -48,7 +50,8 @@ class NodeHandle:
 
     @property
     def pid(self) -> int:
-        return self.anchor.pid
+        """The anchor's pid where the node runs (on its server for a cluster lab)."""
+        return self.anchor.rpid if self.remote else self.anchor.pid
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment of anything run in this node: the lab's tag and the node's folder."""
@@ -57,7 +60,16 @@ class NodeHandle:
     def _enter(self, argv: list[str], detach: bool = False) -> list[str]:
         if not is_alive(self.anchor):
             raise LabError(f"node {self.name} of lab {self.lab} is not running (its anchor process is gone)")
-        return ["mnexec", "-da" if detach else "-a", str(self.anchor.pid), *argv]
+        return ["mnexec", "-da" if detach else "-a", str(self.pid), *argv]
+
+    def command(self, argv: list[str], tty: bool = False) -> list[str]:
+        """The local argv that runs ``argv`` in the node (over ssh on its server for a cluster lab); run it
+        with :meth:`env`."""
+        if self.remote is None:
+            return self._enter(argv)
+        if not is_alive(self.anchor):
+            raise LabError(f"node {self.name} of lab {self.lab} is not running (its anchor's proxy is gone)")
+        return self.remote.argv(["mnexec", "-a", str(self.pid), *argv], tty=tty, env={NODE_DIR_ENV: str(self.dir)})
 
     def run(self, argv: list[str] | str, timeout: float | None = 30, check: bool = False,
             input: str | None = None) -> subprocess.CompletedProcess:
@@ -65,7 +77,7 @@ class NodeHandle:
         if isinstance(argv, str):
             argv = ["sh", "-c", argv]
         try:
-            res = subprocess.run(self._enter(argv), capture_output=True, text=True, timeout=timeout,
+            res = subprocess.run(self.command(argv), capture_output=True, text=True, timeout=timeout,
                                  input=input, env=self.env(), stdin=None if input else subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise LabError(f"{self.name}: `{shlex.join(argv)}` did not finish within {timeout} s") from None
@@ -83,6 +95,8 @@ class NodeHandle:
               stderr: int | IO | None = None, env: dict[str, str] | None = None,
               cwd: str | Path | None = None) -> subprocess.Popen:
         """Start a long-running process in the node; it is recorded so ``destroy`` stops exactly it."""
+        if self.remote is not None:
+            return self._popen_remote(argv, name, stdout, stderr, env, cwd)
         proc = subprocess.Popen(self._enter(argv, detach=True), stdin=subprocess.DEVNULL,
                                 stdout=stdout if stdout is not None else subprocess.DEVNULL,
                                 stderr=stderr if stderr is not None else subprocess.STDOUT,
@@ -91,6 +105,19 @@ class NodeHandle:
         if st is not None:
             self.rundir.record(ProcRecord(self.name, name or Path(argv[0]).name, proc.pid, st,
                                           tuple(argv)).as_dict())
+        return proc
+
+    def _popen_remote(self, argv, name, stdout, stderr, env, cwd) -> subprocess.Popen:
+        """A relayed process on the node's server; the journal records its local proxy (see ``cluster.ssh``)."""
+        if not is_alive(self.anchor):
+            raise LabError(f"node {self.name} of lab {self.lab} is not running (its anchor's proxy is gone)")
+        assert self.remote is not None
+        proc = self.remote.relay(self.pid, argv, {NODE_DIR_ENV: str(self.dir), **(env or {})},
+                                 cwd=str(cwd) if cwd else None, stdout=stdout, stderr=stderr)
+        st = start_time(proc.pid)
+        if st is not None:
+            self.rundir.record(ProcRecord(self.name, name or Path(argv[0]).name, proc.pid, st, tuple(argv),
+                                          server=self.remote.name).as_dict())
         return proc
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,

@@ -26,13 +26,18 @@ class ProcRecord:
     pid: int
     start: int
     argv: tuple[str, ...] = ()
+    # a process on another server of a cluster lab: ``pid``/``start`` are its local ssh proxy (stopping it
+    # stops the process), ``rpid`` its pid on that server (0 when not needed)
+    server: str = ""
+    rpid: int = 0
 
     def as_dict(self) -> dict:
         return {"kind": "proc", **asdict(self), "argv": list(self.argv)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProcRecord":
-        return cls(d["node"], d["name"], int(d["pid"]), int(d["start"]), tuple(d.get("argv", ())))
+        return cls(d["node"], d["name"], int(d["pid"]), int(d["start"]), tuple(d.get("argv", ())),
+                   d.get("server", ""), int(d.get("rpid", 0)))
 
 
 def start_time(pid: int) -> int | None:
