@@ -7,7 +7,7 @@ import pytest
 
 from agents.balancer.core import BalancerCore
 from agents.balancer.keys import DestinationKeys
-from agents.balancer.policy import GatewayAware, fair_share, make_policy
+from agents.balancer.policy import PEER_MEMORY_S, GatewayAware, fair_share, make_policy, single_router_gateways
 from agents.balancer.structures import Lease, Lease2
 
 T0 = 1_800_000_000
@@ -40,10 +40,25 @@ def test_fewer_gateways_than_fair_share_and_every_router_reached() -> None:
     assert len(chosen) == sum(x.gateway[0] in {5, 6} for pool in POOLS.values() for x in pool) == 6
 
 
-def test_default_target_is_the_most_varied_single_pool() -> None:
+def test_single_router_model() -> None:
+    assert single_router_gateways(12, 10_000) == 12  # a large network: every tunnel its own gateway
+    assert single_router_gateways(12, 1) == 1 and single_router_gateways(16, 5) == 5  # saturated
+    assert single_router_gateways(12, 6) == 5  # 6 (1 - (5/6)^12) = 5.3
+    assert single_router_gateways(0, 6) == 0 and single_router_gateways(3, 0) == 0
+
+
+def test_default_target_is_one_router_of_the_same_size() -> None:
     policy = GatewayAware()
-    assert policy.target(POOLS) == 3
-    assert len(gateways(policy(POOLS, T0))) == 3
+    # 12 tunnels over the 6 gateways seen: one router with 12 tunnels among 6 peers shows 5
+    assert policy.target(POOLS, T0) == 5
+    assert len(gateways(policy(POOLS, T0))) == 5
+    # the peers seen are remembered for a while after a router stops using them, then forgotten
+    policy({"r1": POOLS["r1"]}, T0 + 60)
+    assert policy.target({"r1": POOLS["r1"]}, T0 + 60) == 3  # 3 tunnels: at most 3 gateways
+    assert len(policy.peers_seen) == 6
+    later = T0 + 60 + PEER_MEMORY_S + 1
+    policy({"r1": [l2(2, 14, later + 600), l2(5, 15, later + 600), l2(6, 16, later + 600)]}, later)
+    assert set(policy.peers_seen) == {bytes([g]) * 32 for g in (2, 5, 6)}
 
 
 def test_cover_wins_over_a_too_small_target() -> None:
