@@ -54,6 +54,7 @@ class FrontendStats:
     lease_sets_given: int = 0
     payloads_in: int = 0
     payloads_out: int = 0
+    lookups: int = 0
     last_error: str = ""
 
 
@@ -111,6 +112,12 @@ class Frontend:
         if self._session is not None and self._session.state is State.UP:
             self._session.send_payload(to, payload, next(self._nonces) & 0xFFFFFFFF)
             self.stats.payloads_out += 1
+            self._flush()
+
+    def prefetch(self, destination: Destination) -> None:
+        if self._session is not None and self._session.state is State.UP:
+            self._session.lookup(destination.ident_hash)
+            self.stats.lookups += 1
             self._flush()
 
     @property

@@ -41,6 +41,9 @@ class PayloadSender(Protocol):
 
     def send_payload(self, to: Destination, payload: bytes) -> None: ...
 
+    def prefetch(self, destination: Destination) -> None:
+        """Have the router look up (and cache) ``destination``'s LeaseSet (I2CP HostLookup)."""
+
 
 class BackendPort(Protocol):
     """Where frontends hand the Destination's incoming messages."""

@@ -4,7 +4,7 @@ frontend -> balancer   {"op": "up", "router": R, "identity": HEX|null}, {"op": "
                        {"op": "leases", "router": R, "leases": [...]}
 balancer -> frontend   {"op": "lease_set", "data": HEX}, {"op": "publish", "value": BOOL}
 frontend -> backend    {"op": "payload", "router": R, "data": HEX}, {"op": "state", "router": R, "up": B, "published": B}
-backend  -> frontend   {"op": "send", "to": HEX-destination, "data": HEX}
+backend  -> frontend   {"op": "send", "to": HEX-destination, "data": HEX}, {"op": "lookup", "to": HEX-destination}
 
 A dropped frontend link counts as that router's session being lost.
 """
@@ -125,12 +125,15 @@ class RemoteBackend:
         reader, writer = await connect_patiently(self.endpoint)
         self._out.attach(writer)
         async for message in read_lines(reader):
-            if message.get("op") == "send":
+            if message.get("op") in ("send", "lookup"):
                 try:
                     to = Destination.from_bytes(bytes.fromhex(message["to"]))
-                    frontend.send_payload(to, bytes.fromhex(message["data"]))
+                    if message["op"] == "send":
+                        frontend.send_payload(to, bytes.fromhex(message["data"]))
+                    else:
+                        frontend.prefetch(to)
                 except (DecodeError, ValueError, KeyError) as exc:
-                    log.warning("bad send from backend: %s", exc)
+                    log.warning("bad %s from backend: %s", message.get("op"), exc)
         raise ConnectionError("backend link closed")
 
 
@@ -151,6 +154,9 @@ class _LinkedRouter:
 
     def send_payload(self, to: Destination, payload: bytes) -> None:
         send_line(self.writer, {"op": "send", "to": to.to_bytes().hex(), "data": payload.hex()})
+
+    def prefetch(self, destination: Destination) -> None:
+        send_line(self.writer, {"op": "lookup", "to": destination.to_bytes().hex()})
 
 
 async def serve_balancer(endpoint: str, service: BalancerService) -> asyncio.AbstractServer:
