@@ -108,10 +108,12 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
         f"{r['lab']}: " + " ".join("-" if run["recovery_s"] is None else f"{run['recovery_s']:.1f}" for run in r["runs"])
         for r in sorted(results, key=lambda r: r["lab"])))
     ax.axvline(10, color="grey", ls=":", label="goal: 10 s")
-    ax.set_yticks([0, 1], ["handover", "no handover"])
-    ax.set_ylim(-0.7, 1.7)
+    present = [i for i, kind in enumerate(("handover", "plain")) if any(r["handover_kind"] == kind for r in results)]
+    ax.set_yticks(present, [("handover", "no handover")[i] for i in present])
+    ax.set_ylim(min(present, default=0) - 0.7, max(present, default=1) + 0.7)
     ax.set_xlabel("recovery after the crash (s); not recovered plotted at 32")
-    ax.set_title("Stock client keeping its session, carrying router crashed")
+    runs = sum(len(r["runs"]) for r in results)
+    ax.set_title(f"Stock client keeping its session, carrying router crashed ({runs} crashes)")
     ax.legend()
     return save_report(fig, "\n".join(lines), out, "i2p_handover")
 
