@@ -113,10 +113,20 @@ def distinct(leases: list[list[Any]]) -> int:
     return len({gw for gw, _ in leases})
 
 
+FULL_SHARE = 0.75  # a run counts once its LeaseSet holds 3/4 of the tunnels it is meant to have
+
+
+def complete(r: dict[str, Any], run: dict[str, Any]) -> bool:
+    """The LeaseSet at the window's end holds most of its tunnels (i2pd builds a pool of 16 slowly:
+    a single router's LeaseSet of 2 leases would be compared with multihomed ones of 16)."""
+    target = min(16, r["hosting"] * r["quantity"])
+    return len(run["samples"][-1]["published"].get(BALANCER_NODE, [])) >= FULL_SHARE * target
+
+
 def per_run(r: dict[str, Any]) -> list[int]:
-    """One independent observation per run: the distinct gateways of the LeaseSet at the window's end."""
-    return [distinct(run["samples"][-1]["published"].get(BALANCER_NODE, [])) for run in r["runs"]
-            if run["samples"][-1]["published"].get(BALANCER_NODE)]
+    """One independent observation per run: the distinct gateways of the LeaseSet at the window's end
+    (runs whose pools were still being built are left out: :func:`complete`)."""
+    return [distinct(run["samples"][-1]["published"][BALANCER_NODE]) for run in r["runs"] if complete(r, run)]
 
 
 def per_snapshot(r: dict[str, Any]) -> list[int]:
@@ -125,7 +135,7 @@ def per_snapshot(r: dict[str, Any]) -> list[int]:
 
 
 def leases_published(r: dict[str, Any]) -> list[int]:
-    return [len(run["samples"][-1]["published"].get(BALANCER_NODE, [])) for run in r["runs"]]
+    return [len(run["samples"][-1]["published"][BALANCER_NODE]) for run in r["runs"] if complete(r, run)]
 
 
 def as_samples(r: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +158,8 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     by = {(r["dist_kind"], r["n"]): r for r in results}
     sizes = sorted({r["n"] for r in results})
     lines = ["Distinct inbound gateways per published LeaseSet: independent runs (fresh pools each), "
-             "2 floodfills, 3 clients, 3 tunnels per hosting router (1 hop)",
+             "2 floodfills, 3 clients, 3 tunnels per hosting router (1 hop); runs whose LeaseSet held fewer "
+             f"than {FULL_SHARE:.0%} of its tunnels at the window's end are left out (runs = those kept)",
              f"{'run':<12} {'runs':>4} {'leases':>6} {'gateways / LeaseSet, one per run (mean ± sd [range])':<40} "
              f"{'pool∩LS':>7} {'chi2 vs single':>15} {'p':>8} {'LS needed':>9}   per-run counts"]
     for n in sizes:
@@ -182,6 +193,9 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
             ax.bar([x + (i - 1) * 0.27 for x in cats], [c[x] / len(obs) for x in cats], 0.27,
                    label=f"{'fair_share' if kind == 'balancer' else 'gateway_aware' if kind == 'aware' else 'single router'}"
                          f" ({len(obs)})")
+        seen = [x for k in KINDS if (k, n) in by for x in per_run(by[(k, n)])]
+        if seen:
+            ax.set_xticks(range(min(seen), max(seen) + 1))
         ax.set_title(f"N = {n}", fontsize=10)
         ax.set_xlabel("distinct gateways in the LeaseSet")
         ax.set_ylabel("share of runs")
