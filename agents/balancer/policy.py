@@ -136,9 +136,35 @@ class GatewayAware:
                 break
             chosen.append(gw)
         self.chosen = tuple(chosen)
-        wanted = set(chosen)
-        return fair_share({name: [x for x in leases if x.gateway in wanted] for name, leases in alive.items()},
-                          now_s, limit)
+        return pick_leases(self.chosen, alive, now_s, limit)
+
+
+def pick_leases(gateways: Sequence[bytes], per_router: Mapping[str, Sequence[Lease2]], now_s: int,
+                limit: int = MAX_LEASES) -> tuple[Lease2, ...]:
+    """The leases through ``gateways``, at most ``limit``: first one per router (newest first), then one
+    per gateway not shown yet, then a fair share of the rest. When the leases through the chosen
+    gateways exceed the limit, a plain fair share would drop whole gateways and show fewer than
+    chosen."""
+    wanted = set(gateways)
+    pools = {name: sorted((x for x in leases if x.gateway in wanted and x.end_s > now_s),
+                          key=lambda x: (-x.end_s, x.tunnel_id, x.gateway)) for name, leases in per_router.items()}
+    picked: dict[tuple[bytes, int], Lease2] = {}
+
+    def take(lease: Lease2) -> None:
+        if len(picked) < limit:
+            picked.setdefault(lease_key(lease), lease)
+
+    for name in sorted(pools):
+        if pools[name]:
+            take(pools[name][0])
+    for gw in gateways:
+        if not any(x.gateway == gw for x in picked.values()):
+            through = [x for name in sorted(pools) for x in pools[name] if x.gateway == gw]
+            if through:
+                take(min(through, key=lambda x: (-x.end_s, x.tunnel_id)))
+    for lease in fair_share(pools, now_s, MAX_LEASES):
+        take(lease)
+    return tuple(picked.values())
 
 
 POLICIES: dict[str, Callable[..., Callable[..., tuple[Lease2, ...]]]] = {

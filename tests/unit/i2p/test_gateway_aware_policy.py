@@ -91,6 +91,17 @@ def test_limit_is_respected() -> None:
     assert len(GatewayAware(gateways=1)(big, T0)) == 16
 
 
+def test_the_lease_limit_never_drops_a_chosen_gateway() -> None:
+    # 10 routers x 3 tunnels: 30 leases, 16 fit. Gateway 10 carries only r0's oldest tunnel: a fair share
+    # by router (the newest 1-2 of each) would drop it and show 9 of the 10 chosen gateways
+    many = {f"r{i}": [l2(1 + (i + t) % 9, 10 * i + t, T0 + 600 + t) for t in range(3)] for i in range(10)}
+    many["r0"][0] = l2(10, 0, T0 + 500)
+    assert len(gateways(fair_share({n: [x for x in p] for n, p in many.items()}, T0))) == 9
+    chosen = GatewayAware(gateways=10)(many, T0)
+    assert len(chosen) == 16 and gateways(chosen) == set(range(1, 11))
+    assert routers_reached(many, chosen) == set(many)
+
+
 def test_make_policy_and_bad_target() -> None:
     assert make_policy("gateway_aware", 3).gateways == 3
     assert make_policy("fair_share") is fair_share
