@@ -1,7 +1,7 @@
 """Continuity for a client that keeps its end-to-end session: the balancer's handover on real i2pd.
 
 A stock SAM client (no spare session, no renewal) sends a request every 500 ms to a Destination on 2
-hosting routers under the ``primary`` policy, in a network of 6 routers.  Once the client's session is older than 120 s (i2pd
+hosting routers under the ``primary`` policy, in a network of 7 routers (2 floodfills, 3 clients).  Once the client's session is older than 120 s (i2pd
 2.45.1 replaces a session only after ``ECIESX25519_RESTART_TIMEOUT``), the router carrying its requests
 is crashed; ``--observe`` seconds later it is restored, and once it is back as a standby the next
 crash (of the new carrier) follows, ``--cycles`` times per lab.  ``handover`` labs run the backend's
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -34,12 +35,13 @@ SESSION_MIN_AGE_S = 125.0  # i2pd's ECIESX25519_RESTART_TIMEOUT (120 s) plus a m
 TIMEOUT_S = 5.0
 
 
-def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, out: Path) -> None:
+def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, out: Path,
+           loglevel: str = "info") -> None:
     name = f"{prefix}{kind[0]}{index}"
     # 3 client routers (the probe runs on c1): in a network of 4 routers, most tunnels of the client and
     # of the survivor go through the crashed router and die with it
-    m = I2pLab(name=name, hosting=2, clients=3, floodfills=1, seed=f"exp-{name}",
-               balancer=BalancerOptions(policy="primary", handover=kind == "handover"))
+    m = I2pLab(name=name, hosting=2, clients=3, floodfills=2, seed=f"exp-{name}",
+               loglevel=loglevel, balancer=BalancerOptions(policy="primary", handover=kind == "handover"))
     lab = Lab.deploy(m)
     runs: list[dict[str, Any]] = []
     try:
@@ -67,7 +69,19 @@ def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, ou
                 time.sleep(1)
             out.write_text(json.dumps({"handover_kind": kind, "lab": name, "runs": runs}))
     finally:
+        keep_logs(lab, m, out.with_suffix(""))
         lab.destroy()
+
+
+def keep_logs(lab: Lab, m: I2pLab, folder: Path) -> None:
+    """Copy the routers' i2pd logs and the probe's log next to the result (destroy removes the lab)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for node, _ in m.routers():
+        src = lab.node(node).dir / "i2pd.log"
+        if src.exists():
+            shutil.copy(src, folder / f"{node}-i2pd.log")
+    for src in lab.rundir.path.glob("*.jsonl"):
+        shutil.copy(src, folder / src.name)
 
 
 def report(results: list[dict[str, Any]], out: Path) -> str:
@@ -94,10 +108,12 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
         f"{r['lab']}: " + " ".join("-" if run["recovery_s"] is None else f"{run['recovery_s']:.1f}" for run in r["runs"])
         for r in sorted(results, key=lambda r: r["lab"])))
     ax.axvline(10, color="grey", ls=":", label="goal: 10 s")
-    ax.set_yticks([0, 1], ["handover", "no handover"])
-    ax.set_ylim(-0.7, 1.7)
+    present = [i for i, kind in enumerate(("handover", "plain")) if any(r["handover_kind"] == kind for r in results)]
+    ax.set_yticks(present, [("handover", "no handover")[i] for i in present])
+    ax.set_ylim(min(present, default=0) - 0.7, max(present, default=1) + 0.7)
     ax.set_xlabel("recovery after the crash (s); not recovered plotted at 32")
-    ax.set_title("Stock client keeping its session, carrying router crashed")
+    runs = sum(len(r["runs"]) for r in results)
+    ax.set_title(f"Stock client keeping its session, carrying router crashed ({runs} crashes)")
     ax.legend()
     return save_report(fig, "\n".join(lines), out, "i2p_handover")
 
@@ -107,11 +123,14 @@ def main() -> int:
     p.add_argument("--labs", default="handover,handover,plain", help="one lab per entry: handover or plain")
     p.add_argument("--cycles", type=int, default=4, help="crashes per lab")
     p.add_argument("--observe", type=float, default=30.0, help="seconds observed after each crash")
-    p.add_argument("--prefix", default="ho", help="lab names: PREFIX + h|p + index")
+    p.add_argument("--prefix", default="i2ho", help="lab names: PREFIX + h|p + index")
+    p.add_argument("--loglevel", default="info", choices=("info", "debug"),
+                   help="the routers' i2pd log level (debug shows each garlic session decision)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "INDEX"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]), args.cycles, args.observe, args.prefix, args.out)
+        worker(args.worker[0], int(args.worker[1]), args.cycles, args.observe, args.prefix, args.out,
+               args.loglevel)
         return 0
     args.output.mkdir(parents=True, exist_ok=True)
     if args.report_only:
@@ -119,7 +138,8 @@ def main() -> int:
     else:
         jobs = [[kind, str(i)] for i, kind in enumerate(args.labs.split(","))]
         results = run_workers("i2p_handover", jobs, args.output,
-                              ["--cycles", str(args.cycles), "--observe", str(args.observe), "--prefix", args.prefix])
+                              ["--cycles", str(args.cycles), "--observe", str(args.observe), "--prefix", args.prefix,
+                               "--loglevel", args.loglevel])
     print(report(results, args.output))
     return 0
 

@@ -221,7 +221,7 @@ def main() -> int:
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
     p.add_argument("--prefix", default="pl", help="lab names are PREFIX + kind initial + N (default pl)")
     p.add_argument("--gateways", type=int, help="aware: the policy's target of distinct gateways "
-                   "(default: the most varied router's own pool)")
+                   "(default: what one router with as many tunnels shows)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:

@@ -19,8 +19,9 @@ from typing import Any
 
 from agents.balancer.control import query_status
 from testbed.i2p.bootstrap import destination_controls
-from testbed.i2p.reseed import identity_hash
+from testbed.i2p.reseed import RouterInfoError, identity_hash
 from testbed.i2p.topology import BalancerOptions, I2pLab
+from testbed.wait import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,8 +69,14 @@ class StoreCounter:
 
 
 def gateway_names(lab: Any, m: I2pLab) -> dict[str, str]:
-    """Router hash (hex) -> node name, from each router's router.info."""
-    return {identity_hash((lab.node(n).dir / "router.info").read_bytes()).hex(): n for n, _ in m.routers()}
+    """Router hash (hex) -> node name, from each router's router.info (i2pd rewrites the file now and
+    then: a read that finds it empty or cut short is tried again)."""
+    def read(node: str) -> str | None:
+        try:
+            return identity_hash((lab.node(node).dir / "router.info").read_bytes()).hex()
+        except (OSError, RouterInfoError):
+            return None
+    return {wait_until(lambda: read(n), 10, 0.2, what=f"{n}'s router.info"): n for n, _ in m.routers()}
 
 
 def lease_snapshot(lab: Any, m: I2pLab) -> dict[str, Any]:

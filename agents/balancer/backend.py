@@ -43,13 +43,19 @@ class EchoBackend:
         before = self.routers.get(via.name)
         if self.handover is not None and not up and (before is None or before[1].up):
             self.handover.router_lost(via.name)
+        if self.handover is not None and up and (before is None or not before[1].up):
+            self.handover.router_up(via.name)
         self.routers[via.name] = (via, RouterView(up, published))
 
     def tick(self) -> None:
-        """Send the handover datagram to every silent client of a lost router that is due one."""
+        """Have the other routers look up each client's LeaseSet in advance, and send the handover
+        datagram to every silent client of a lost router that is due one."""
         if self.handover is None:
             return
-        for nudge in self.handover.due(self.clock(), {name: view for name, (_, view) in self.routers.items()}):
+        views = {name: view for name, (_, view) in self.routers.items()}
+        for ask in self.handover.prefetch_due(self.clock(), views):
+            self.routers[ask.router][0].prefetch(ask.client.destination)
+        for nudge in self.handover.due(self.clock(), views):
             client = nudge.client
             answer = RepliableDatagram.signed_by(self.keys, HANDOVER_DATA)
             payload = AppPayload(PROTO_DATAGRAM, client.dst_port, client.src_port, answer.to_bytes())

@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which leases to publish: a fair share of every router's, one primary router's, "
                             "or gateway_aware: only leases through a small sticky set of inbound gateways")
         p.add_argument("--gateways", type=int, default=None,
-                       help="gateway_aware: distinct inbound gateways to publish (default: as many as the "
-                            "most varied single router's own pool has)")
+                       help="gateway_aware: distinct inbound gateways to publish (default: what one router "
+                            "with as many tunnels shows, its gateways drawn from the peers the routers use)")
 
     def tunnels(p: argparse.ArgumentParser) -> None:
         p.add_argument("--option", type=_option, action="append", default=[], help="I2CP option KEY=VALUE")
@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     front.add_argument("--router", type=_router, required=True, help="NAME=HOST:PORT (I2CP)")
     front.add_argument("--balancer", required=True, help="balancer endpoint")
     front.add_argument("--backend", help="backend endpoint")
+    front.add_argument("--router-info", type=Path, help="the router's router.info: its identity hash goes to "
+                       "the balancer, which then drops the other routers' tunnels through it when it dies")
 
     back = sub.add_parser("backend", help="shared backend process (echo service)")
     common(back), handing_over(back)
@@ -119,7 +121,7 @@ async def _main(args: argparse.Namespace) -> None:
         name, host, port = args.router
         balancer = RemoteBalancer(args.balancer)
         backend = RemoteBackend(args.backend) if args.backend else None
-        frontend = Frontend(name, host, port, keys, balancer, backend, options)
+        frontend = Frontend(name, host, port, keys, balancer, backend, options, router_info=args.router_info)
         tasks: list[Awaitable[Any]] = [balancer.run(), frontend.run()]
         if backend is not None:
             tasks.append(backend.run(frontend))

@@ -13,7 +13,14 @@ router, make that router publish or not). Rules, from Proposal 140 and what i2pd
 * only ``publish_count`` routers publish (chosen from ``preferred_publishers`` first); the
   others run with ``i2cp.dontPublishLeaseSet=true``; a lost publisher is replaced;
 * a lost router's leases are dropped at once (and a LeaseSet that listed them is replaced at once,
-  even within ``min_interval``), expired leases at the next tick.
+  even within ``min_interval``), expired leases at the next tick;
+* so are the other routers' leases whose inbound gateway is the lost router (when its frontend
+  told its identity hash): those tunnels died with it, but their routers keep offering them until
+  their tunnel tests fail, tens of seconds later. A client whose end-to-end session moves to a
+  survivor picks a lease of the LeaseSet attached to that survivor's New Session; a dead one loses
+  its New Session Replies, and after 12 of them (``ECIESX25519_NSR_NUM_GENERATED_TAGS``) the
+  survivor cannot read that client any more (docs/i2p-proposal-140.md). Tunnels that went through
+  a router before it restarted stay excluded after it is back (its transit tunnels are gone).
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ class RouterState:
     requests: int = 0
     answers: int = 0
     sessions: int = 0
+    identity: bytes | None = None  # the router's identity hash, when its frontend knows it
 
 
 @dataclass
@@ -73,18 +81,24 @@ class BalancerCore:
     last_build_at: float | None = None
     publications: int = 0
     pending: bool = False
+    dead: set[tuple[bytes, int]] = field(default_factory=set)  # tunnels through a router when it was lost
 
     # -- events ---------------------------------------------------------------------------------
 
-    def router_up(self, router: str, now: float) -> list[Action]:
+    def router_up(self, router: str, now: float, identity: bytes | None = None) -> list[Action]:
         state = self.routers.setdefault(router, RouterState())
         state.up, state.leases, state.publishing = True, (), False
         state.sessions += 1
+        state.identity = identity or state.identity
         return self._choose_publishers()
 
     def router_down(self, router: str, now: float) -> list[Action]:
         state = self.routers.setdefault(router, RouterState())
         lost = {lease_key(x) for x in state.leases}
+        if state.identity is not None:  # the other routers' tunnels through it died with it
+            through = {lease_key(x) for s in self.routers.values() for x in s.leases if x.gateway == state.identity}
+            self.dead |= through
+            lost |= through
         state.up, state.leases, state.publishing = False, (), False
         # A LeaseSet that points at a dead router is replaced at once, whatever min_interval says: the
         # survivors attach it to what they send (the handover to them depends on it), and i2pd paces
@@ -104,6 +118,8 @@ class BalancerCore:
     def tick(self, now: float) -> list[Action]:
         for state in self.routers.values():
             state.leases = tuple(lease for lease in state.leases if lease.end_s > int(now))
+        offered = {lease_key(x) for s in self.routers.values() for x in s.leases}
+        self.dead &= offered  # a dead tunnel no router offers any more is forgotten
         return self._refresh(now, requester=None)
 
     def next_deadline(self) -> float | None:
@@ -115,7 +131,9 @@ class BalancerCore:
     # -- decisions ------------------------------------------------------------------------------
 
     def selection(self, now: float) -> tuple[Lease2, ...]:
-        live = {name: s.leases for name, s in self.routers.items() if s.up}
+        down = {s.identity for s in self.routers.values() if not s.up and s.identity is not None}
+        live = {name: tuple(x for x in s.leases if x.gateway not in down and lease_key(x) not in self.dead)
+                for name, s in self.routers.items() if s.up}
         return self.policy(live, int(now))
 
     def _refresh(self, now: float, requester: str | None, urgent: bool = False) -> list[Action]:
@@ -171,6 +189,7 @@ class BalancerCore:
         return {
             "publications": self.publications,
             "pending": self.pending,
+            "dead_tunnels": len(self.dead),
             "current": None
             if current is None
             else {
@@ -186,6 +205,7 @@ class BalancerCore:
                     "requests": s.requests,
                     "answers": s.answers,
                     "sessions": s.sessions,
+                    "identity": s.identity.hex() if s.identity is not None else None,
                 }
                 for name, s in sorted(self.routers.items())
             },

@@ -4,7 +4,8 @@ i2pd accepts one session per Destination per router, so the frontend's session i
 balancer steers too: RequestVariableLeaseSet goes to the balancer, the balancer's LeaseSet comes
 back through here, and incoming messages go to the backend. When the connection drops the
 balancer is told at once (it drops this router's leases) and the frontend reconnects with
-backoff.
+backoff. Given the router's ``router.info`` it tells the balancer the router's identity hash, so
+that the other routers' tunnels through this one are dropped too when it dies.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .keys import DestinationKeys
 from .ports import BackendPort, BalancerPort
@@ -27,7 +29,7 @@ from .session import (
     SessionUp,
     State,
 )
-from .structures import Destination, LeaseSet2
+from .structures import Destination, LeaseSet2, RouterInfoError, router_identity_hash
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class FrontendStats:
     lease_sets_given: int = 0
     payloads_in: int = 0
     payloads_out: int = 0
+    lookups: int = 0
     last_error: str = ""
 
 
@@ -69,8 +72,11 @@ class Frontend:
         options: dict[str, str] | None = None,
         retry_min: float = 1.0,
         retry_max: float = 10.0,
+        router_info: Path | None = None,
     ) -> None:
         self.name, self.host, self.port = name, host, port
+        self.router_info = router_info
+        self.identity: bytes | None = None
         self.keys = keys
         self.balancer = balancer
         self.backend = backend
@@ -106,6 +112,12 @@ class Frontend:
         if self._session is not None and self._session.state is State.UP:
             self._session.send_payload(to, payload, next(self._nonces) & 0xFFFFFFFF)
             self.stats.payloads_out += 1
+            self._flush()
+
+    def prefetch(self, destination: Destination) -> None:
+        if self._session is not None and self._session.state is State.UP:
+            self._session.lookup(destination.ident_hash)
+            self.stats.lookups += 1
             self._flush()
 
     @property
@@ -157,6 +169,16 @@ class Frontend:
                 self._published, self._tunnels = False, set()
                 self._tell_backend()
 
+    def _read_identity(self) -> bytes | None:
+        """The router's identity hash from its router.info (i2pd rewrites the file now and then: a
+        read that finds it cut short keeps the hash read before)."""
+        if self.router_info is not None:
+            try:
+                self.identity = router_identity_hash(self.router_info.read_bytes())
+            except (OSError, RouterInfoError) as exc:
+                log.warning("frontend %s: router identity not read from %s: %s", self.name, self.router_info, exc)
+        return self.identity
+
     def _tell_backend(self) -> None:
         if self.backend is not None:
             self.backend.router_state(self, self.is_up, self._published)
@@ -166,7 +188,7 @@ class Frontend:
         if isinstance(event, SessionUp):
             self.stats.sessions += 1
             log.info("frontend %s: session %d up", self.name, event.session_id)
-            self.balancer.router_up(self)
+            self.balancer.router_up(self, self._read_identity())
             self._tell_backend()
             return True
         if isinstance(event, LeasesRequested):
@@ -191,7 +213,8 @@ class Frontend:
             self._writer.write(data)
 
     def status(self) -> dict[str, object]:
-        return {"name": self.name, "router": f"{self.host}:{self.port}", "up": self.is_up, **self.stats.__dict__}
+        return {"name": self.name, "router": f"{self.host}:{self.port}", "up": self.is_up,
+                "identity": self.identity.hex() if self.identity else None, **self.stats.__dict__}
 
 
 def _now_ms() -> int:

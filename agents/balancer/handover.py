@@ -13,7 +13,14 @@ old session with it when the old one is older than 120 s (``ECIESX25519_RESTART_
 through the new session, to a lease of the attached (current) LeaseSet. So the backend remembers the
 clients it answered and through which router; when that router is lost and the client falls silent,
 it sends the client a small datagram through a live router whose leases are published, again every
-``every_s`` until the client is heard (a session younger than 120 s is not replaced yet). Sans-IO: time is passed in, the caller does the sending.
+``every_s`` until the client is heard (a session younger than 120 s is not replaced yet).
+
+To send it, the survivor needs the client's LeaseSet. Looked up only after the crash, the lookup's
+reply comes back through the survivor's inbound tunnels, some of which went through the router that
+just died, and takes tens of seconds (measured: still pending 20 s after the crash). So every other
+live router is asked to look the client up in advance (:meth:`Handover.prefetch_due`, an I2CP
+HostLookup; i2pd keeps the answer in that router's cache), when the client is first heard, every
+``prefetch_every_s`` and when a router comes up. Sans-IO: time is passed in, the caller does the sending.
 """
 
 from __future__ import annotations
@@ -62,7 +69,9 @@ class Handover:
     silence_s: float = 1.0
     every_s: float = 3.0
     forget_s: float = 180.0
+    prefetch_every_s: float = 60.0
     clients: dict[bytes, Client] = field(default_factory=dict)
+    prefetched: dict[tuple[bytes, str], float] = field(default_factory=dict)  # (client, router) -> when
 
     def heard(self, destination: Destination, src_port: int, dst_port: int, router: str, now: float) -> None:
         key = destination.to_bytes()
@@ -94,6 +103,23 @@ class Handover:
                 client.last_nudge, client.nudges = now, client.nudges + 1
                 nudges.append(Nudge(client, router))
         return nudges
+
+    def prefetch_due(self, now: float, routers: Mapping[str, RouterView]) -> list[Nudge]:
+        """Which live routers should look up which clients' LeaseSets now (all but the client's own)."""
+        due = []
+        for key, client in self.clients.items():
+            for name, view in sorted(routers.items()):
+                if not view.up or name == client.router:
+                    continue
+                if now - self.prefetched.get((key, name), -self.prefetch_every_s) >= self.prefetch_every_s:
+                    self.prefetched[(key, name)] = now
+                    due.append(Nudge(client, name))
+        self.prefetched = {k: t for k, t in self.prefetched.items() if k[0] in self.clients}
+        return due
+
+    def router_up(self, router: str) -> None:
+        """A router (back) up has an empty cache: it looks every client up again."""
+        self.prefetched = {k: t for k, t in self.prefetched.items() if k[1] != router}
 
     @staticmethod
     def via(client: Client, routers: Mapping[str, RouterView]) -> str | None:

@@ -15,9 +15,11 @@ Proposal 140 leaves the choice to the balancer. Three policies:
   LeaseSet is the union of N routers' pools and so shows more distinct inbound gateways than one
   router of the same size (measured: docs/i2p-proposal-140.md). This policy publishes only the leases
   whose gateway is in a small, sticky set: first the fewest gateways that still give every live
-  router a lease (greedy set cover), then more gateways up to ``gateways`` (default: as many as the
-  most varied single router's own pool shows), and it keeps the gateways it published before for
-  as long as they are offered, so the set changes only when tunnels are rebuilt, as one router's does.
+  router a lease (greedy set cover), then more gateways up to ``gateways``, and it keeps the
+  gateways it published before for as long as they are offered, so the set changes only when tunnels
+  are rebuilt, as one router's does. The default target is what one router with as many tunnels would
+  show (:func:`single_router_gateways`): T tunnels whose gateways are drawn at random from the K
+  peers the hosting routers have been seen to use.
 """
 
 from __future__ import annotations
@@ -68,23 +70,44 @@ class Primary:
         return fair_share({self.current: alive[self.current]}, now_s, limit)
 
 
+PEER_MEMORY_S = 1200  # two tunnel lifetimes: a peer no router has used for that long is forgotten
+
+
+def single_router_gateways(tunnels: int, peers: int) -> int:
+    """Distinct gateways one router shows with ``tunnels`` 1-hop inbound tunnels whose gateways it
+    draws at random from ``peers`` routers: the expected number of occupied cells,
+    K (1 - (1 - 1/K)^T), rounded. In a large network it is T (every tunnel its own gateway); in a
+    small lab it saturates at K."""
+    if tunnels <= 0 or peers <= 0:
+        return 0
+    return max(1, round(peers * (1.0 - (1.0 - 1.0 / peers) ** tunnels)))
+
+
 class GatewayAware:
     """Publish every lease through a small, sticky set of inbound gateways (see the module doc).
 
-    ``gateways`` is the target number of distinct gateways; ``None`` takes the largest number a single
-    live router's own pool shows. The set cover that keeps every live router reachable comes first, so
-    the target is exceeded only when no smaller set reaches every router."""
+    ``gateways`` is the target number of distinct gateways; ``None`` takes what one router of the
+    same size would show: :func:`single_router_gateways` for as many tunnels as the LeaseSet can hold
+    (the distinct leases offered, at most ``limit``) over the peers seen as gateways in any router's
+    pool during the last :data:`PEER_MEMORY_S`. The set cover that keeps every live router reachable
+    comes first, so the target is exceeded only when no smaller set reaches every router."""
 
     def __init__(self, gateways: int | None = None) -> None:
         if gateways is not None and gateways < 1:
             raise ValueError(f"gateways must be at least 1, not {gateways}")
         self.gateways = gateways
         self.chosen: tuple[bytes, ...] = ()
+        self.peers_seen: dict[bytes, int] = {}  # gateway -> last time (s) a router offered a tunnel through it
 
-    def target(self, alive: Mapping[str, Sequence[Lease2]]) -> int:
+    def target(self, alive: Mapping[str, Sequence[Lease2]], now_s: int = 0, limit: int = MAX_LEASES) -> int:
         if self.gateways is not None:
             return self.gateways
-        return max((len({lease.gateway for lease in leases}) for leases in alive.values()), default=0)
+        for leases in alive.values():
+            for lease in leases:
+                self.peers_seen[lease.gateway] = now_s
+        self.peers_seen = {gw: t for gw, t in self.peers_seen.items() if now_s - t <= PEER_MEMORY_S}
+        tunnels = len({lease_key(x) for leases in alive.values() for x in leases})
+        return single_router_gateways(min(limit, tunnels), len(self.peers_seen))
 
     def __call__(self, per_router: Mapping[str, Sequence[Lease2]], now_s: int, limit: int = MAX_LEASES) -> tuple[Lease2, ...]:
         alive = {name: [x for x in leases if x.end_s > now_s] for name, leases in per_router.items()}
@@ -98,7 +121,7 @@ class GatewayAware:
             for key in {lease_key(x) for x in leases}:
                 reach.setdefault(key[0], set()).add(name)
                 count[key[0]] = count.get(key[0], 0) + 1
-        target = self.target(alive)
+        target = self.target(alive, now_s, limit)
         # gateways published before, most useful first, cut to the target
         kept = sorted((gw for gw in self.chosen if gw in reach), key=lambda gw: (-len(reach[gw]), -count[gw], gw))
         chosen = kept[:target]
@@ -113,9 +136,35 @@ class GatewayAware:
                 break
             chosen.append(gw)
         self.chosen = tuple(chosen)
-        wanted = set(chosen)
-        return fair_share({name: [x for x in leases if x.gateway in wanted] for name, leases in alive.items()},
-                          now_s, limit)
+        return pick_leases(self.chosen, alive, now_s, limit)
+
+
+def pick_leases(gateways: Sequence[bytes], per_router: Mapping[str, Sequence[Lease2]], now_s: int,
+                limit: int = MAX_LEASES) -> tuple[Lease2, ...]:
+    """The leases through ``gateways``, at most ``limit``: first one per router (newest first), then one
+    per gateway not shown yet, then a fair share of the rest. When the leases through the chosen
+    gateways exceed the limit, a plain fair share would drop whole gateways and show fewer than
+    chosen."""
+    wanted = set(gateways)
+    pools = {name: sorted((x for x in leases if x.gateway in wanted and x.end_s > now_s),
+                          key=lambda x: (-x.end_s, x.tunnel_id, x.gateway)) for name, leases in per_router.items()}
+    picked: dict[tuple[bytes, int], Lease2] = {}
+
+    def take(lease: Lease2) -> None:
+        if len(picked) < limit:
+            picked.setdefault(lease_key(lease), lease)
+
+    for name in sorted(pools):
+        if pools[name]:
+            take(pools[name][0])
+    for gw in gateways:
+        if not any(x.gateway == gw for x in picked.values()):
+            through = [x for name in sorted(pools) for x in pools[name] if x.gateway == gw]
+            if through:
+                take(min(through, key=lambda x: (-x.end_s, x.tunnel_id)))
+    for lease in fair_share(pools, now_s, MAX_LEASES):
+        take(lease)
+    return tuple(picked.values())
 
 
 POLICIES: dict[str, Callable[..., Callable[..., tuple[Lease2, ...]]]] = {

@@ -25,7 +25,9 @@ class RouterHandle(Protocol):
 class BalancerPort(Protocol):
     """What a frontend reports to the balancer."""
 
-    def router_up(self, handle: RouterHandle) -> None: ...
+    def router_up(self, handle: RouterHandle, identity: bytes | None = None) -> None:
+        """The router's session is up; ``identity``: the router's identity hash, if known (the
+        balancer then also drops the other routers' leases through it when it is lost)."""
 
     def leases_requested(self, router: str, leases: Sequence[Lease]) -> None: ...
 
@@ -38,6 +40,9 @@ class PayloadSender(Protocol):
     name: str
 
     def send_payload(self, to: Destination, payload: bytes) -> None: ...
+
+    def prefetch(self, destination: Destination) -> None:
+        """Have the router look up (and cache) ``destination``'s LeaseSet (I2CP HostLookup)."""
 
 
 class BackendPort(Protocol):

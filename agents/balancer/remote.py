@@ -1,9 +1,10 @@
 """The multi-process layout: the same ports as the single-process one, over JSON-lines links.
 
-frontend -> balancer   {"op": "up"|"down", "router": R}, {"op": "leases", "router": R, "leases": [...]}
+frontend -> balancer   {"op": "up", "router": R, "identity": HEX|null}, {"op": "down", "router": R},
+                       {"op": "leases", "router": R, "leases": [...]}
 balancer -> frontend   {"op": "lease_set", "data": HEX}, {"op": "publish", "value": BOOL}
 frontend -> backend    {"op": "payload", "router": R, "data": HEX}, {"op": "state", "router": R, "up": B, "published": B}
-backend  -> frontend   {"op": "send", "to": HEX-destination, "data": HEX}
+backend  -> frontend   {"op": "send", "to": HEX-destination, "data": HEX}, {"op": "lookup", "to": HEX-destination}
 
 A dropped frontend link counts as that router's session being lost.
 """
@@ -78,9 +79,9 @@ class RemoteBalancer:
         self.frontend: RouterHandle | None = None
         self._out = _Outbox()
 
-    def router_up(self, handle: RouterHandle) -> None:
+    def router_up(self, handle: RouterHandle, identity: bytes | None = None) -> None:
         self.frontend = handle
-        self._out.send({"op": "up", "router": handle.name})
+        self._out.send({"op": "up", "router": handle.name, "identity": identity.hex() if identity else None})
 
     def leases_requested(self, router: str, leases: Sequence[Lease]) -> None:
         self._out.send({"op": "leases", "router": router, "leases": leases_to_json(leases)})
@@ -124,12 +125,15 @@ class RemoteBackend:
         reader, writer = await connect_patiently(self.endpoint)
         self._out.attach(writer)
         async for message in read_lines(reader):
-            if message.get("op") == "send":
+            if message.get("op") in ("send", "lookup"):
                 try:
                     to = Destination.from_bytes(bytes.fromhex(message["to"]))
-                    frontend.send_payload(to, bytes.fromhex(message["data"]))
+                    if message["op"] == "send":
+                        frontend.send_payload(to, bytes.fromhex(message["data"]))
+                    else:
+                        frontend.prefetch(to)
                 except (DecodeError, ValueError, KeyError) as exc:
-                    log.warning("bad send from backend: %s", exc)
+                    log.warning("bad %s from backend: %s", message.get("op"), exc)
         raise ConnectionError("backend link closed")
 
 
@@ -151,6 +155,9 @@ class _LinkedRouter:
     def send_payload(self, to: Destination, payload: bytes) -> None:
         send_line(self.writer, {"op": "send", "to": to.to_bytes().hex(), "data": payload.hex()})
 
+    def prefetch(self, destination: Destination) -> None:
+        send_line(self.writer, {"op": "lookup", "to": destination.to_bytes().hex()})
+
 
 async def serve_balancer(endpoint: str, service: BalancerService) -> asyncio.AbstractServer:
     """Accept frontends; each link's events go to the balancer service."""
@@ -163,7 +170,12 @@ async def serve_balancer(endpoint: str, service: BalancerService) -> asyncio.Abs
                 op = message.get("op")
                 if op == "up" and router:
                     names.add(router)
-                    service.router_up(_LinkedRouter(router, writer))
+                    try:
+                        identity = bytes.fromhex(message["identity"]) if message.get("identity") else None
+                    except (TypeError, ValueError):
+                        log.warning("frontend %s sent a bad identity: %r", router, message.get("identity"))
+                        identity = None
+                    service.router_up(_LinkedRouter(router, writer), identity)
                 elif op == "leases" and router in names:
                     try:
                         service.leases_requested(router, leases_from_json(message.get("leases")))

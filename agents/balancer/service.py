@@ -49,10 +49,10 @@ class BalancerService:
 
     # -- BalancerPort ---------------------------------------------------------------------------
 
-    def router_up(self, handle: RouterHandle) -> None:
+    def router_up(self, handle: RouterHandle, identity: bytes | None = None) -> None:
         log.info("router %s: session up", handle.name)
         self.handles[handle.name] = handle
-        self._apply(self.core.router_up(handle.name, self.clock()))
+        self._apply(self.core.router_up(handle.name, self.clock(), identity))
 
     def leases_requested(self, router: str, leases: Sequence[Lease]) -> None:
         log.info("router %s: %d leases", router, len(leases))

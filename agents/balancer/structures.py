@@ -46,6 +46,26 @@ CRYPTO_TYPES: dict[int, int] = {CRYPTO_ELGAMAL: 256, 1: 64, 2: 96, 3: 132, CRYPT
 _I2P_B64_ALT = b"-~"
 
 
+ROUTER_IDENTITY_FIXED = 384 + 3  # key areas + certificate type and length
+
+
+class RouterInfoError(ValueError):
+    """A router.info too short to hold a RouterIdentity."""
+
+
+def router_identity_hash(router_info: bytes) -> bytes:
+    """A router's identity hash (what leases name as their tunnel gateway): SHA-256 of the
+    RouterIdentity that opens its ``router.info``: 256 bytes of public key area, 128 of signing key
+    area, then a certificate (type, 2-byte length, payload)."""
+    if len(router_info) < ROUTER_IDENTITY_FIXED:
+        raise RouterInfoError(f"router.info of {len(router_info)} bytes is shorter than a RouterIdentity")
+    cert_len = int.from_bytes(router_info[ROUTER_IDENTITY_FIXED - 2:ROUTER_IDENTITY_FIXED], "big")
+    end = ROUTER_IDENTITY_FIXED + cert_len
+    if len(router_info) < end:
+        raise RouterInfoError(f"router.info ends inside its identity's certificate ({cert_len} bytes)")
+    return hashlib.sha256(router_info[:end]).digest()
+
+
 def i2p_b64encode(data: bytes) -> str:
     """I2P's Base64 alphabet uses '-' and '~' instead of '+' and '/'."""
     return base64.b64encode(data, altchars=_I2P_B64_ALT).decode("ascii")

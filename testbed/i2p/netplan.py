@@ -101,7 +101,8 @@ def balancer_services(lab: I2pLab) -> tuple[list[Process], dict[str, list[Proces
     fronts = {r: [Process("frontend", [*PY_BALANCER, "frontend", *keys, "--router", f"{r}=127.0.0.1:{I2CP_PORT}",
                                        "--balancer", f"unix:{peer}/balancer.sock",
                                        "--backend", f"unix:{peer}/backend.sock",
-                                       "--control", "unix:{node_dir}/frontend.sock", *tunnel_options(lab)],
+                                       "--control", "unix:{node_dir}/frontend.sock",
+                                       "--router-info", "{node_dir}/router.info", *tunnel_options(lab)],
                           ready="{node_dir}/frontend.sock")] for r in hosting}
     return bal, fronts
 

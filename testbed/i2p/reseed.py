@@ -2,32 +2,20 @@
 
 i2pd reseeds from ``reseed.zipfile`` when it knows too few routers; entries are named as the I2P reseed
 servers name them, ``routerInfo-<I2P base64 of the router's identity hash>.dat``.  The identity hash is
-SHA-256 of the RouterIdentity that opens the file: 256 bytes of public key area, 128 of signing key area,
-then a certificate (type, 2-byte length, payload).
+SHA-256 of the RouterIdentity that opens the file (``agents.balancer.structures.router_identity_hash``).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import zipfile
 
-IDENTITY_FIXED = 384 + 3  # key areas + certificate type and length
+from agents.balancer.structures import RouterInfoError, router_identity_hash
 
+__all__ = ["RouterInfoError", "identity_hash", "i2p_b64", "reseed_zip"]
 
-class RouterInfoError(ValueError):
-    """A router.info too short to hold a RouterIdentity."""
-
-
-def identity_hash(router_info: bytes) -> bytes:
-    if len(router_info) < IDENTITY_FIXED:
-        raise RouterInfoError(f"router.info of {len(router_info)} bytes is shorter than a RouterIdentity")
-    cert_len = int.from_bytes(router_info[IDENTITY_FIXED - 2:IDENTITY_FIXED], "big")
-    end = IDENTITY_FIXED + cert_len
-    if len(router_info) < end:
-        raise RouterInfoError(f"router.info ends inside its identity's certificate ({cert_len} bytes)")
-    return hashlib.sha256(router_info[:end]).digest()
+identity_hash = router_identity_hash
 
 
 def i2p_b64(data: bytes) -> str:

@@ -41,7 +41,7 @@ class BalancerOptions(Strict):
     handover: bool = Field(True, description="when a router is lost, the backend sends its silent clients a "
                            "datagram through a published survivor, so their i2pd opens a new session there")
     gateways: int | None = Field(None, ge=1, le=16, description="gateway_aware: distinct inbound gateways "
-                                 "to publish (default: as many as the most varied router's own pool)")
+                                 "to publish (default: what one router with as many tunnels shows)")
 
 
 class I2pLab(Strict):
@@ -55,7 +55,7 @@ class I2pLab(Strict):
     floodfills: int = Field(1, ge=1, le=2, description="floodfill routers (1-2: a client on a "
                             "floodfill misparses a stored LeaseSet2 and fails its first connection)")
     hosting: int = Field(3, ge=1, le=16, description="routers hosting the multihomed Destination")
-    clients: int = Field(1, ge=0, le=8, description="client routers (SAM enabled)")
+    clients: int = Field(1, ge=0, le=16, description="client routers (SAM enabled)")
     mode: Literal["balancer", "naive"] = Field("balancer", description="balancer: one merged LeaseSet "
                                                "(Proposal 140); naive: every router publishes its own")
     balancer: BalancerOptions = Field(default_factory=BalancerOptions)

@@ -23,6 +23,7 @@ import pytest
 from agents.balancer.control import query_status
 from testbed.i2p import faults, observe
 from testbed.i2p.analysis import read_requests
+from testbed.i2p.reseed import identity_hash
 from testbed.i2p.topology import I2pLab
 from testbed.lab import Lab
 from testbed.procs import is_alive
@@ -81,6 +82,10 @@ def test_one_leaseset_with_both_routers(lab: Lab, model: I2pLab) -> None:
     assert observe.published_routers(lab, model) == {"r1", "r2"}
     assert 1 <= len(status["current"]["leases"]) <= 16
     assert sum(s["publishing"] for s in status["routers"].values()) == 1  # one publisher, the other silent
+    # each frontend told the balancer its router's identity (so tunnels through a dead one can be dropped)
+    for name in ("r1", "r2"):
+        info = (lab.node(name).dir / "router.info").read_bytes()
+        assert status["routers"][name]["identity"] == identity_hash(info).hex()
     # nothing of the lab can leave: no default route anywhere, IPv4 only from 198.18.0.0/15
     for node in ("ff1", "r1", "r2", "c1"):
         assert lab.node(node).run(["ip", "-4", "route", "show", "default"], check=True).stdout.strip() == ""

@@ -149,7 +149,7 @@ def test_lost_router_leases_are_dropped_and_publisher_replaced() -> None:
     assert {x.gateway[0] for x in ls.leases} == {2}
     assert "r1" not in answered(actions)
     assert c.status()["routers"]["r1"] == {  # type: ignore[index]
-        "up": False, "publishing": False, "leases": [], "requests": 1, "answers": 2, "sessions": 1,
+        "up": False, "publishing": False, "leases": [], "requests": 1, "answers": 2, "sessions": 1, "identity": None,
     }
 
 
@@ -188,3 +188,57 @@ def test_all_routers_lost_sends_nothing() -> None:
     c.leases_requested("r1", leases(1, 2), T0)
     assert c.router_down("r1", T0 + 30) == []
     assert c.tick(T0 + 60) == []
+
+
+# -- tunnels through a lost router ----------------------------------------------------------------
+
+R1, R2, R3 = bytes([0xA1]) * 32, bytes([0xA2]) * 32, bytes([0xA3]) * 32  # the hosting routers' identities
+
+
+def pool(*gateways_and_ids: tuple[bytes, int]) -> list[Lease]:
+    return [Lease(gw, tid, int((T0 + 600) * 1000)) for gw, tid in gateways_and_ids]
+
+
+def gateways_published(c: BalancerCore) -> set[tuple[bytes, int]]:
+    assert c.current is not None
+    return {lease_key(x) for x in c.current.leases}
+
+
+def test_leases_through_a_lost_router_are_dropped_at_once_and_after_it_is_back() -> None:
+    c = core(min_interval=0.0)
+    for name, ident in (("r1", R1), ("r2", R2), ("r3", R3)):
+        c.router_up(name, T0, identity=ident)
+    other = bytes([7]) * 32
+    c.leases_requested("r1", pool((R2, 11), (other, 12)), T0)
+    c.leases_requested("r2", pool((R1, 21), (other, 22)), T0)
+    c.leases_requested("r3", pool((R1, 31), (R2, 32)), T0)
+    assert (R1, 21) in gateways_published(c) and (R1, 31) in gateways_published(c)
+    c.min_interval = 20.0
+    # r1 dies: its own leases AND r2's and r3's tunnels through it go, within min_interval
+    actions = c.router_down("r1", T0 + 5)
+    assert set(answered(actions)) == {"r2", "r3"}
+    assert gateways_published(c) == {(other, 22), (R2, 32)}
+    # r2 still offers its dead tunnel (i2pd notices late): it stays out
+    c.leases_requested("r2", pool((R1, 21), (other, 22)), T0 + 30)
+    assert (R1, 21) not in gateways_published(c)
+    # r1 restarts: the old tunnels through it stay dead, a tunnel built through it since is fine
+    c.router_up("r1", T0 + 40, identity=R1)
+    c.leases_requested("r1", pool((R2, 13)), T0 + 40)
+    c.leases_requested("r2", pool((R1, 21), (R1, 23), (other, 22)), T0 + 70)
+    assert (R1, 23) in gateways_published(c) and (R1, 21) not in gateways_published(c)
+    assert c.status()["dead_tunnels"] == 2 and c.status()["routers"]["r1"]["identity"] == R1.hex()  # type: ignore[index]
+    # once no router offers a dead tunnel any more, it is forgotten
+    c.leases_requested("r2", pool((R1, 23), (other, 22)), T0 + 100)
+    c.leases_requested("r3", pool((R2, 32)), T0 + 100)
+    c.tick(T0 + 101)
+    assert c.dead == set()
+
+
+def test_without_identities_only_the_lost_routers_own_leases_go() -> None:
+    c = core(min_interval=0.0)
+    c.router_up("r1", T0)
+    c.router_up("r2", T0)
+    c.leases_requested("r1", pool((R2, 11)), T0)
+    c.leases_requested("r2", pool((R1, 21)), T0)
+    c.router_down("r1", T0 + 5)
+    assert gateways_published(c) == {(R1, 21)}

@@ -17,6 +17,7 @@ from agents.balancer.frontend import Frontend
 from agents.balancer.keys import DestinationKeys
 from agents.balancer.remote import RemoteBackend, RemoteBalancer, serve_backend, serve_balancer
 from agents.balancer.service import BalancerService
+from agents.balancer.structures import router_identity_hash
 
 KEYS = DestinationKeys.generate()
 OPTIONS = {"inbound.length": "0", "outbound.length": "0"}
@@ -95,11 +96,16 @@ def test_multi_process_layout_over_links_with_echo_backend(tmp_path: Path) -> No
         fronts = []
         for name, r in routers.items():
             remote_bal, remote_back = RemoteBalancer(bal_ep), RemoteBackend(back_ep)
-            front = Frontend(name, "127.0.0.1", r.port, KEYS, remote_bal, remote_back, OPTIONS, retry_min=0.05)
+            info = tmp_path / f"{name}.router.info"
+            info.write_bytes(bytes([ord(name[-1])]) * 384 + b"\x05\x00\x00" + b"rest of the router info")
+            front = Frontend(name, "127.0.0.1", r.port, KEYS, remote_bal, remote_back, OPTIONS, retry_min=0.05,
+                             router_info=info)
             fronts.append(front)
             tasks += [asyncio.create_task(c) for c in (remote_bal.run(), remote_back.run(front), front.run())]
         try:
             await until(lambda: set(service.handles) == {"r1", "r2"})
+            # each frontend told its router's identity hash (what the others' leases name as gateway)
+            assert service.core.routers["r1"].identity == router_identity_hash(bytes([ord("1")]) * 384 + b"\x05\x00\x00")
             for r in routers.values():
                 r.request_lease_set()
             await until(lambda: all(gateways(r) == {1, 2} for r in routers.values()))

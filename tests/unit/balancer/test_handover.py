@@ -46,9 +46,13 @@ def test_clients_silent_for_long_are_forgotten() -> None:
 class Sender:
     name: str
     sent: list[tuple[Destination, bytes]] = field(default_factory=list)
+    lookups: list[Destination] = field(default_factory=list)
 
     def send_payload(self, to: Destination, payload: bytes) -> None:
         self.sent.append((to, payload))
+
+    def prefetch(self, destination: Destination) -> None:
+        self.lookups.append(destination)
 
 
 def request(seq: int) -> bytes:
@@ -75,6 +79,32 @@ def test_echo_backend_sends_a_signed_handover_datagram_via_the_survivor() -> Non
     assert to == CLIENT.destination and (app.src_port, app.dst_port) == (5000, 4000)
     assert dgram.data == HANDOVER_DATA and dgram.verify() and dgram.sender == KEYS.destination
     assert backend.status()["handovers"] == {"r2": 1}
+
+
+def test_other_routers_look_a_client_up_in_advance() -> None:
+    h = Handover(prefetch_every_s=60.0)
+    h.heard(CLIENT.destination, 1, 2, "r1", now=0.0)
+    views = {"r1": PUB, "r2": UP, "r3": DOWN}
+    assert [a.router for a in h.prefetch_due(0.5, views)] == ["r2"]   # not its own router, not a dead one
+    assert h.prefetch_due(30.0, views) == []                            # paced
+    assert [a.router for a in h.prefetch_due(61.0, {**views, "r3": UP})] == ["r2", "r3"]
+    h.router_up("r2")                                                   # restarted: its cache is empty
+    assert [a.router for a in h.prefetch_due(62.0, views)] == ["r2"]
+
+
+def test_echo_backend_has_survivors_cache_the_clients_leaseset() -> None:
+    clock = [10.0]
+    backend = EchoBackend(KEYS, clock=lambda: clock[0])
+    r1, r2 = Sender("r1"), Sender("r2")
+    backend.router_state(r1, True, True)
+    backend.router_state(r2, True, False)
+    backend.deliver(r1, request(1))
+    backend.tick()
+    assert r2.lookups == [CLIENT.destination] and r1.lookups == []
+    backend.router_state(r2, False, False)
+    backend.router_state(r2, True, False)                              # back up: asked again at once
+    backend.tick()
+    assert r2.lookups == [CLIENT.destination] * 2
 
 
 def test_backend_without_handover_never_nudges() -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from agents.balancer.core import BalancerCore
 from agents.balancer.keys import DestinationKeys
-from agents.balancer.policy import GatewayAware, fair_share, make_policy
+from agents.balancer.policy import PEER_MEMORY_S, GatewayAware, fair_share, make_policy, single_router_gateways
 from agents.balancer.structures import Lease, Lease2
 
 T0 = 1_800_000_000
@@ -40,10 +40,25 @@ def test_fewer_gateways_than_fair_share_and_every_router_reached() -> None:
     assert len(chosen) == sum(x.gateway[0] in {5, 6} for pool in POOLS.values() for x in pool) == 6
 
 
-def test_default_target_is_the_most_varied_single_pool() -> None:
+def test_single_router_model() -> None:
+    assert single_router_gateways(12, 10_000) == 12  # a large network: every tunnel its own gateway
+    assert single_router_gateways(12, 1) == 1 and single_router_gateways(16, 5) == 5  # saturated
+    assert single_router_gateways(12, 6) == 5  # 6 (1 - (5/6)^12) = 5.3
+    assert single_router_gateways(0, 6) == 0 and single_router_gateways(3, 0) == 0
+
+
+def test_default_target_is_one_router_of_the_same_size() -> None:
     policy = GatewayAware()
-    assert policy.target(POOLS) == 3
-    assert len(gateways(policy(POOLS, T0))) == 3
+    # 12 tunnels over the 6 gateways seen: one router with 12 tunnels among 6 peers shows 5
+    assert policy.target(POOLS, T0) == 5
+    assert len(gateways(policy(POOLS, T0))) == 5
+    # the peers seen are remembered for a while after a router stops using them, then forgotten
+    policy({"r1": POOLS["r1"]}, T0 + 60)
+    assert policy.target({"r1": POOLS["r1"]}, T0 + 60) == 3  # 3 tunnels: at most 3 gateways
+    assert len(policy.peers_seen) == 6
+    later = T0 + 60 + PEER_MEMORY_S + 1
+    policy({"r1": [l2(2, 14, later + 600), l2(5, 15, later + 600), l2(6, 16, later + 600)]}, later)
+    assert set(policy.peers_seen) == {bytes([g]) * 32 for g in (2, 5, 6)}
 
 
 def test_cover_wins_over_a_too_small_target() -> None:
@@ -74,6 +89,17 @@ def test_expired_leases_and_empty_input() -> None:
 def test_limit_is_respected() -> None:
     big = {f"r{i}": [l2(9, 100 * i + t) for t in range(8)] for i in range(3)}
     assert len(GatewayAware(gateways=1)(big, T0)) == 16
+
+
+def test_the_lease_limit_never_drops_a_chosen_gateway() -> None:
+    # 10 routers x 3 tunnels: 30 leases, 16 fit. Gateway 10 carries only r0's oldest tunnel: a fair share
+    # by router (the newest 1-2 of each) would drop it and show 9 of the 10 chosen gateways
+    many = {f"r{i}": [l2(1 + (i + t) % 9, 10 * i + t, T0 + 600 + t) for t in range(3)] for i in range(10)}
+    many["r0"][0] = l2(10, 0, T0 + 500)
+    assert len(gateways(fair_share({n: [x for x in p] for n, p in many.items()}, T0))) == 9
+    chosen = GatewayAware(gateways=10)(many, T0)
+    assert len(chosen) == 16 and gateways(chosen) == set(range(1, 11))
+    assert routers_reached(many, chosen) == set(many)
 
 
 def test_make_policy_and_bad_target() -> None:
