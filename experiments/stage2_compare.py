@@ -273,14 +273,14 @@ def plot(results: list[dict], path: Path) -> None:
         bars = ax.bar(names, share, color=[colors.get(n, "#555") for n in names])
         for bar, r in zip(bars, results):
             d = r["faults"][fault].get("deprecated_after_s")
-            label = f"{bar.get_height():.0f} %" + (f"\ndepr. {d * 1000:.0f} ms" if d is not None else "")
-            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 2, label, ha="center", fontsize=8)
+            label = f"{bar.get_height():.0f} %" + (f"\n{d * 1000:.0f} ms" if d is not None else "")
+            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 2, label, ha="center", fontsize=7)
         ax.set_title(fault)
         ax.set_ylim(0, 125)
         ax.tick_params(axis="x", labelsize=8)
     axes[0].set_ylabel("new connections that succeed\nin the 4 s after the fault (%)")
     fig.suptitle("Stage 2: new connections after ISP A fails - outbound from h1 (prefers its ISP-A address); "
-                 "dns: inbound to h1 by name", fontsize=10)
+                 "dns: inbound to h1 by name\n(above a bar: the share, and when ISP A's prefix was deprecated)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
