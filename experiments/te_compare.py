@@ -164,7 +164,7 @@ def run_dns(out: Path, n: int) -> list[dict]:
     rows = []
     for r in measured:
         split = {"ispa": r.pct_a, "ispb": 100 - r.pct_a} if r.via_a + r.via_b else None
-        knob = f"DNS order x=70: {r.client} on {r.host} ({r.behind})"
+        knob = f"order x=70, {r.client} on {r.host} ({r.behind})"
         note = (f"{r.ok}/{r.connections} connections ok; SYNs via A/B {r.via_a}/{r.via_b}"
                 + ("; glibc's RFC 6724 rule 9 overrides the order" if r.client == "curl" and r.behind != "core" else ""))
         rows.append(row("PA + DNS ordering", "inbound", knob, split, None, routes, note))
@@ -187,16 +187,17 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     measured = [r for r in rows if r["achieved"]]
-    labels = ["\n".join([r["row"].replace("PA + DHCPv6 policy", "PA policy"), r["direction"]]
-                         + textwrap.wrap(r["knob"], 18)) for r in measured]
-    fig, ax = plt.subplots(figsize=(11, 5.2))
+    short = {"PA + DHCPv6 policy": "PA policy", "PA + DNS ordering": "PA DNS"}
+    labels = ["\n".join([short.get(r["row"].split(",")[0], r["row"]) + ("," if "," in r["row"] else ""),
+                          r["direction"]] + textwrap.wrap(r["knob"], 14)) for r in measured]
+    fig, ax = plt.subplots(figsize=(max(11, 1.1 * len(measured)), 5.6))
     xs = range(len(measured))
     ax.bar(xs, [r["achieved"]["ispa"] for r in measured], color="#4c72b0", label="ISP A (achieved)")
     ax.bar(xs, [r["achieved"]["ispb"] for r in measured], bottom=[r["achieved"]["ispa"] for r in measured],
            color="#dd8452", label="ISP B (achieved)")
     ax.axhline(70, color="black", ls="--", lw=1, label="target: 70 % through A")
     ax.axhline(30, color="grey", ls=":", lw=1, label="changed target: 30 % through A")
-    ax.set_xticks(list(xs), labels, fontsize=7)
+    ax.set_xticks(list(xs), labels, fontsize=6.5)
     ax.set_ylabel("new connections (%)")
     ax.set_ylim(0, 100)
     ax.set_title("Share of new connections per ISP, counted at the ISPs")
