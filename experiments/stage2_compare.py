@@ -1,4 +1,4 @@
-"""Stage 2, measured: new outbound connections after an ISP failure, per add-on (thesis 6.3.1.2, 6.3.1.2.1).
+"""Stage 2, measured: new connections after an ISP failure, per add-on (thesis 6.3.1.1, 6.3.1.2, 6.3.1.2.1).
 
 One run deploys ``topologies/stage2-site.yaml`` once per variant - routing only (sadr-static, no add-on),
 ``exit-path`` alone, ``deprecation`` alone, both, and ``dns`` - and in each lab fails ISP A three ways in turn:
