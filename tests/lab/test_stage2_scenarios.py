@@ -50,7 +50,7 @@ def test_everything_on_keeps_new_connections_working_both_ways(lab, tmp_path):
 @pytest.mark.parametrize("name", PER_MECHANISM)
 def test_each_mechanism_under_each_failure(name, tmp_path):
     """One stage-2 mechanism, one failure kind, on its own lab (not the module's): the scenario's
-    expectations hold (15 labs, about a minute each)."""
+    expectations hold (15 labs, 6 min in all)."""
     lab_name = "s2" + "".join(w[:2] for w in name.removesuffix(".yaml").split("-")[1:])[:8]
     outcome = run_scenario(SCEN / name, tmp_path, lab_name=lab_name)
     assert outcome.result.passed, _failed(outcome.result)
