@@ -54,8 +54,8 @@ def run_byname(node: NodeHandle, client: str, log: Path, *, count: int, every_ms
                connect_timeout: float = 2.0, duration: float | None = None) -> subprocess.Popen:
     """Start the byname agent on a node (recorded, so destroying the lab stops it too)."""
     argv = ["env", f"PYTHONPATH={ROOT}", sys.executable, "-m", "agents.traffic.byname", "connect",
-            "--client", client, "--name", NAME, "--port", str(PORT), "--every", f"{every_ms:g}",
-            "--count", str(count), "--connect-timeout", f"{connect_timeout:g}", "--log", str(log)]
+            "--client", client, "--name", NAME, "--port", str(PORT), "--interval-ms", f"{every_ms:g}",
+            "--count", str(count), "--connect-timeout-ms", f"{connect_timeout * 1000:g}", "--log", str(log)]
     if duration is not None:
         argv += ["--duration", f"{duration:g}"]
     return node.popen(argv, name=f"byname-{client}")

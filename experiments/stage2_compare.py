@@ -1,14 +1,20 @@
-"""Stage 2, measured: new outbound connections after an ISP failure, per add-on (thesis 6.3.1.2, 6.3.1.2.1).
+"""Stage 2, measured: new connections after an ISP failure, per add-on (thesis 6.3.1.1, 6.3.1.2, 6.3.1.2.1).
 
 One run deploys ``topologies/stage2-site.yaml`` once per variant - routing only (sadr-static, no add-on),
-``exit-path`` alone, ``deprecation`` alone, and both - and in each lab fails ISP A three ways in turn:
+``exit-path`` alone, ``deprecation`` alone, both, and ``dns`` - and in each lab fails ISP A three ways in turn:
 ``access-link-down`` (ispa-ra down), ``upstream-cut`` (ispa loses core; the site's BGP session stays up)
 and ``silent-loss`` (ispa-ra drops every packet, interfaces up: only BFD or probes notice).  h1 prefers
 its ISP-A address for srv (an address label, as a host whose RFC 6724 choice is A), and opens a new TCP
 connection to srv every 250 ms with the kernel's own source choice (no bind), each with a 1 s timeout.
 Per failure it records the share of those connections that succeed after the fault, which source they
-used, and (deprecation) the time from the fault until no host of the LAN chooses the ISP-A address
-(every host's address flagged deprecated) and back after the fault is undone.
+used, the time from the fault to the first success, and (deprecation) the time from the fault until no
+host of the LAN chooses the ISP-A address (every host's address flagged deprecated) and back after the
+fault is undone.
+
+The ``dns`` row measures the other direction (6.3.1.1): the lab gets the ``dns`` add-on (PowerDNS; h1's
+ISP-A address first in every answer, the worst case) and a client c1 behind the transit core, which
+opens a new connection to ``h1.lab.example`` every 250 ms the ``socket.create_connection`` way (1 s per
+address), with the same agent as ``experiments/dns_failover.py``.
 
 With ``--crash`` the deprecation labs also crash exit router rb (every process it runs: FRR, its agent)
 with h1 preferring ISP B: rb cannot announce its own death, ra deprecates B when rb falls silent.  With
@@ -30,8 +36,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pydantic import TypeAdapter  # noqa: E402
+
+from dns_inbound import connects, run_byname  # noqa: E402
 
 from testbed.checks import ping  # noqa: E402
 from testbed.faults import prepare  # noqa: E402
@@ -43,8 +52,11 @@ from testbed.topology import load_topology  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 TOPO = ROOT / "topologies" / "stage2-site.yaml"
 DEPRECATION = {"mechanism": "deprecation", "options": {"probe_target": "srv"}}
+DNS = {"mechanism": "dns", "options": {"weights": {"h1": 100}}}
 VARIANTS = {"none": [], "exit-path": ["exit-path"], "deprecation": [DEPRECATION],
-            "all": ["exit-path", DEPRECATION]}
+            "all": ["exit-path", DEPRECATION], "dns": [DNS]}
+INBOUND = {"dns"}  # variants measured inbound: c1 (behind the core) connecting to h1 by name
+CLIENT_NODE = "c1"
 FAULTS = {
     "access-link-down": {"kind": "link-down", "link": "ispa-ra", "at": 0},
     "upstream-cut": {"kind": "upstream-cut", "isp": "ispa", "at": 0},
@@ -63,7 +75,7 @@ def one(t):
         s.sendall(b"GET / HTTP/1.0\r\n\r\n"); ok = s.recv(12).startswith(b"HTTP/1."); s.close()
     except OSError as e:
         pass
-    with lock: out.append({"t": t, "ok": ok, "src": src})
+    with lock: out.append({"t": t, "ok": ok, "src": src, "end": time.time()})
 threads = []
 while time.time() - t0 < seconds:
     th = threading.Thread(target=one, args=(time.time(),)); th.start(); threads.append(th); time.sleep(every)
@@ -110,13 +122,29 @@ def wait_healthy(lab: Lab, isp: str, timeout: float = 60) -> None:
 
 
 def connections(lab: Lab, fault_at: float, seconds: float, result: dict) -> threading.Thread:
+    """h1's new outbound connections to srv (or, in a lab with c1, c1's new inbound ones to h1 by name)."""
     def run() -> None:
-        res = lab["h1"].run([sys.executable, "-c", CLIENT, lab.plan.address("srv"), "0.25", f"{seconds:g}"],
-                            timeout=seconds + 20)
-        result["attempts"] = [{**a, "t": round(a["t"] - fault_at, 3)} for a in json.loads(res.stdout or "[]")]
+        if CLIENT_NODE in lab.net.nodes:
+            tries = inbound_by_name(lab, seconds)
+        else:
+            res = lab["h1"].run([sys.executable, "-c", CLIENT, lab.plan.address("srv"), "0.25", f"{seconds:g}"],
+                                timeout=seconds + 20)
+            tries = json.loads(res.stdout or "[]")
+        result["attempts"] = [{**a, "t": round(a["t"] - fault_at, 3), "end": round(a["end"] - fault_at, 3)}
+                              for a in tries]
     th = threading.Thread(target=run, daemon=True)
     th.start()
     return th
+
+
+def inbound_by_name(lab: Lab, seconds: float) -> list[dict]:
+    """c1 connects to h1.lab.example every 250 ms (sequential client, 1 s per address) for ``seconds``."""
+    log = lab[CLIENT_NODE].dir / "stage2-byname.jsonl"
+    log.unlink(missing_ok=True)
+    run_byname(lab.node(CLIENT_NODE), "sequential", log, count=100_000, every_ms=250, connect_timeout=1.0,
+               duration=seconds).wait(timeout=seconds + 20)
+    return [{"t": e["started"], "ok": e["ok"], "src": e["remote"], "end": e["started"] + e["total_ms"] / 1000}
+            for e in connects(log)]
 
 
 def run_fault(lab: Lab, fault: dict, isp: str, watch_deprecation: bool, lead: float = 0.5,
@@ -140,6 +168,7 @@ def run_fault(lab: Lab, fault: dict, isp: str, watch_deprecation: bool, lead: fl
     after_fault = [a for a in result.get("attempts", []) if a["t"] >= 0]
     result["ok_after"] = sum(a["ok"] for a in after_fault)
     result["tried_after"] = len(after_fault)
+    result["first_ok_s"] = min((a["end"] for a in after_fault if a["ok"]), default=None)
     dead = lab.plan.address("h1", isp)
     result["chose_dead_source_after_1s"] = sum(1 for a in after_fault if a["t"] >= 1.0 and a["src"] == dead)
     return result
@@ -160,6 +189,7 @@ def crash_exit(lab: Lab, router: str) -> dict:
     client.join()
     after_fault = [a for a in result.get("attempts", []) if a["t"] >= 0]
     result["ok_after"], result["tried_after"] = sum(a["ok"] for a in after_fault), len(after_fault)
+    result["first_ok_s"] = min((a["end"] for a in after_fault if a["ok"]), default=None)
     return result
 
 
@@ -183,7 +213,11 @@ def events(lab: Lab) -> list[dict]:
 def run_variant(name: str, addons: list, args) -> dict:
     topo = load_topology(TOPO)
     site = type(topo.sites[0]).model_validate({**topo.sites[0].model_dump(), "addons": addons})
-    topo = topo.variant(name=f"dp{name.replace('-', '')}"[:10], sites=[site])
+    changes: dict = {"name": f"dp{name.replace('-', '')}"[:10], "sites": [site]}
+    if name in INBOUND:  # a client outside the site, behind the transit core (the core is isps[0])
+        core = topo.isps[0]
+        changes["isps"] = [core.model_copy(update={"hosts": [*core.hosts, CLIENT_NODE]}), *topo.isps[1:]]
+    topo = topo.variant(**changes)
     has_dep = any(isinstance(a, dict) and a.get("mechanism") == "deprecation" for a in addons)
     out: dict = {"variant": name, "faults": {}}
     with Lab.deploy(topo) as lab:
@@ -205,6 +239,8 @@ def run_variant(name: str, addons: list, args) -> dict:
 
 def _cell(r: dict, dep: bool) -> str:
     text = f"{r['ok_after']}/{r['tried_after']}"
+    if r.get("first_ok_s") is not None:
+        text += f", first ok {r['first_ok_s'] * 1000:.0f} ms"
     if dep and r.get("deprecated_after_s") is not None:
         text += f", deprecated {r['deprecated_after_s'] * 1000:.0f} ms"
     if dep and r.get("preferred_again_after_s") is not None:
@@ -216,7 +252,8 @@ def table(results: list[dict]) -> str:
     dep = {r["variant"]: any(k in r for k in ("loss", "crash")) or "deprecation" in r["variant"] or r["variant"] == "all"
            for r in results}
     head = ["add-ons"] + list(FAULTS)
-    rows = [[r["variant"]] + [_cell(r["faults"][f], dep[r["variant"]]) for f in FAULTS] for r in results]
+    rows = [[r["variant"] + (" (inbound, by name)" if r["variant"] in INBOUND else "")]
+            + [_cell(r["faults"][f], dep[r["variant"]]) for f in FAULTS] for r in results]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*head), fmt.format(*["-" * w for w in widths])] + [fmt.format(*r) for r in rows])
@@ -229,20 +266,21 @@ def plot(results: list[dict], path: Path) -> None:
 
     faults = list(FAULTS)
     fig, axes = plt.subplots(1, len(faults), figsize=(4.2 * len(faults), 3.6), sharey=True)
-    colors = {"none": "#999999", "exit-path": "#1f77b4", "deprecation": "#ff7f0e", "all": "#2ca02c"}
+    colors = {"none": "#999999", "exit-path": "#1f77b4", "deprecation": "#ff7f0e", "all": "#2ca02c", "dns": "#9467bd"}
     for ax, fault in zip(axes, faults):
         names = [r["variant"] for r in results]
         share = [100 * r["faults"][fault]["ok_after"] / max(1, r["faults"][fault]["tried_after"]) for r in results]
         bars = ax.bar(names, share, color=[colors.get(n, "#555") for n in names])
         for bar, r in zip(bars, results):
             d = r["faults"][fault].get("deprecated_after_s")
-            label = f"{bar.get_height():.0f} %" + (f"\ndepr. {d * 1000:.0f} ms" if d is not None else "")
-            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 2, label, ha="center", fontsize=8)
+            label = f"{bar.get_height():.0f} %" + (f"\n{d * 1000:.0f} ms" if d is not None else "")
+            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 2, label, ha="center", fontsize=7)
         ax.set_title(fault)
         ax.set_ylim(0, 125)
         ax.tick_params(axis="x", labelsize=8)
-    axes[0].set_ylabel("new connections from h1 that succeed\nin the 4 s after the fault (%)")
-    fig.suptitle("Stage 2: new outbound connections after ISP A fails (h1 prefers its ISP-A address)")
+    axes[0].set_ylabel("new connections that succeed\nin the 4 s after the fault (%)")
+    fig.suptitle("Stage 2: new connections after ISP A fails - outbound from h1 (prefers its ISP-A address); "
+                 "dns: inbound to h1 by name\n(above a bar: the share, and when ISP A's prefix was deprecated)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -12,7 +12,11 @@ Target for every row: 70 % of new connections through ISP A, 30 % through ISP B,
   200, set live on rb); inbound (srv connecting to h1's PI address) with AS-path prepending on the ISP the
   core prefers, then with the no-export community instead.  "Acts after" is from the vtysh command to the
   best path changing (at ra for outbound, at core for inbound).
-- Inbound by DNS ordering (6.3.2.1.4) is the ``dns`` add-on's: its row is pending until that add-on exists.
+- PA + ``dns`` add-on (topologies/dns-two-isp.yaml): inbound by DNS answer order (6.3.2.1.4), the
+  measurement of ``experiments/dns_inbound.py`` at x = 70: PowerDNS lists h1's ISP-A address first in 70 %
+  of the answers; curl (glibc, RFC 6724 sorting) and a client keeping the DNS order connect to
+  ``h1.lab.example`` from behind the core, ISP A and ISP B; SYNs counted at the ISPs.  A change acts
+  after the records' TTL (0 s here) once the server has the new zone.
 
 "Global routes" counts the prefixes in core's BGP table that are not an ISP aggregate.  Prints a table and
 writes ``te_compare.json`` and ``te_compare.png`` under ``--out``.  Run as root:
@@ -30,10 +34,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import dns_inbound  # noqa: E402
 
 from testbed.addressing import build_plan  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
-from testbed.mechanisms import discovered  # noqa: E402
 from testbed.mechanisms.policy import PolicyOptions, Split, split_slices  # noqa: E402
 from testbed.te_runtime import (add_addresses, add_syn_counters, best_nexthop, connect_many, measure_split,  # noqa: E402
                                 path_count, push_policy, site_exits, site_routes, vtysh,
@@ -148,10 +154,21 @@ def run_pi(n: int) -> list[dict]:
     return rows
 
 
-def dns_row() -> dict:
-    if "dns" in discovered():
-        return row("PA + DNS ordering", "inbound", "dns add-on", None, None, 0, "not measured by this script yet")
-    return row("PA + DNS ordering", "inbound", "dns add-on (6.3.2.1.4)", None, None, 0, "pending: no dns add-on yet")
+def run_dns(out: Path, n: int) -> list[dict]:
+    """Inbound by DNS order at x = 70: dns_inbound's measurement (every client kind and place), as rows."""
+    topo = dns_inbound.with_dns(load_topology(dns_inbound.TOPOLOGY), "tedns", weights={dns_inbound.SITE_HOST: TARGET["ispa"]})
+    with Lab.deploy(topo) as lab:
+        dns_inbound.install_syn_counters(lab)
+        routes = len(site_routes(lab, "core"))
+        measured = dns_inbound.measure(lab, TARGET["ispa"], n, 20.0, out)
+    rows = []
+    for r in measured:
+        split = {"ispa": r.pct_a, "ispb": 100 - r.pct_a} if r.via_a + r.via_b else None
+        knob = f"order x=70, {r.client} on {r.host} ({r.behind})"
+        note = (f"{r.ok}/{r.connections} connections ok; SYNs via A/B {r.via_a}/{r.via_b}"
+                + ("; glibc's RFC 6724 rule 9 overrides the order" if r.client == "curl" and r.behind != "core" else ""))
+        rows.append(row("PA + DNS ordering", "inbound", knob, split, None, routes, note))
+    return rows
 
 
 def table(rows: list[dict]) -> str:
@@ -170,16 +187,17 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     measured = [r for r in rows if r["achieved"]]
-    labels = ["\n".join([r["row"].replace("PA + DHCPv6 policy", "PA policy"), r["direction"]]
-                         + textwrap.wrap(r["knob"], 18)) for r in measured]
-    fig, ax = plt.subplots(figsize=(11, 5.2))
+    short = {"PA + DHCPv6 policy": "PA policy", "PA + DNS ordering": "PA DNS"}
+    labels = ["\n".join([short.get(r["row"].split(",")[0], r["row"]) + ("," if "," in r["row"] else ""),
+                          r["direction"]] + textwrap.wrap(r["knob"], 14)) for r in measured]
+    fig, ax = plt.subplots(figsize=(max(11, 1.1 * len(measured)), 5.6))
     xs = range(len(measured))
     ax.bar(xs, [r["achieved"]["ispa"] for r in measured], color="#4c72b0", label="ISP A (achieved)")
     ax.bar(xs, [r["achieved"]["ispb"] for r in measured], bottom=[r["achieved"]["ispa"] for r in measured],
            color="#dd8452", label="ISP B (achieved)")
     ax.axhline(70, color="black", ls="--", lw=1, label="target: 70 % through A")
     ax.axhline(30, color="grey", ls=":", lw=1, label="changed target: 30 % through A")
-    ax.set_xticks(list(xs), labels, fontsize=7)
+    ax.set_xticks(list(xs), labels, fontsize=6.5)
     ax.set_ylabel("new connections (%)")
     ax.set_ylim(0, 100)
     ax.set_title("Share of new connections per ISP, counted at the ISPs")
@@ -194,7 +212,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("reports/te-compare"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = run_pa(args.out, args.destinations) + run_pi(args.destinations) + [dns_row()]
+    rows = run_pa(args.out, args.destinations) + run_pi(args.destinations) + run_dns(args.out, args.destinations)
     print(table(rows))
     for r in rows:
         if r["note"]:

@@ -1,7 +1,11 @@
-"""Connect BY NAME, as unmodified applications do: a fresh name lookup and a fresh connection every N ms.
+"""New connections the way unmodified applications open them: a fresh name lookup (``--name``) or a
+literal address (``--dst``), a fresh connection every ``--interval-ms``, from the source address the
+kernel picks (no ``--src``: the socket is not bound) or from one given address.
 
 Thesis 6.3.1.1: a multihomed host publishes one address per ISP; an external client that finds the first
-address dead should try the next.  How fast it does depends on the client, so there are four kinds:
+address dead should try the next.  6.3.1.2.1: a host whose prefix was deprecated stops choosing it for new
+connections, which only shows when the kernel chooses.  How fast a client falls back depends on the
+client, so there are four kinds:
 
 - ``curl``        real curl (glibc getaddrinfo, RFC 6724 order): addresses one after another, each given
                   half of the remaining ``--connect-timeout`` while others are left (curl 7.x);
@@ -15,9 +19,11 @@ address dead should try the next.  How fast it does depends on the client, so th
                   engineering assumes (6.3.2.1.4).
 
 Each attempt sends ``GET /`` and reads the status line, and logs one ``connect`` event: ok, which
-address answered, which were tried, resolve and connect times.
+address answered (``remote``), the source the connection used (``local``), which addresses were tried,
+resolve and connect times (from the attempt's start: the fallback's cost is in ``connect_ms``).
 
-    python -m agents.traffic.byname connect --client happy --name h1.lab.example --port 80 --every 200
+    python -m agents.traffic.byname connect --client happy --name h1.lab.example --port 80 --interval-ms 200
+    python -m agents.traffic.byname connect --client sequential --dst 2001:db8:f000::11 --count 5
 """
 
 from __future__ import annotations
@@ -48,30 +54,61 @@ class Outcome:
 
     ok: bool = False
     remote: str | None = None
+    local: str | None = None
     tried: list[str] = field(default_factory=list)
     resolve_ms: float | None = None
+    connect_ms: float | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What every attempt connects to: a name resolved afresh each time, or a literal address; and the
+    source to bind (None: the kernel picks, RFC 6724, as for an unmodified application's socket)."""
+
+    name: str | None
+    dst: str | None
+    port: int
+    path: str
+    src: str | None
+    connect_timeout: float  # seconds, per address for the sequential clients, curl's --connect-timeout
+    max_time: float  # seconds an attempt may take in all
+
+    @property
+    def host(self) -> str:
+        """The URL's host part and the HTTP Host header."""
+        if self.name:
+            return self.name
+        return f"[{self.dst}]" if self.dst and ":" in self.dst else str(self.dst)
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> "Target":
+        return cls(args.name, args.dst, args.port, args.path, args.src, args.connect_timeout_ms / 1000,
+                   args.max_time_ms / 1000)
 
 
 def _ms(since: float) -> float:
     return round((time.monotonic() - since) * 1000, 3)
 
 
-def _http_ok(sock: socket.socket, name: str, timeout: float) -> bool:
+def _http_ok(sock: socket.socket, target: Target, timeout: float) -> bool:
     sock.settimeout(timeout)
-    sock.sendall(f"GET / HTTP/1.0\r\nHost: {name}\r\n\r\n".encode())
+    sock.sendall(f"GET {target.path} HTTP/1.0\r\nHost: {target.host}\r\n\r\n".encode())
     return sock.recv(64).startswith(b"HTTP/1.")
 
 
-def connect_in_order(addresses: list[str], port: int, timeout: float, out: Outcome) -> socket.socket | None:
-    """The ``socket.create_connection`` loop: each address in turn with the whole timeout; first wins."""
+def connect_in_order(addresses: list[str], target: Target, out: Outcome) -> socket.socket | None:
+    """The ``socket.create_connection`` loop: each address in turn with the whole timeout; first wins.
+    The socket is bound only when a source was given (else the kernel chooses at connect time)."""
     for addr in addresses:
         out.tried.append(addr)
         sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
+        sock.settimeout(target.connect_timeout)
         try:
-            sock.connect((addr, port))
-            out.remote = addr
+            if target.src:
+                sock.bind((target.src, 0))
+            sock.connect((addr, target.port))
+            out.remote, out.local = addr, sock.getsockname()[0]
             return sock
         except OSError as exc:
             out.error = os_error_fields(exc)["error"] if exc.errno else "timeout"
@@ -129,33 +166,42 @@ def dns_order(name: str, server: str | None = None, timeout: float = 1.0) -> lis
     return out
 
 
-def _ordered_client(order: Callable[[str, int], list[str]]) -> Callable[[argparse.Namespace, Outcome], None]:
-    def attempt(args: argparse.Namespace, out: Outcome) -> None:
+def _ordered_client(order: Callable[[str, int], list[str]]) -> Callable[[Target, Outcome], None]:
+    def attempt(target: Target, out: Outcome) -> None:
         t0 = time.monotonic()
-        try:
-            addresses = order(args.name, args.port)
-        except OSError as exc:
-            out.error = f"resolve: {exc}"
-            return
-        out.resolve_ms = _ms(t0)
-        sock = connect_in_order(addresses, args.port, args.connect_timeout, out)
+        if target.name is None:
+            addresses = [str(target.dst)]
+        else:
+            try:
+                addresses = order(target.name, target.port)
+            except OSError as exc:
+                out.error = f"resolve: {exc}"
+                return
+            out.resolve_ms = _ms(t0)
+        sock = connect_in_order(addresses, target, out)
         if sock is not None:
+            out.connect_ms = _ms(t0)
             with sock:
                 try:
-                    out.ok = _http_ok(sock, args.name, args.connect_timeout)
+                    out.ok = _http_ok(sock, target, target.connect_timeout)
                 except OSError as exc:
                     out.error = f"http: {exc}"
     return attempt
 
 
-def _happy(args: argparse.Namespace, out: Outcome) -> None:
+def _happy(target: Target, out: Outcome) -> None:
+    t0 = time.monotonic()
+
     async def run() -> None:
+        local = (target.src, 0) if target.src else None
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(args.name, args.port, family=socket.AF_INET6,
-                                    happy_eyeballs_delay=HAPPY_DELAY_S), args.max_time)
+            asyncio.open_connection(target.name or target.dst, target.port, family=socket.AF_INET6,
+                                    local_addr=local, happy_eyeballs_delay=HAPPY_DELAY_S), target.max_time)
+        out.connect_ms = _ms(t0)
         out.remote = writer.get_extra_info("peername")[0]
-        writer.write(f"GET / HTTP/1.0\r\nHost: {args.name}\r\n\r\n".encode())
-        line = await asyncio.wait_for(reader.readline(), args.max_time)
+        out.local = writer.get_extra_info("sockname")[0]
+        writer.write(f"GET {target.path} HTTP/1.0\r\nHost: {target.host}\r\n\r\n".encode())
+        line = await asyncio.wait_for(reader.readline(), target.max_time)
         out.ok = line.startswith(b"HTTP/1.")
         writer.close()
 
@@ -165,23 +211,31 @@ def _happy(args: argparse.Namespace, out: Outcome) -> None:
         out.error = type(exc).__name__ if not str(exc) else str(exc)[:200]
 
 
-def _curl(args: argparse.Namespace, out: Outcome) -> None:
-    argv = ["curl", "--silent", "--show-error", "--output", "/dev/null", "--connect-timeout",
-            f"{args.connect_timeout:g}", "--max-time", f"{args.max_time:g}", "--write-out", "%{json}",
-            f"http://{args.name}:{args.port}/"]
-    proc = subprocess.run(argv, capture_output=True, text=True)
+def curl_argv(target: Target) -> list[str]:
+    """Real curl: its own resolver call (glibc) and its own fallback between addresses."""
+    argv = ["curl", "--silent", "--show-error", "--globoff", "--output", "/dev/null", "--connect-timeout",
+            f"{target.connect_timeout:g}", "--max-time", f"{target.max_time:g}", "--write-out", "%{json}"]
+    if target.src:
+        argv += ["--interface", target.src]
+    return argv + [f"http://{target.host}:{target.port}{target.path}"]
+
+
+def _curl(target: Target, out: Outcome) -> None:
+    proc = subprocess.run(curl_argv(target), capture_output=True, text=True)
     try:
         info: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
     except (json.JSONDecodeError, IndexError):
         info = {}
     out.ok = proc.returncode == 0 and 200 <= int(info.get("http_code") or 0) < 400
     out.remote = info.get("remote_ip") or None
-    out.resolve_ms = round(float(info.get("time_namelookup") or 0) * 1000, 3) or None
+    out.local = info.get("local_ip") or None
+    out.resolve_ms = round(float(info.get("time_namelookup") or 0) * 1000, 3) or None if target.name else None
+    out.connect_ms = round(float(info.get("time_connect") or 0) * 1000, 3) or None
     if not out.ok:
         out.error = info.get("errormsg") or proc.stderr.strip()[:200] or f"curl exit {proc.returncode}"
 
 
-ATTEMPTS: dict[str, Callable[[argparse.Namespace, Outcome], None]] = {
+ATTEMPTS: dict[str, Callable[[Target, Outcome], None]] = {
     "curl": _curl,
     "sequential": _ordered_client(getaddrinfo_order),
     "happy": _happy,
@@ -190,9 +244,9 @@ ATTEMPTS: dict[str, Callable[[argparse.Namespace, Outcome], None]] = {
 
 
 def run_client(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> dict[str, object]:
-    """Start an attempt every ``--every`` ms (each in its own thread, so an attempt stuck in a timeout
+    """Start an attempt every ``--interval-ms`` (each in its own thread, so an attempt stuck in a timeout
     never delays the next one); ``--count`` ends the run after that many attempts."""
-    attempt = ATTEMPTS[args.client]
+    attempt, target = ATTEMPTS[args.client], Target.of(args)
     threads: list[threading.Thread] = []
     results = {"ok": 0}
     lock = threading.Lock()
@@ -200,11 +254,12 @@ def run_client(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> 
     def one(n: int) -> None:
         started, t0 = time.time(), time.monotonic()
         out = Outcome()
-        attempt(args, out)
+        attempt(target, out)
         with lock:
             results["ok"] += out.ok
-        log.write("connect", n=n, started=round(started, 6), client=args.client, name=args.name, ok=out.ok,
-                  remote=out.remote, tried=out.tried or None, resolve_ms=out.resolve_ms, total_ms=_ms(t0),
+        log.write("connect", n=n, started=round(started, 6), client=args.client, name=target.name,
+                  dst=target.dst, ok=out.ok, remote=out.remote, local=out.local, tried=out.tried or None,
+                  resolve_ms=out.resolve_ms, connect_ms=out.connect_ms, total_ms=_ms(t0),
                   error=None if out.ok else out.error)
 
     n = 0
@@ -214,28 +269,42 @@ def run_client(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> 
         thread = threading.Thread(target=one, args=(n,), daemon=True)
         thread.start()
         threads.append(thread)
-        next_start += args.every / 1000
+        next_start += args.interval_ms / 1000
         time.sleep(max(0.0, min(next_start - time.monotonic(), stop.remaining())))
     for thread in threads:
-        thread.join(timeout=max(0.0, args.max_time + 1))
-    return {"attempts": n, "ok": results["ok"]}
+        thread.join(timeout=max(0.0, target.max_time + 1))
+    return {"attempts": n, "ok": results["ok"], "unfinished": sum(t.is_alive() for t in threads)}
 
 
 def parser() -> argparse.ArgumentParser:
     p, roles = agent_parser("byname", __doc__)
-    client = roles.add_parser("connect", parents=[common_options()], help="connect to a name every --every ms")
+    client = roles.add_parser("connect", parents=[common_options()],
+                              help="open a new connection every --interval-ms")
     client.add_argument("--client", choices=CLIENTS, required=True, help="which client behaviour (see above)")
-    client.add_argument("--name", required=True, help="the host name to resolve, e.g. h1.lab.example")
+    where = client.add_mutually_exclusive_group(required=True)
+    where.add_argument("--name", help="a host name, resolved afresh for every connection, e.g. h1.lab.example")
+    where.add_argument("--dst", help="a literal address instead of a name (not with --client dnsorder)")
+    client.add_argument("--src", default=None, help="bind this source address (default: the kernel picks)")
     client.add_argument("--port", type=int, default=80)
-    client.add_argument("--every", type=float, default=200.0, help="ms between attempt starts (default 200)")
+    client.add_argument("--path", default="/", help="URL path requested (default /)")
+    client.add_argument("--interval-ms", type=float, default=200.0, help="ms between attempt starts (default 200)")
     client.add_argument("--count", type=int, default=None, help="stop after this many attempts")
-    client.add_argument("--connect-timeout", type=float, default=1.0,
-                        help="seconds: curl's --connect-timeout; per address for sequential/dnsorder")
-    client.add_argument("--max-time", type=float, default=5.0, help="seconds an attempt may take in all")
+    client.add_argument("--connect-timeout-ms", type=float, default=1000.0,
+                        help="ms: curl's --connect-timeout; per address for sequential/dnsorder (default 1000)")
+    client.add_argument("--max-time-ms", type=float, default=5000.0,
+                        help="ms an attempt may take in all (default 5000)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.client == "dnsorder" and args.name is None:
+        parser().error("--client dnsorder reads the DNS answer itself: give --name")
+    if args.dst is not None:
+        try:
+            ipaddress.IPv6Address(args.dst)
+        except ValueError:
+            parser().error(f"--dst {args.dst!r} is not an IPv6 address (use --name for a name)")
     return run_agent("byname", parser(), {"connect": run_client}, argv)
 
 

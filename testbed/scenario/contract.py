@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import MhlabError
+from ..errors import LabError, MhlabError
 
 MULTIHOMING = "multihoming"
 I2P = "i2p"
@@ -113,3 +113,21 @@ class FlowKind:
     @property
     def name(self) -> str:
         return kind_name(self.model)
+
+
+def resolve_address(selector: Any, node: str, addresses: Mapping[str, Sequence[str]]) -> str:
+    """A flow end as most kinds resolve it (kinds with their own ``resolve`` reuse it): a literal address
+    as is; ``{isp: X}`` (an ``IspAddress``: ``isp``, ``index``) -> the node's address from ISP X; None ->
+    the node's first."""
+    if isinstance(selector, str):
+        return selector
+    if selector is None:
+        for addrs in addresses.values():
+            if addrs:
+                return addrs[0]
+        raise LabError(f"node {node} has no addresses to send from or to")
+    addrs = addresses.get(selector.isp, ())
+    if selector.index >= len(addrs):
+        known = ", ".join(f"{isp}: {len(a)}" for isp, a in addresses.items()) or "none"
+        raise LabError(f"node {node} has no address #{selector.index} from ISP {selector.isp} (it has {known})")
+    return addrs[selector.index]

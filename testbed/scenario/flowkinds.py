@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..i2p.faults import SAM_FLOW
+from .connectflow import CONNECT_FLOW
 from .contract import Endpoints, Events, FlowKind
 from .measures import Attempt, Connection, Delivery
 from .model import METRICS, PingFlow, ProbeFlow, TcpSeqFlow, UdpCbrFlow
@@ -142,6 +143,7 @@ FLOW_KINDS: Mapping[type, FlowKind] = MappingProxyType({k.model: k for k in (
     FlowKind(ProbeFlow, _probe_client, _probe_parse, server=_probe_server,
              metrics=COMMON | {"new_connections_ok", "answered", "connect_ms"}),
     FlowKind(PingFlow, _ping_client, _ping_parse, metrics=COMMON | {"loss", "rtt_ms"}),
+    CONNECT_FLOW,
     SAM_FLOW,
 )})
 BY_NAME: Mapping[str, FlowKind] = MappingProxyType({k.name: k for k in FLOW_KINDS.values()})

@@ -23,10 +23,10 @@ import agents
 
 from ..errors import LabError
 from ..wait import WaitTimeout, wait_until
-from .contract import Endpoints, FlowError, lab_kind
+from .contract import Endpoints, FlowError, lab_kind, resolve_address
 from .flowkinds import flow_kind
 from .measures import FlowTrace
-from .model import IspAddress, Scenario
+from .model import Scenario
 
 AGENTS_ROOT = Path(agents.__file__).resolve().parent.parent
 SERVER_MARGIN_S = 5.0  # servers' own --duration outlives the scenario by this much (a safety net)
@@ -63,22 +63,6 @@ class FlowPlan:
     dst: str
     client: AgentCommand
     server: AgentCommand | None  # ping needs none
-
-
-def resolve_address(selector: str | IspAddress | None, node: str, addresses: Mapping[str, Sequence[str]]) -> str:
-    """A literal address as is; ``{isp: X}`` -> the node's address from ISP X; None -> the node's first."""
-    if isinstance(selector, str):
-        return selector
-    if selector is None:
-        for addrs in addresses.values():
-            if addrs:
-                return addrs[0]
-        raise LabError(f"node {node} has no addresses to send from or to")
-    addrs = addresses.get(selector.isp, ())
-    if selector.index >= len(addrs):
-        known = ", ".join(f"{isp}: {len(a)}" for isp, a in addresses.items()) or "none"
-        raise LabError(f"node {node} has no address #{selector.index} from ISP {selector.isp} (it has {known})")
-    return addrs[selector.index]
 
 
 def plan_flows(scenario: Scenario, addresses_of: AddressesOf, log_dir: Path, *, python: str = sys.executable,

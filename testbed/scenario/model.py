@@ -165,6 +165,48 @@ class ProbeFlow(FlowBase):
         return self.interval_ms / 1000
 
 
+def _auto_or_address(value: Any) -> Any:
+    return value if value == "auto" else _address_selector(value)
+
+
+class ConnectFlow(FlowBase):
+    """New connections the way an unmodified application opens them (thesis 6.3.1): by name, resolved
+    through the lab's DNS for every connection (``to_name``), and from the source address the kernel
+    picks (``src: auto``, the default: the socket is never bound), so a deprecated prefix, an address
+    label or a DHCPv6-distributed policy shows its effect.  ``client`` says how the application falls
+    back from one address to the next."""
+
+    kind: Literal["connect"] = Field(description="new connections by name and/or from the kernel's source "
+                                     "choice, as an unmodified application opens them")
+    to_name: str | None = Field(None, description="a DNS name of `to` in the lab's zone (dns add-on), resolved "
+                                "afresh for every connection, e.g. h1.lab.example (default: connect to `dst`)")
+    src: Annotated[Union[Literal["auto"], str, IspAddress], BeforeValidator(_auto_or_address)] = Field(
+        "auto", description="`auto` (default): the kernel picks the source (unbound socket, RFC 6724); or a "
+                            "literal address or {isp: NAME, index: N} to bind")
+    client: Literal["sequential", "curl", "happy", "dnsorder"] = Field(
+        "sequential", description="sequential: getaddrinfo order, one address at a time, each with the whole "
+        "connect timeout (socket.create_connection); curl: real curl; happy: RFC 8305 Happy Eyeballs (next "
+        "address after 250 ms); dnsorder: the DNS server's order, no RFC 6724 sorting (needs to_name)")
+    interval_ms: float = Field(250.0, gt=0, description="ms between two connection starts")
+    connect_timeout_ms: float = Field(1000.0, gt=0, description="ms per address (sequential, dnsorder); curl's "
+                                      "--connect-timeout")
+    max_time_ms: float = Field(3000.0, gt=0, description="ms one whole attempt (all addresses, the request) may take")
+    port: int | None = Field(None, ge=1, le=65535, description="HTTP port (default: 5000 + the flow's index)")
+    path: str = Field("/", description="URL path requested")
+
+    @model_validator(mode="after")
+    def _name_or_address(self) -> "ConnectFlow":
+        if self.to_name is not None and self.dst is not None:
+            raise ValueError("give to_name (resolved by the client) or dst (an address), not both")
+        if self.client == "dnsorder" and self.to_name is None:
+            raise ValueError("client dnsorder reads the DNS answer itself: it needs to_name")
+        return self
+
+    @property
+    def interval_s(self) -> float:
+        return self.interval_ms / 1000
+
+
 class PingFlow(FlowBase):
     """ICMP echo through the real ping: replies, silent losses and ICMP errors, round-trip times."""
 
@@ -195,7 +237,7 @@ class SamFlow(FlowBase):
         return self.interval_ms / 1000
 
 
-Flow = Annotated[Union[TcpSeqFlow, UdpCbrFlow, ProbeFlow, PingFlow, SamFlow], Field(discriminator="kind")]
+Flow = Annotated[Union[TcpSeqFlow, UdpCbrFlow, ProbeFlow, ConnectFlow, PingFlow, SamFlow], Field(discriminator="kind")]
 FLOW_MODELS = typing.get_args(typing.get_args(Flow)[0])
 FLOW_KINDS = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in FLOW_MODELS)
 

@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.mhlab_topology(str(LAB), name="dnt1")
 
 def _byname(lab, node: str, client: str, count: int, timeout: float = 2.0) -> list[dict]:
     res = lab[node].run(["env", f"PYTHONPATH={ROOT}", "python3", "-m", "agents.traffic.byname", "connect",
-                         "--client", client, "--name", "h1.lab.example", "--every", "20", "--count", str(count),
-                         "--connect-timeout", f"{timeout:g}"], timeout=60, check=True)
+                         "--client", client, "--name", "h1.lab.example", "--interval-ms", "20",
+                         "--count", str(count), "--connect-timeout-ms", f"{timeout * 1000:g}"], timeout=60, check=True)
     return [e for e in map(json.loads, res.stdout.splitlines()) if e["ev"] == "connect"]
 
 

@@ -95,7 +95,7 @@ def test_bad_address_and_unknown_kind(tmp_path):
           - {kind: carrier-pigeon, from: a, to: b}
         """)
     assert any(":7: traffic.0.src: '2001:db8::zz' is not an IP address" in p for p in got)
-    assert any(":8: traffic.1: unknown kind 'carrier-pigeon' (kinds: tcpseq, udpcbr, probe, ping, sam)" in p
+    assert any(":8: traffic.1: unknown kind 'carrier-pigeon' (kinds: tcpseq, udpcbr, probe, connect, ping, sam)" in p
                for p in got)
 
 
