@@ -8,7 +8,7 @@ import ipaddress
 import random
 import struct
 
-from agents.shim import hba
+from agents.shim import attack, hba
 from agents.shim import messages as m
 from agents.shim.actions import IcmpError, Send
 from agents.shim.engine import ICMP_ERROR_INTERVAL, ShimEngine
@@ -173,3 +173,15 @@ def test_state_installed_in_a_victims_name_sends_nothing_to_the_attacker_and_exp
     assert sent and not [x for x in sent if x.dst == ATTACKER]
     expired = events(b, "context-expired")
     assert expired and expired[0].time <= 10.0 + TUNED.context_lifetime + 0.2
+
+
+def test_the_attackers_forged_messages_are_what_the_shim_refuses():
+    a, b, wire, ca, cb = established()
+    lb = b.identity.ulids[0]
+    for kind in ("keepalive", "probe", "update"):
+        data = m.encode(attack.forged(kind, cb.local_tag, ATTACKER))
+        assert not [x for x in b.receive(3.0, ATTACKER, lb, data) if isinstance(x, Send)], kind
+    assert b.counters.foreign_sources == 2 and b.counters.proof_failures == 1  # the update names itself
+    data = m.encode(attack.forged("critical", 0, ATTACKER))
+    assert [x for x in b.receive(3.0, ATTACKER, lb, data) if isinstance(x, IcmpError)]
+    assert attack.parser().parse_args(["watch", "--dst", "2001:db8::1", "--from-net", "2001:db8::/32"]).seconds == 10
