@@ -230,7 +230,7 @@ class ShimEngine:
         ctx.state, ctx.peer, ctx.last_activity = ContextState.ESTABLISHED, peer, now
         timeout = m.option_of(msg, m.KeepaliveTimeout)
         ctx.reap.peer_keepalive_timeout = float(timeout.timeout) if timeout else None
-        ctx.pairs = PairTable.build(now, list(self.identity.locators), list(peer.locators) or [ctx.peer_ulid],
+        ctx.pairs = PairTable.build(now, list(self.identity.locators), peer.proven(),
                                     (ctx.local_ulid, ctx.peer_ulid))
         return [Event(now, "context-established", {
             "peer": str(ctx.peer_ulid), "local": str(ctx.local_ulid), "role": "initiator" if ctx.initiator else "responder",
@@ -274,7 +274,7 @@ class ShimEngine:
                 self.counters.proof_failures += 1  # a redirection attempt: refused, counted, no Ack
                 return [Event(now, "locator-proof-failed", {"peer": str(ctx.peer_ulid), "reason": str(exc)})]
             before = ctx.pairs.preferred
-            ctx.pairs.sync(now, list(self.identity.locators), list(ctx.peer.locators))
+            ctx.pairs.sync(now, list(self.identity.locators), ctx.peer.proven())
             out.append(Event(now, "peer-locators-updated", {"peer": str(ctx.peer_ulid), "generation": loclist.generation,
                                                              "locators": [str(a) for a in loclist.locators]}))
             if before is not None and ctx.pairs.preferred is None:
@@ -443,7 +443,7 @@ class ShimEngine:
             if ctx.state is not ContextState.ESTABLISHED or ctx.pairs is None or ctx.peer is None:
                 continue
             before = ctx.pairs.preferred
-            ctx.pairs.sync(now, list(locators), list(ctx.peer.locators))
+            ctx.pairs.sync(now, list(locators), ctx.peer.proven())
             if before is not None and ctx.pairs.preferred is None:
                 ctx.pairs.elect(now, PairEvent.LOCAL_DOWN)
                 out += reap.preferred_lost(now, ctx, self.profile, self._nonce, "local-locator-removed")

@@ -90,6 +90,7 @@ def test_a_victims_address_in_a_locator_list_is_refused():
         t = round(t + 0.05, 6)
         wire.now = t
         wire.deliver(b.observe(t, ctx.local_ulid, ctx.peer_ulid, outgoing=True) + b.tick(t))
+        assert victim not in {p.remote for p in ctx.pairs.pairs.values()}  # no pair: never elected, never used
     assert events(b, "failure-detected")  # B did explore
     assert not [x for x in wire.log if x[2] == victim and x[1] in b.identity.locators and x[0] >= 1.0]
 
