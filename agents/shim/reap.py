@@ -73,6 +73,11 @@ def on_received(now: float, ctx: "Context", profile: TimerProfile, local: Addres
 
 
 ULP_HOLD_MIN = 0.01
+# the pair under suspicion gets two probes at once: under random loss p a single probe exchange fails
+# with ~2p and each failure was a switch onto an equally lossy pair, translated for good (measured: RFC
+# timers, 2 % loss, goodput 83 % of plain TCP); with two it takes both, ~(2p)^2, and a real failure is
+# noticed no later (both go out together, either answer keeps the pair)
+KEEP_PROBES = 2
 ULP_TLP, ULP_TLP_QUIET = "tcp-tlp", 0.5
 
 
@@ -136,11 +141,12 @@ def _explore_round(now: float, ctx: "Context", profile: TimerProfile, nonce: Cal
         reap.tried.add(kept.key)
     chosen += [p for p in _next_candidates(ctx, profile.max_parallel_probes - len(chosen)) if p not in chosen]
     for pair in chosen:
-        value = nonce()
-        reap.in_flight[value] = pair.key
         if pair.state is not PairState.TEST and pair is not kept:
             out += pair_events(now, ctx, ctx.pairs.fire(now, pair, PairEvent.TEST_START))
-        out.append(_probe(ctx, pair.local, pair.remote, value))
+        for _ in range(KEEP_PROBES if pair is kept else 1):
+            value = nonce()
+            reap.in_flight[value] = pair.key
+            out.append(_probe(ctx, pair.local, pair.remote, value))
     slow_rounds = max(0, reap.round - profile.initial_probes + 1)
     reap.round_deadline = now + backoff(profile.initial_probe_timeout, slow_rounds, profile.max_probe_timeout)
     reap.round += 1
