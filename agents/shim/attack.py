@@ -26,6 +26,7 @@ import argparse
 import ipaddress
 import json
 import select
+import signal
 import socket
 import sys
 import threading
@@ -108,11 +109,13 @@ def flood(args: argparse.Namespace) -> int:
 def watch(dst: Address, sources: list[ipaddress.IPv6Network], seconds: float) -> dict[str, Any]:
     """The victim's side: count the IPv6 packets that reach ``dst`` from ``sources``, by protocol."""
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # terminated: report what was counted so far
     print(json.dumps({"kind": "ready"}), flush=True)
     kinds: dict[str, int] = {}
     deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([sock], [], [], left)
+    while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
+        ready, _, _ = select.select([sock], [], [], min(left, 0.2))
         if not ready:
             continue
         data, addr = sock.recvfrom(128)
@@ -145,7 +148,7 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("watch", help="(on the victim) count packets reaching an address from given networks")
     w.add_argument("--dst", required=True, help="the victim's address")
     w.add_argument("--from-net", dest="nets", action="append", required=True, help="a source network to count")
-    w.add_argument("--seconds", type=float, default=10.0)
+    w.add_argument("--seconds", type=float, default=10.0, help="how long to count (SIGTERM ends it early)")
     return p
 
 

@@ -46,14 +46,14 @@ def test_a_tag_learnt_on_the_path_buys_nothing_off_it(lab):
     ctx = hb_context_with_ha(lab)
     tag, b1 = ctx["local_context_tag"], lab.plan.address("hB", "ispb1")
     before = shimctl(lab, "hB", "status")["counters"]
-    sent = 0
     for kind, count in (("keepalive", 10), ("probe", 5), ("update", 5)):
         got = forge(lab, "--dst", b1, "--tag", tag, "--kind", kind, "--count", str(count), "--interval", "0.05",
                     "--listen", "0.5")
         assert got["shim_replies"] == 0, got  # no Update Ack, no probe answered
-        sent += count
     after = shimctl(lab, "hB", "status")["counters"]
-    assert after["foreign_sources"] - before["foreign_sources"] >= sent - 2, (before, after)  # a loss or two
+    refused = [after[k] - before[k] for k in ("foreign_sources", "proof_failures")]
+    assert refused[0] >= 15 - 2 and refused[1] >= 5 - 1, (before, after)  # a loss or two; the update is
+    # not from a stranger (it names its sender as the new locator) but that locator proves nothing
     now = next(c for c in shimctl(lab, "hB", "contexts") if c["local_context_tag"] == tag)
     assert now["peer_locators"] == ctx["peer_locators"]  # not redirected
 
@@ -62,7 +62,7 @@ def test_a_victim_named_as_the_attackers_locator_gets_nothing(lab, tmp_path):
     srv = ipaddress.IPv6Interface(lab.plan.address("srv") + "/64")
     victim, b1 = lab.plan.address("hA", "ispa2"), lab.plan.address("hB", "ispb1")
     count = lab["hA"].popen([*ATTACK, "watch", "--dst", victim, "--from-net", "2001:db8:b100::/40",
-                             "--from-net", "2001:db8:b200::/40", "--seconds", "40"], name="watch-shatk",
+                             "--from-net", "2001:db8:b200::/40", "--seconds", "60"], name="watch-shatk",
                             stdout=open(tmp_path / "victim.jsonl", "w"))
     wait_until(lambda: "ready" in (tmp_path / "victim.jsonl").read_text(), 60, what="the victim's counter")
     sock = str(lab["srv"].dir / "attacker.sock")
@@ -78,12 +78,14 @@ def test_a_victim_named_as_the_attackers_locator_gets_nothing(lab, tmp_path):
                                        and c["state"] == "established"), None), 15, what="hB's context with the attacker")
         assert victim in [loc["address"] for loc in ctx["peer_locators"]["locators"]]
         stream = lab["hB"].popen([sys.executable, "-m", "agents.traffic.udpcbr", "send", "--dst", ulid, "--src", b1,
-                                  "--port", "5499", "--interval-ms", "10", "--duration", "12",
+                                  "--port", "5499", "--interval-ms", "10", "--duration", "8",
                                   "--log", str(tmp_path / "udp.jsonl")], name="udp-shatk")
         stream.wait(timeout=30)
     finally:
         attacker.wait(timeout=20)
-    count.wait(timeout=60)
+        time.sleep(1.0)  # what hB sent last has arrived
+        count.terminate()
+    count.wait(timeout=30)
     watched = json.loads((tmp_path / "victim.jsonl").read_text().strip().splitlines()[-1])
     assert watched["packets"] == 0, watched
     events = [e for e in shimctl(lab, "hB", "events") if e.get("peer") == ulid]
