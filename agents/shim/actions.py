@@ -30,4 +30,20 @@ class Event:
         return {"time": round(self.time, 3), "kind": self.kind, **self.detail}
 
 
-Action = Send | Event
+@dataclass(frozen=True)
+class IcmpError:
+    """Answer a packet with an ICMPv6 error (RFC 4443) from ``src`` to ``dst``.
+
+    ``invoking`` is the offending packet after its IPv6 header (the daemon puts the header back);
+    ``pointer`` counts octets from the start of that IPv6 header, as RFC 4443 section 3.4 says.
+    """
+
+    src: Address
+    dst: Address
+    type: int
+    code: int
+    pointer: int
+    invoking: bytes
+
+
+Action = Send | Event | IcmpError

@@ -33,10 +33,11 @@ from typing import TextIO
 from ..jsonctl import ControlServer
 from . import control
 from . import messages as m
-from .actions import Action, Event, Send
+from .actions import Action, Event, IcmpError, Send
 from .config import DaemonConfig
 from .datapath import DataPath, make_datapath
 from .engine import ShimEngine
+from .packet import icmp_error
 from .plan import plan_for
 from .ulp import ULP_POLL_INTERVAL, RtoMin, SockDiag
 
@@ -46,6 +47,8 @@ PACKET_OUTGOING = 4
 ICMP6_DST_UNREACH, ICMP6_PARAM_PROB = 1, 4
 ICMP6_INFO_MIN = 128  # below: error messages (unreachable, too big, ...), a router's or our own; not a flow
 ND_TYPES = range(133, 138)
+ICMP6_FILTER = 1  # <netinet/icmp6.h>: the socket option, and a filter that passes no type
+ICMP6_BLOCK_ALL = b"\xff" * 32
 
 
 def observable(data: bytes) -> bool:
@@ -77,9 +80,11 @@ class ShimDaemon:
         self.raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 140)
         self.raw.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
         self.selector.register(self.raw, selectors.EVENT_READ, self._on_shim)
+        self.icmp = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)  # errors we send
         if icmp:
-            self.icmp = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
             self.selector.register(self.icmp, selectors.EVENT_READ, self._on_icmp)
+        else:
+            self.icmp.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, ICMP6_BLOCK_ALL)  # send only
         if observe:
             self.sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
             self.selector.register(self.sniffer, selectors.EVENT_READ, self._on_data)
@@ -103,6 +108,8 @@ class ShimDaemon:
         for action in actions:
             if isinstance(action, Send):
                 self._send(action)
+            elif isinstance(action, IcmpError):
+                self._send_icmp(action)
             elif isinstance(action, Event):
                 self.log.write(json.dumps(action.as_dict()) + "\n")
         self.log.flush()
@@ -137,6 +144,15 @@ class ShimDaemon:
             self.raw.sendmsg([m.encode(action.message)], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)], 0,
                              (str(action.dst), 0))
         except OSError as exc:  # unreachable route, address gone: REAP will notice
+            self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "send-error", "dst": str(action.dst),
+                                       "error": exc.strerror or str(exc)}) + "\n")
+
+    def _send_icmp(self, action: IcmpError) -> None:
+        body = icmp_error(action.type, action.code, action.pointer, action.dst, action.src, action.invoking)
+        pktinfo = struct.pack("16sI", action.src.packed, 0)
+        try:
+            self.icmp.sendmsg([body], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)], 0, (str(action.dst), 0))
+        except OSError as exc:
             self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "send-error", "dst": str(action.dst),
                                        "error": exc.strerror or str(exc)}) + "\n")
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from . import messages as m
 from . import reap
-from .actions import Action, Event, Send
+from .actions import Action, Event, IcmpError, Send
 from .context import Context, ContextState, Retransmission
 from .identity import LocalIdentity, LocatorProofError, PeerLocators
 from .pairs import PairEvent, PairState, PairTable
@@ -34,6 +34,9 @@ from .wire import ShimDecodeError
 
 Address = ipaddress.IPv6Address
 RandomBytes = Callable[[int], bytes]
+ICMP6_PARAM_PROB, ICMP6_ERRONEOUS_FIELD = 4, 0
+IPV6_HLEN = 40
+ICMP_ERROR_INTERVAL = 0.05  # RFC 4443 2.4(f): errors are rate-limited (a flood of bad options gets 20/s)
 
 
 @dataclass
@@ -44,6 +47,9 @@ class Counters:
     i1_answered: int = 0
     bad_validators: int = 0
     proof_failures: int = 0
+    critical_options: int = 0
+    icmp_errors: int = 0
+    foreign_sources: int = 0
 
 
 @dataclass
@@ -58,6 +64,7 @@ class ShimEngine:
     events: deque = field(default_factory=lambda: deque(maxlen=2000))
     counters: Counters = field(default_factory=Counters)
     validators: ValidatorSecrets | None = None
+    last_icmp_error: float = float("-inf")
 
     def __post_init__(self) -> None:
         if self.validators is None:
@@ -78,7 +85,7 @@ class ShimEngine:
         for action in actions:
             if isinstance(action, Event):
                 self.events.append(action)
-            else:
+            elif isinstance(action, Send):
                 self.counters.sent += 1
         return actions
 
@@ -223,14 +230,32 @@ class ShimEngine:
         ctx.state, ctx.peer, ctx.last_activity = ContextState.ESTABLISHED, peer, now
         timeout = m.option_of(msg, m.KeepaliveTimeout)
         ctx.reap.peer_keepalive_timeout = float(timeout.timeout) if timeout else None
-        ctx.pairs = PairTable.build(now, list(self.identity.locators), list(peer.locators) or [ctx.peer_ulid],
+        ctx.pairs = PairTable.build(now, list(self.identity.locators), peer.proven(),
                                     (ctx.local_ulid, ctx.peer_ulid))
         return [Event(now, "context-established", {
             "peer": str(ctx.peer_ulid), "local": str(ctx.local_ulid), "role": "initiator" if ctx.initiator else "responder",
             "local_tag": ctx.local_tag, "peer_tag": ctx.peer_tag, "peer_locators": [str(a) for a in peer.locators]})]
 
+    def _from_peer(self, now: float, ctx: Context, src: Address, msg: Any) -> bool:
+        """Did this message of an established context come from one of the peer's proven locators?
+
+        A context tag is no secret from whoever was on the path once: without this check, an attacker
+        that left the path could keep the context alive past its soft-state lifetime and feed REAP false
+        signs of life from anywhere (the time-shifted attack, thesis 4.3).  An Update Request may come
+        from a locator its own list brings (renumbering); that list is proven before it is absorbed.
+        """
+        if ctx.peer is None or ctx.peer.verify(src):
+            return True
+        loclist = m.option_of(msg, m.LocatorList) if isinstance(msg, m.UpdateRequest) else None
+        if loclist is not None and src in loclist.locators:
+            return True
+        self.counters.foreign_sources += 1
+        return False
+
     def _on_payload(self, now: float, src: Address, dst: Address, msg: m.PayloadHeader) -> list[Action]:
         ctx = self.contexts.get(msg.context_tag)
+        if ctx is not None and not self._from_peer(now, ctx, src, msg):
+            return [Event(now, "foreign-source", {"peer": str(ctx.peer_ulid), "from": str(src), "message": "Payload"})]
         if ctx is not None:
             ctx.last_activity = now
             return reap.on_received(now, ctx, self.profile, dst, src) if ctx.pairs else []
@@ -249,7 +274,7 @@ class ShimEngine:
                 self.counters.proof_failures += 1  # a redirection attempt: refused, counted, no Ack
                 return [Event(now, "locator-proof-failed", {"peer": str(ctx.peer_ulid), "reason": str(exc)})]
             before = ctx.pairs.preferred
-            ctx.pairs.sync(now, list(self.identity.locators), list(ctx.peer.locators))
+            ctx.pairs.sync(now, list(self.identity.locators), ctx.peer.proven())
             out.append(Event(now, "peer-locators-updated", {"peer": str(ctx.peer_ulid), "generation": loclist.generation,
                                                              "locators": [str(a) for a in loclist.locators]}))
             if before is not None and ctx.pairs.preferred is None:
@@ -262,6 +287,9 @@ class ShimEngine:
         ctx = self.contexts.get(msg.receiver_context_tag)
         if ctx is None or ctx.state is not ContextState.ESTABLISHED or ctx.pairs is None:
             return []
+        if not self._from_peer(now, ctx, src, msg):
+            return [Event(now, "foreign-source", {"peer": str(ctx.peer_ulid), "from": str(src),
+                                                  "message": type(msg).__name__})]
         ctx.last_activity = now
         if isinstance(msg, m.UpdateRequest):
             answer = self._on_update_request(now, src, dst, ctx, msg)
@@ -294,9 +322,26 @@ class ShimEngine:
             return self._record([Event(now, "decode-error", {"from": str(src), "error": str(exc)})])
         critical = next((o for o in getattr(msg, "options", ()) if isinstance(o, m.UnknownOption) and o.critical), None)
         if critical is not None:
-            return self._record([Event(now, "unknown-critical-option", {"from": str(src), "option": critical.type})])
+            return self._record(self._unknown_critical_option(now, src, dst, data, msg, critical))
         handler = getattr(self, self.HANDLERS[type(msg)])
         return self._record(handler(now, src, dst, msg))
+
+    def _unknown_critical_option(self, now: float, src: Address, dst: Address, data: bytes, msg: Any,
+                                 option: m.UnknownOption) -> list[Action]:
+        """RFC 5533 5.15: a critical option we do not know drops the message and earns its sender an
+        ICMPv6 parameter problem pointing at the option's Type field (rate-limited, never to ourselves
+        or to a multicast source)."""
+        self.counters.critical_options += 1
+        offset = IPV6_HLEN + m.option_offset(msg, option)
+        out: list[Action] = [Event(now, "unknown-critical-option", {"from": str(src), "option": option.type,
+                                                                    "pointer": offset})]
+        if not self.identity.owns(dst) or self.identity.owns(src) or src.is_multicast or src.is_unspecified:
+            return out
+        if now - self.last_icmp_error < ICMP_ERROR_INTERVAL:
+            return out
+        self.last_icmp_error = now
+        self.counters.icmp_errors += 1
+        return out + [IcmpError(dst, src, ICMP6_PARAM_PROB, ICMP6_ERRONEOUS_FIELD, offset, bytes(data))]
 
     # --- traffic observation and policy ---------------------------------------------------
 
@@ -398,7 +443,7 @@ class ShimEngine:
             if ctx.state is not ContextState.ESTABLISHED or ctx.pairs is None or ctx.peer is None:
                 continue
             before = ctx.pairs.preferred
-            ctx.pairs.sync(now, list(locators), list(ctx.peer.locators))
+            ctx.pairs.sync(now, list(locators), ctx.peer.proven())
             if before is not None and ctx.pairs.preferred is None:
                 ctx.pairs.elect(now, PairEvent.LOCAL_DOWN)
                 out += reap.preferred_lost(now, ctx, self.profile, self._nonce, "local-locator-removed")

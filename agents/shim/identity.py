@@ -141,6 +141,12 @@ class PeerLocators:
         self.verdicts[locator] = verdict
         return verdict
 
+    def proven(self) -> list[Address]:
+        """The locators that proved to belong to the peer (the ULID always): the only ones a locator pair
+        is made with, so that no election, probe, keepalive or translated packet ever goes to a locator
+        the peer merely named (third-party flooding)."""
+        return [loc for loc in self.locators if self.verify(loc)] or [self.ulid]
+
     def as_dict(self) -> dict[str, object]:
         return {
             "ulid": str(self.ulid),

@@ -254,6 +254,13 @@ def decode(data: bytes, verify_checksum: bool = True) -> Any:
     return cls.decode_from(reader)
 
 
+def option_offset(message: Any, option: Any) -> int:
+    """Where ``option`` (one of ``message``'s) starts in the encoded message: the fixed part and each
+    option are padded to 8 octets, so it is the length of the message with the options before it."""
+    index = message.options.index(option)
+    return len(encode(dataclasses.replace(message, options=message.options[:index])))
+
+
 def option_of(message: Any, cls: type) -> Any | None:
     """The first option of class ``cls`` in a message, or None."""
     return next((o for o in message.options if isinstance(o, cls)), None)

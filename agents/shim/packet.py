@@ -12,6 +12,7 @@ the eBPF programs (``bpf/shim_tc.c``) do the same and the tests hold them to it.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -101,3 +102,16 @@ def translate_in(packet: bytes, lookup: Lookup) -> bytes | None:
     local, peer = ulids
     fixed = with_addresses(packet, peer, local, shim.next_header, head.payload_length - SHIM_HLEN)
     return fixed + packet[IPV6_HLEN + SHIM_HLEN:]
+
+
+ICMP6_MIN_MTU = 1280
+
+
+def icmp_error(kind: int, code: int, pointer: int, src: Address, dst: Address, payload: bytes,
+               hop_limit: int = 64) -> bytes:
+    """An ICMPv6 error's body (checksum left 0: a raw ICMPv6 socket fills it in) quoting the invoking
+    packet: an IPv6 header rebuilt from its addresses (a raw protocol-140 socket hands over only what
+    follows it) and as much of ``payload`` as fits in the minimum MTU (RFC 4443 section 2.4 (c))."""
+    header = struct.pack("!IHBB", 0x60000000, len(payload), SHIM6_PROTOCOL, hop_limit) + src.packed + dst.packed
+    quoted = (header + payload)[: ICMP6_MIN_MTU - IPV6_HLEN - 8]
+    return struct.pack("!BBHI", kind, code, 0, pointer) + quoted

@@ -38,7 +38,8 @@ class ReapState:
     held: tuple[Address, Address] | None = None  # an alternative that answered while we wait for ``keep``
     hold_deadline: float | None = None
     kept_at: float = float("-inf")
-    cause: str = ""
+    cause: str = ""  # what started the exploration under way ("" when operational)
+    explored_from: tuple[Address, Address] | None = None  # the pair in use when it started
 
     @property
     def mode_name(self) -> str:

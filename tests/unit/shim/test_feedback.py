@@ -169,3 +169,23 @@ def test_inbound_only_pair_is_not_made_reachable_by_data():
     wire.run_until(6.0)
     a.observe(6.1, la, lb, outgoing=False)  # an untranslated packet really arrived on (A1, B1)
     assert ca.pairs.pairs[(la, lb)].state is not PairState.REACHABLE
+
+
+def test_a_lost_probe_on_the_suspected_pair_does_not_switch():
+    """Random loss takes one probe exchange on the pair in use: its twin keeps the pair."""
+    a, b, wire, ca, cb = established()
+    la, lb = a.identity.ulids[0], b.identity.ulids[0]
+    dropped = []
+
+    def first_probe_on_the_pair_in_use(src, dst, msg):
+        if isinstance(msg, m.Probe) and (src, dst) == (la, lb) and not dropped:
+            dropped.append(msg)
+            return True
+        return False
+
+    wire.drop = first_probe_on_the_pair_in_use
+    wire.now = 5.0
+    wire.deliver(a.upper_layer_loss(5.0, la, lb, ulp.RTO))
+    wire.run_until(6.0, step=0.01)
+    assert dropped and events(a, "pair-kept") and not events(a, "pair-switched")
+    assert ca.pairs.preferred.key == (la, lb)

@@ -3,7 +3,7 @@
 import ipaddress
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.shim import messages as m
@@ -15,7 +15,7 @@ A = ipaddress.IPv6Address("2001:db8:a::1")
 B = ipaddress.IPv6Address("2001:db8:b::1")
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(control_messages)
 def test_every_control_message_round_trips(msg):
     data = m.encode(msg)
@@ -37,7 +37,7 @@ def test_payload_header_round_trips(nh, tag):
     assert m.decode(data) == m.PayloadHeader(nh, tag)
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300), st.booleans())
 def test_fuzzed_bytes_raise_only_shim_decode_error(data, check):
     try:
@@ -46,7 +46,7 @@ def test_fuzzed_bytes_raise_only_shim_decode_error(data, check):
         pass
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(control_messages, st.data())
 def test_mutated_valid_messages_raise_only_shim_decode_error(msg, data):
     raw = bytearray(m.encode(msg))
