@@ -309,7 +309,8 @@ class _Builder:
         rd = self.lab.rundir.path
         for spec in self.lab.net.routers():
             for daemon in spec.frr_daemons:
-                self.checks.append((spec.name, daemon, subprocess.Popen(check_argv(daemon, node_dir(rd, spec.name)),
+                self.checks.append((spec.name, daemon, subprocess.Popen(check_argv(daemon, node_dir(rd, spec.name),
+                                                                                     _peers(spec)),
                                                                           stdout=subprocess.PIPE,
                                                                           stderr=subprocess.STDOUT, text=True)))
 
@@ -327,12 +328,12 @@ class _Builder:
             raise LabError("FRR rejected a rendered config (see `mhlab render`):\n" + "\n".join(bad))
         for spec in routers:  # zebra first everywhere, then the protocol daemons that connect to it
             handle = self.lab.nodes[spec.name]
-            handle.spawn("zebra", daemon_argv("zebra", handle.dir, handle.dir))
+            handle.spawn("zebra", daemon_argv("zebra", handle.dir, handle.dir, _peers(spec)))
         _wait_paths([self.lab.nodes[s.name].dir / "zserv.api" for s in routers], 10, "zebra's zserv socket")
         for spec in routers:
             handle = self.lab.nodes[spec.name]
             for daemon in spec.frr_daemons[1:]:
-                handle.spawn(daemon, daemon_argv(daemon, handle.dir, handle.dir))
+                handle.spawn(daemon, daemon_argv(daemon, handle.dir, handle.dir, _peers(spec)))
         _wait_paths([self.lab.nodes[s.name].dir / f"{d}.vty" for s in routers for d in s.frr_daemons], 10,
                     "FRR vty sockets")
 
@@ -392,6 +393,11 @@ def _start_supervisor(lab: Lab) -> None:
                                 cwd=Path(__file__).resolve().parent.parent)
     lab.rundir.record(ProcRecord("lab", "supervisor", proc.pid, start_time(proc.pid) or 0,
                                  tuple(proc.args)).as_dict())
+
+
+def _peers(spec) -> int:
+    """BGP sessions of a router (what its FRR daemons are sized for, see ``frr.fd_limit``)."""
+    return len(spec.bgp.neighbors) if spec.bgp else 0
 
 
 def _node_argv(argv: list[str], node_dir: Path) -> list[str]:
