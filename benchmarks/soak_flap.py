@@ -5,12 +5,13 @@ memory is sampled along the way.
 Two labs, one after the other (``--labs``):
 - ``default``: topologies/two-isp-site.yaml (sadr-static), ``ispa-ra`` flaps under flows from h1's ISP-A
   address (which it cuts) and ISP-B address (which it must not disturb) to srv;
-- ``shim``: topologies/two-sites-shim.yaml (shim agents), ``ispa1-ra1`` flaps under flows hA -> hB between
-  the ULIDs (which the shim carries over ISP A2 once it detects the failure) and from the A2 address.
+- ``shim``: topologies/two-sites-shim.yaml (shim agents), ``ispa1-ra1`` and ``ispa2-ra2`` flap in turn
+  under flows hA -> hB between the ULIDs and from the A2 address: the shim stays on the locator pair that
+  works, so every flap after the first takes its path down and it must detect that and switch.
 
 Judged (testbed.soak): loss only inside each flap's window (from the link going down until ``recover`` s
 after it is back up), no connection broken, no process restarted by the supervisor, no exception or crash in
-any daemon's or agent's log, no RSS growth beyond noise (least squares over the samples after the first).
+any daemon's or agent's log, no RSS growth beyond noise (least squares over the samples from minute 1 on).
 Written to ``--out`` (default reports/soak-flap): soak-flap.json (every sample, flap, gap and verdict) and
 one PNG per lab (RSS of every process over the run).  Prints the figures; exit status 0 only if all hold.
 
@@ -50,6 +51,7 @@ from testbed.supervise import restarts  # noqa: E402
 WARMUP_S = 5.0  # traffic runs this long before the first flap
 GAP_TCP_MS = 1000  # a TCP stream silent this long was retransmitting (a shorter stall is the loaded scheduler)
 GAP_PING_MS = 250  # two echo replies in a row missing
+TREND_FROM_MIN = 1.0  # RSS samples before this minute are start-up (FRR's and the agents' tables filling)
 LEAD_S = 2.0  # a gap starts at the last delivery before it; a probe started this long before a flap may fail
 
 
@@ -57,7 +59,7 @@ LEAD_S = 2.0  # a gap starts at the last delivery before it; a probe started thi
 class SoakLab:
     key: str
     topology: str  # relative to the repository
-    link: str
+    links: tuple[str, ...]  # flapped in turn, one at a time
     traffic: tuple[dict, ...]
     recover_s: float  # after the link is back: BGP re-established and the site's prefix re-announced
 
@@ -79,11 +81,13 @@ def _ping(name, frm, to, src, dst=None):
 
 
 LABS = {
-    "default": SoakLab("default", "topologies/two-isp-site.yaml", "ispa-ra", (
+    "default": SoakLab("default", "topologies/two-isp-site.yaml", ("ispa-ra",), (
         _tcp("est_a", "h1", "srv", "ispa"), _probe("new_a", "h1", "srv", "ispa"),
         _probe("new_b", "h1", "srv", "ispb"), _ping("echo_a", "h1", "srv", "ispa"),
         _ping("echo_b", "h1", "srv", "ispb")), recover_s=6.0),
-    "shim": SoakLab("shim", "topologies/two-sites-shim.yaml", "ispa1-ra1", (
+    # the shim stays on the pair that works: flapping one link would hit it once; in turn, every flap after
+    # the first takes down the path the shim is on, so each one is detected and switched away from
+    "shim": SoakLab("shim", "topologies/two-sites-shim.yaml", ("ispa1-ra1", "ispa2-ra2"), (
         _tcp("est", "hA", "hB", "ispa1", "ispb1"), _probe("new_a1", "hA", "hB", "ispa1", "ispb1"),
         _probe("new_a2", "hA", "hB", "ispa2", "ispb1"), _ping("echo", "hA", "hB", "ispa1", "ispb1")),
         recover_s=6.0),
@@ -139,11 +143,13 @@ class Soak:
 
     def flapper(self) -> None:
         try:
-            action = prepare(LinkDown(kind="link-down", link=self.spec.link, at=0, name="flap"), self.lab)
+            actions = [prepare(LinkDown(kind="link-down", link=link, at=0, name=f"flap-{link}"), self.lab)
+                       for link in self.spec.links]
             self.started.wait()
             end = self.t0 + self.duration - (self.spec.recover_s + self.period_s)
             nxt = self.t0 + WARMUP_S
             while not self.done.wait(max(0.0, nxt - time.time())) and time.time() < end:
+                action = actions[len(self.flaps) % len(actions)]
                 down = time.time()
                 action.do()
                 self.done.wait(self.down_s)
@@ -151,7 +157,7 @@ class Soak:
                 self.flaps.append((down, time.time()))
                 nxt = down + self.period_s
         except Exception as exc:  # noqa: BLE001 - reported as the soak's failure, the run goes on
-            self.errors.append(f"flapping {self.spec.link}: {exc}")
+            self.errors.append(f"flapping {' and '.join(self.spec.links)}: {exc}")
 
     def sampler(self) -> None:
         self.started.wait()
@@ -165,7 +171,7 @@ class Soak:
         self.samples.append((time.time(), sample(self.lab)))
 
     def run(self, out: Path) -> dict:
-        scenario = {"name": f"soak-flap-{self.spec.key}", "description": f"{self.spec.link} flaps",
+        scenario = {"name": f"soak-flap-{self.spec.key}", "description": f"{' and '.join(self.spec.links)} flap",
                     "lab": str(REPO / self.spec.topology), "duration": self.duration,
                     "traffic": [dict(f) for f in self.spec.traffic]}
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=out, delete=False) as f:
@@ -212,14 +218,14 @@ class Soak:
                 series.setdefault(proc, []).append((round((t - t0) / 60, 3), kb))
         trends = {}
         for proc, points in sorted(series.items()):
-            use = points[1:] if len(points) > 3 else points  # the first sample: still warming up
+            use = [p for p in points if p[0] >= TREND_FROM_MIN]  # the first minute: still warming up
             trends[proc] = asdict(trend([p[0] for p in use], [p[1] for p in use]))
         rd = self.lab.rundir.path
         logs = [*rd.glob("nodes/*/*.log"), *rd.glob("nodes/*/*.out"), *rd.glob("*.out"),
                 *report_dir.glob("logs/*.stderr")]
         restarted = {f"{n}/{s}": c for (n, s), c in restarts(self.lab.rundir).items()}
         return {"lab": self.spec.key, "lab_name": self.lab.name, "topology": self.spec.topology,
-                "link": self.spec.link, "minutes": self.duration / 60, "period_s": self.period_s,
+                "links": list(self.spec.links), "minutes": self.duration / 60, "period_s": self.period_s,
                 "down_s": self.down_s, "recover_s": rec, "lead_s": LEAD_S, "flaps": [asdict(f) for f in flaps],
                 "flows": flows, "excess": excess, "restarts": restarted, "log_problems": log_problems(logs),
                 "errors": self.errors, "series": series, "trends": trends,
@@ -242,7 +248,7 @@ def plot(res: dict, path: Path) -> None:
         ax.set_ylabel("RSS (MB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(0, -0.15))
-    fig.suptitle(f"{res['lab']} lab ({res['topology']}): {res['link']} down {res['down_s']:g} s every "
+    fig.suptitle(f"{res['lab']} lab ({res['topology']}): {' / '.join(res['links'])} in turn down {res['down_s']:g} s every "
                  f"{res['period_s']:g} s, {len(res['flaps'])} flaps in {res['minutes']:g} min "
                  f"(dashed: grows beyond noise)", fontsize=10)
     fig.tight_layout()
@@ -256,7 +262,7 @@ def passed(res: dict, check_trend: bool) -> bool:
 
 
 def report(res: dict) -> None:
-    print(f"\n== {res['lab']} lab ({res['lab_name']}): {res['link']} down {res['down_s']:g} s every "
+    print(f"\n== {res['lab']} lab ({res['lab_name']}): {' / '.join(res['links'])} in turn down {res['down_s']:g} s every "
           f"{res['period_s']:g} s, {len(res['flaps'])} flaps in {res['minutes']:g} min; window: down - "
           f"{res['lead_s']:g} s .. up + {res['recover_s']:g} s")
     print(f"{'flow':<8} {'kind':<7} {'gaps':>5} {'max gap ms':>10} {'median outage/flap s':>21} "
