@@ -236,6 +236,8 @@ def plot(res: dict, path: Path) -> None:
     """RSS of every process sampled in most samples: FRR daemons left, agents and the rest right."""
     n = max((len(v) for v in res["series"].values()), default=0)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharex=True)
+    for ax in axes:  # 20 distinct colours: a lab has up to ~20 processes per panel
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for proc, points in sorted(res["series"].items()):
         if len(points) < max(2, n // 2):
             continue
