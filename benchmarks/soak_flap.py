@@ -45,7 +45,7 @@ from testbed.lab import Lab  # noqa: E402
 from testbed.procs import is_alive  # noqa: E402
 from testbed.scenario.model import LinkDown  # noqa: E402
 from testbed.scenario.run import run_scenario  # noqa: E402
-from testbed.soak import Flap, excess_failures, excess_gaps, log_problems, trend  # noqa: E402
+from testbed.soak import Flap, excess_failures, excess_gaps, flap_of, log_problems, trend  # noqa: E402
 from testbed.supervise import restarts  # noqa: E402
 
 WARMUP_S = 5.0  # traffic runs this long before the first flap
@@ -201,9 +201,9 @@ class Soak:
             excess += [asdict(e) for e in ex]
             worst = {}
             for g in fr.gaps:  # the longest gap each flap caused: the flow's measured outage per flap
-                for i, fl in enumerate(flaps):
-                    if fl.down - LEAD_S <= g.start <= fl.up + rec:
-                        worst[i] = max(worst.get(i, 0.0), g.duration)
+                fl = flap_of(g.start, flaps, LEAD_S, rec)
+                if fl is not None:
+                    worst[flaps.index(fl)] = max(worst.get(flaps.index(fl), 0.0), g.duration)
             flows.append({"name": fr.name, "kind": fr.kind, "src": fr.src, "dst": fr.dst, "gaps": len(fr.gaps),
                           "max_gap_ms": round(fr.max_gap_ms, 1), "lost": fr.lost, "sent": fr.sent,
                           "connections_broken": fr.connections_broken, "attempts_ok": fr.attempts_ok,

@@ -55,8 +55,9 @@ class Trend:
 
 
 def flap_of(t: float, flaps: Sequence[Flap], lead: float, recover: float) -> Flap | None:
-    """The flap whose window holds instant ``t``, if any."""
-    return next((f for f in flaps if f.down - lead <= t <= f.up + recover), None)
+    """The latest flap whose window holds instant ``t``, if any (windows overlap when flaps come faster than
+    the recovery: a gap that starts as a new flap begins is that flap's)."""
+    return next((f for f in reversed(flaps) if f.down - lead <= t <= f.up + recover), None)
 
 
 def excess_gaps(flow: str, gaps: Iterable[tuple[float, float, bool]], flaps: Sequence[Flap], lead: float,

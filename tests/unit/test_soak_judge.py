@@ -18,6 +18,12 @@ def test_a_gap_outside_every_window_or_outlasting_it_or_open_is_loss():
     assert ex[1].why.startswith("outlasts its flap (up at 8.0 s) by 6.5 s")
 
 
+def test_overlapping_windows_judge_a_gap_by_the_flap_it_starts_in():
+    fast = [Flap(5.5, 7.5), Flap(13.5, 15.5)]  # 8 s period: the first window (up + 6 s) reaches past 13.0
+    assert excess_gaps("f", [(13.0, 16.4, False)], fast, lead=2.0, recover=6.0) == []
+    assert len(excess_gaps("f", [(13.0, 22.0, False)], fast, lead=2.0, recover=6.0)) == 1
+
+
 def test_start_up_gaps_before_the_first_flap_are_not_judged():
     assert excess_gaps("f", [(0.0, 1.5, False)], FLAPS, 1.0, 6.0, since=3.0) == []
     assert len(excess_gaps("f", [(0.0, 3.5, False)], FLAPS, 1.0, 6.0, since=3.0)) == 1
