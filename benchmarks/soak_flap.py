@@ -303,7 +303,9 @@ def report(res: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="example: sudo .venv/bin/python benchmarks/soak_flap.py --minutes 60 "
+                                        "(about 2 h: both labs); --minutes 0.5 --labs default --no-trend: a minute")
     ap.add_argument("--minutes", type=float, default=60.0, help="minutes of traffic per lab (default 60)")
     ap.add_argument("--labs", default="default,shim", help=f"comma-separated, of: {', '.join(LABS)}")
     ap.add_argument("--sample-s", type=float, default=60.0, help="seconds between RSS samples (default 60)")
@@ -312,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prefix", default="rbfl", help="lab names: PREFIX + the lab's initial (<= 9 chars)")
     ap.add_argument("--no-trend", action="store_true", help="report the RSS trend but do not judge it "
                     "(runs too short to tell a leak from start-up growth)")
-    ap.add_argument("-o", "--out", default=str(REPO / "reports" / "soak-flap"))
+    ap.add_argument("-o", "--out", default=str(REPO / "reports" / "soak-flap"),
+                    help="folder for soak-flap.json, the PNGs and each lab's scenario report")
     args = ap.parse_args(argv)
     keys = [k.strip() for k in args.labs.split(",") if k.strip()]
     unknown = [k for k in keys if k not in LABS]
