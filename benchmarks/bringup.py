@@ -3,10 +3,13 @@
 Prints, for the default lab and generated labs of N sites (N = 1, 5, 20):
 - mhlab: time from `Lab.deploy` to "all BGP sessions Established, every ISP knows every aggregate" plus one
   end-to-end ping from each host address;
+- memory of the running lab: the sum of the RSS of its recorded processes (shared pages counted once per
+  process: an upper bound) and the drop of the host's MemAvailable (what the lab really costs, kernel
+  namespaces and veths included; noisy when other work runs), both per node;
 - raw: a straight-line script doing the same work with no orchestration (same namespaces, veths, addresses,
   FRR daemons and configs, polling until BGP is up, one ping) - the floor;
 - the ratio, and the time mhlab spent waiting for BGP (protocol time, in both columns).
-Run as root: `sudo .venv/bin/python benchmarks/bringup.py [--sizes 1,5,20] [--repeat 1]`.
+Run as root: `sudo .venv/bin/python benchmarks/bringup.py [--sizes 1,5,20] [--repeat 1] [--raw-max 50]`.
 """
 
 from __future__ import annotations
@@ -36,7 +39,30 @@ from testbed.topology import load_topology  # noqa: E402
 DEFAULT = Path(__file__).resolve().parent.parent / "topologies" / "two-isp-site.yaml"
 
 
-def mhlab_once(topo, name: str) -> tuple[float, float]:
+def mem_available_kb() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1])
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+FRR = ("zebra", "bgpd", "staticd", "bfdd", "ospf6d")
+
+
+def mhlab_once(topo, name: str) -> tuple[float, float, int, int, int]:
+    """Seconds to a converged, pinged lab; BGP convergence seconds; RSS sum and MemAvailable drop (kB); RSS
+    of the FRR daemons (kB)."""
+    avail0 = mem_available_kb()
     t0 = time.monotonic()
     lab = Lab.deploy(topo, name=name)
     try:
@@ -46,7 +72,11 @@ def mhlab_once(topo, name: str) -> tuple[float, float]:
                     srv = next(h.name for h in lab.net.hosts() if h.owner not in {s.name for s in lab.topology.sites})
                     assert ping(lab, host.name, addrs[0], lab.plan.address(srv)), "end-to-end ping failed"
                 break  # one host per lab is enough to prove end-to-end reachability
-        return time.monotonic() - t0, lab.timings["wait for BGP convergence"]
+        elapsed = time.monotonic() - t0
+        procs = lab.rundir.procs()
+        rss = sum(rss_kb(rec.pid) for rec in procs)
+        frr = sum(rss_kb(rec.pid) for rec in procs if rec.name in FRR)
+        return elapsed, lab.timings["wait for BGP convergence"], rss, avail0 - mem_available_kb(), frr
     finally:
         lab.destroy()
 
@@ -83,7 +113,7 @@ def raw_once(topo) -> float:
                 d = node_dir(root, spec.name)
                 subprocess.run(["chown", "-R", "frr:frr", str(d)], check=True)
                 for daemon in spec.frr_daemons:
-                    procs.append(nodes[spec.name].popen(daemon_argv(daemon, d, d)))
+                    procs.append(nodes[spec.name].popen(daemon_argv(daemon, d, d, len(spec.bgp.neighbors) if spec.bgp else 0)))
                     if daemon == "zebra":
                         while not (d / "zserv.api").exists():
                             time.sleep(0.005)
@@ -115,21 +145,36 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1,5,20", help="generated labs with this many sites (comma list)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per lab (median reported)")
+    ap.add_argument("--raw-max", type=int, default=50,
+                    help="run the straight-line baseline only for labs of up to this many sites (it is slow)")
+    ap.add_argument("--no-default", action="store_true", help="skip the default two-isp-site lab")
+    ap.add_argument("--prefix", default="bench", help="lab names: PREFIX + run number")
     args = ap.parse_args()
-    labs = [("two-isp-site (default)", load_topology(DEFAULT))]
-    labs += [(f"{n} sites x 2 ISPs", n_sites(n, mechanism="sadr-static")) for n in map(int, args.sizes.split(","))]
-    print(f"{'lab':<24} {'nodes':>5} {'mhlab s':>8} {'raw s':>7} {'ratio':>6} {'BGP conv s':>10}")
-    for label, topo in labs:
-        nodes = len(build_netplan(topo).nodes)
-        m, conv, r = [], [], []
+    labs = [] if args.no_default else [("two-isp-site (default)", load_topology(DEFAULT), 0)]
+    labs += [(f"{n} sites x 2 ISPs", n_sites(n, mechanism="sadr-static"), n) for n in map(int, args.sizes.split(","))]
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'lab':<24} {'nodes':>5} {'mhlab s':>8} {'raw s':>7} {'ratio':>6} {'BGP conv s':>10} "
+          f"{'ms/node':>7} {'RSS MB/node':>11} {'MemAvail MB/node':>16} {'FRR MB/router':>13}")
+    for label, topo, sites in labs:
+        net = build_netplan(topo)
+        nodes, routers = len(net.nodes), sum(1 for n in net.routers() if n.frr_daemons)
+        m, conv, rss, avail, frr, r = [], [], [], [], [], []
         for i in range(args.repeat):
-            total, c = mhlab_once(topo, f"bench{i}")
+            total, c, rss_kb_sum, avail_kb, frr_kb = mhlab_once(topo, f"{args.prefix}{i}")
+            frr.append(frr_kb)
             m.append(total)
             conv.append(c)
-            r.append(raw_once(topo))
-        mm, rr = statistics.median(m), statistics.median(r)
-        print(f"{label:<24} {nodes:>5} {mm:>8.2f} {rr:>7.2f} {mm / rr:>6.2f} {statistics.median(conv):>10.2f}",
-              flush=True)
+            rss.append(rss_kb_sum)
+            avail.append(avail_kb)
+            if sites <= args.raw_max:
+                r.append(raw_once(topo))
+        mm = statistics.median(m)
+        raw = f"{statistics.median(r):>7.2f} {mm / statistics.median(r):>6.2f}" if r else f"{'-':>7} {'-':>6}"
+        print(f"{label:<24} {nodes:>5} {mm:>8.2f} {raw} {statistics.median(conv):>10.2f} "
+              f"{1000 * mm / nodes:>7.1f} {statistics.median(rss) / 1024 / nodes:>11.2f} "
+              f"{statistics.median(avail) / 1024 / nodes:>16.2f} "
+              f"{statistics.median(frr) / 1024 / max(routers, 1):>13.2f}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     print("\nmhlab = Lab.deploy until BGP converged + end-to-end ping; raw = the same bring-up as a straight-line "
           "script with no journal, checks or records.")
     return 0

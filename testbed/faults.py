@@ -87,6 +87,31 @@ def resolve_link(lab: Lab, ref: Any) -> LinkEnds:
 def _set_link(lab: Lab, ends: list[End], state: str) -> None:
     for e in ends:
         lab[e.node].run(["ip", "link", "set", "dev", e.ifname, state], check=True)
+    if state == "up":
+        for e in ends:
+            _reinstate_routes(lab, e)
+
+
+def _reinstate_routes(lab: Lab, end: End) -> None:
+    """Put back the node's rendered kernel routes through ``end`` after the interface comes up again.
+
+    Setting an interface down makes the kernel delete every IPv6 route through it (keep_addr_on_down keeps
+    the addresses, not the routes), so without this a link that went down and up again would leave, say,
+    sadr-static's ``::/0 from P via ISP dev ispa`` gone for good - a flap would break the site for ever,
+    where a router reinstates the static routes of its configuration when the interface returns.  The
+    routes are the node's own ``setup.ip`` lines (``route add ... dev IFNAME``), re-added with ``replace``
+    so those still present are left as they are."""
+    setup = lab[end.node].dir / "setup.ip"
+    lines = routes_through(setup.read_text(), end.ifname) if setup.is_file() else []
+    if lines:
+        family = ["-family", lab.net.ip_family] if lab.net.ip_family else []  # as deploy ran setup.ip
+        lab[end.node].run(["ip", *family, "-force", "-batch", "-"], input="\n".join(lines) + "\n")
+
+
+def routes_through(setup_ip: str, ifname: str) -> list[str]:
+    """The ``route add`` lines of a rendered ``setup.ip`` that go out through ``ifname``, as ``route replace``."""
+    return [f"route replace {line.strip()[len('route add '):]}" for line in setup_ip.splitlines()
+            if line.strip().startswith("route add ") and f" dev {ifname} " in f"{line.rstrip()} "]
 
 
 def _links_of(lab: Lab, node: str, only_to: set[str] | None = None) -> list[LinkEnds]:

@@ -38,10 +38,20 @@ def check_frr(allow_untested: bool = False) -> str:
     return version
 
 
-def daemon_argv(daemon: str, confdir: Path, rundir: Path) -> list[str]:
-    """Foreground daemon with every path private to the node (no shared /var/run/frr, no TCP vty)."""
+def fd_limit(peers: int = 0) -> int:
+    """The file descriptors an FRR daemon is sized for (``--limit-fds``).  FRR allocates its event tables
+    for the process's whole RLIMIT_NOFILE (20,000 here, often 1,048,576): about 3 MB of RSS per daemon for
+    descriptors a router never opens.  A daemon needs a few dozen plus two per BGP peer (the connect and
+    the accepted socket); the slack keeps vtysh sessions and restarts well inside the limit."""
+    return 1024 + 4 * peers
+
+
+def daemon_argv(daemon: str, confdir: Path, rundir: Path, peers: int = 0) -> list[str]:
+    """Foreground daemon with every path private to the node (no shared /var/run/frr, no TCP vty), sized
+    for ``peers`` BGP sessions (see :func:`fd_limit`)."""
     argv = [str(daemon_path(daemon)), "-u", "frr", "-g", "frr", "-f", str(confdir / f"{daemon}.conf"),
-            "-i", str(rundir / f"{daemon}.pid"), "--vty_socket", str(rundir), "-P", "0"]
+            "-i", str(rundir / f"{daemon}.pid"), "--vty_socket", str(rundir), "-P", "0",
+            "--limit-fds", str(fd_limit(peers))]
     if daemon == "zebra":
         argv += ["-z", str(rundir / "zserv.api")]
     elif daemon == "bfdd":
@@ -51,9 +61,10 @@ def daemon_argv(daemon: str, confdir: Path, rundir: Path) -> list[str]:
     return argv
 
 
-def check_argv(daemon: str, confdir: Path) -> list[str]:
+def check_argv(daemon: str, confdir: Path, peers: int = 0) -> list[str]:
     """FRR's own dry run (-C) of a config; read its verdict with ``check_problems``."""
-    return [str(daemon_path(daemon)), "-C", "-u", "frr", "-g", "frr", "-f", str(confdir / f"{daemon}.conf")]
+    return [str(daemon_path(daemon)), "-C", "-u", "frr", "-g", "frr", "--limit-fds", str(fd_limit(peers)),
+            "-f", str(confdir / f"{daemon}.conf")]
 
 
 # FRR 8.4's dry run exits 0 on a line it cannot parse and only logs it ("No such command on config line

@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -42,6 +43,8 @@ from .wait import wait_until
 # FRR's compiled-in vty directory (``--localstatedir=/var/run/frr`` in Debian's build): a router's own run
 # folder is bind-mounted there inside the node, so a plain `vtysh` in the node talks to the node's daemons
 FRR_VTY_DIR = "/run/frr"
+CHECKS_AT_ONCE = 16  # FRR dry runs at once: each loads FRR (~16 MB) and mostly waits; a 50-site lab has 206
+CHECK_TIMEOUT = 120  # s for one dry run, a safety bound only (a 250-peer bgpd config: 13 s at load 24)
 
 Progress = Callable[[str], None]
 
@@ -217,7 +220,8 @@ class _Builder:
     def __init__(self, lab: Lab, progress: Progress) -> None:
         self.lab, self.progress = lab, progress
         self.mn: dict[str, Node] = {}
-        self.checks: list[tuple[str, str, subprocess.Popen]] = []
+        self.checks: list[tuple[str, str, Future]] = []
+        self.checker: ThreadPoolExecutor | None = None
 
     def step(self, label: str, fn, *args) -> None:
         t0 = time.monotonic()
@@ -237,10 +241,8 @@ class _Builder:
         finally:
             for node in self.mn.values():  # the anchors hold the namespaces; the build shells can go
                 node.terminate()
-            if sys.exc_info()[0] is not None:
-                for _, _, proc in self.checks:
-                    proc.kill()
-                    proc.wait()
+            if sys.exc_info()[0] is not None and self.checker is not None:
+                self.checker.shutdown(cancel_futures=True)  # the few under way finish (a dry run is short)
         self.step("start FRR", self.start_frr)
         self.step("start services", self.start_services)
         for hook in self.lab.net.hooks:
@@ -350,33 +352,43 @@ class _Builder:
 
     def check_configs(self) -> None:
         """FRR's dry runs of every rendered config, started in the background right after rendering: they
-        need no namespace, so they overlap with building the nodes and links; ``start_frr`` collects them."""
+        need no namespace, so they overlap with building the nodes and links; ``start_frr`` collects them.
+        A bounded number at once, the largest configs (most BGP peers) first: all at once, a 50-site lab
+        started 206 FRR processes together and the machine spent its time swapping between them."""
         rd = self.lab.rundir.path
-        for spec in self.lab.net.routers():
+        self.checker = ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE, thread_name_prefix="frr-check")
+        for spec in sorted(self.lab.net.routers(), key=_peers, reverse=True):
             if spec.frr_daemons:  # FRR runs as frr: the dry run opens the config's log file as well
                 os.chown(node_dir(rd, spec.name), *_frr_ids())
             for daemon in spec.frr_daemons:
-                self.checks.append((spec.name, daemon, subprocess.Popen(check_argv(daemon, node_dir(rd, spec.name)),
-                                                                          stdout=subprocess.PIPE,
-                                                                          stderr=subprocess.STDOUT, text=True)))
+                argv = check_argv(daemon, node_dir(rd, spec.name), _peers(spec))
+                self.checks.append((spec.name, daemon, self.checker.submit(
+                    subprocess.run, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                    timeout=CHECK_TIMEOUT)))
 
     def start_frr(self) -> None:
         routers = [n for n in self.lab.net.routers() if n.frr_daemons]
         bad = []
         checks, self.checks = self.checks, []
-        for router, daemon, proc in checks:
-            out, _ = proc.communicate(timeout=30)
-            bad += [f"{router}/{daemon}.conf: {problem}" for problem in check_problems(proc.returncode, out)]
+        for router, daemon, future in checks:
+            try:
+                res = future.result()
+            except subprocess.TimeoutExpired:
+                bad.append(f"{router}/{daemon}.conf: FRR's dry run took longer than {CHECK_TIMEOUT} s")
+                continue
+            bad += [f"{router}/{daemon}.conf: {problem}" for problem in check_problems(res.returncode, res.stdout)]
+        if self.checker is not None:
+            self.checker.shutdown()
         if bad:
             raise LabError("FRR rejected a rendered config (see `mhlab render`):\n" + "\n".join(bad))
         for spec in routers:  # zebra first everywhere, then the protocol daemons that connect to it
             handle = self.lab.nodes[spec.name]
-            handle.spawn("zebra", daemon_argv("zebra", handle.dir, handle.dir))
+            handle.spawn("zebra", daemon_argv("zebra", handle.dir, handle.dir, _peers(spec)))
         _wait_paths([self.lab.nodes[s.name].dir / "zserv.api" for s in routers], 10, "zebra's zserv socket")
         for spec in routers:
             handle = self.lab.nodes[spec.name]
             for daemon in spec.frr_daemons[1:]:
-                handle.spawn(daemon, daemon_argv(daemon, handle.dir, handle.dir))
+                handle.spawn(daemon, daemon_argv(daemon, handle.dir, handle.dir, _peers(spec)))
         _wait_paths([self.lab.nodes[s.name].dir / f"{d}.vty" for s in routers for d in s.frr_daemons], 10,
                     "FRR vty sockets")
 
@@ -436,6 +448,11 @@ def _start_supervisor(lab: Lab) -> None:
                                 cwd=Path(__file__).resolve().parent.parent)
     lab.rundir.record(ProcRecord("lab", "supervisor", proc.pid, start_time(proc.pid) or 0,
                                  tuple(proc.args)).as_dict())
+
+
+def _peers(spec) -> int:
+    """BGP sessions of a router (what its FRR daemons are sized for, see ``frr.fd_limit``)."""
+    return len(spec.bgp.neighbors) if spec.bgp else 0
 
 
 def _node_argv(argv: list[str], node_dir: Path) -> list[str]:

@@ -57,7 +57,7 @@ def test_cli_inspect_and_exec(lab):
     addrs = [a.split("/")[0] for i in h1["interfaces"] for a in i["addresses"]]
     assert sorted(addrs) == sorted(a for v in lab.plan.addresses("h1").values() for a in v)
     ra = next(n for n in data["nodes"] if n["name"] == "ra")
-    assert {p["name"] for p in ra["processes"] if p["running"]} >= {"zebra", "bgpd", "staticd"}
+    assert {p["name"] for p in ra["processes"] if p["running"]} >= {"zebra", "bgpd"}
     res = subprocess.run(base + ["exec", lab.name, "h1", "--", "ip", "-6", "-o", "addr", "show", "dev", "lan"],
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 0 and lab.plan.address("h1", "ispb") in res.stdout

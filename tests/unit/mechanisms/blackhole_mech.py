@@ -1,5 +1,5 @@
 """A mechanism that lives outside the package, to prove a new one is one file: it drops the traffic to some
-prefixes at the site's routers (a ``blackhole`` route each, anchored in staticd)."""
+prefixes at the site's routers (a ``blackhole`` kernel route each)."""
 
 from __future__ import annotations
 

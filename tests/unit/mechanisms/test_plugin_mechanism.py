@@ -50,7 +50,8 @@ def test_parse_plan_and_render(tmp_path):
     assert not [r for r in net.nodes["ra"].routes if r.dst == "2001:db8:dead::/48"]
     assert net.fault_defaults == {"loss": {"percent": 1}}
     render(net, tmp_path / "out")
-    assert "ipv6 route 2001:db8:dead::/48 blackhole" in (tmp_path / "out/nodes/rb/staticd.conf").read_text()
+    assert "route add blackhole 2001:db8:dead::/48" in (tmp_path / "out/nodes/rb/setup.ip").read_text()
+    assert not (tmp_path / "out/nodes/rb/staticd.conf").exists(), "no staticd: anchors are kernel routes"
 
 
 @pytest.mark.parametrize("options,field,words", [

@@ -1,0 +1,116 @@
+"""What a long run under a flapping link is judged by (pure: benchmarks/soak_flap.py measures, this decides).
+
+- Loss only inside each flap's window: every gap of a flow, and every failed new-connection attempt, must
+  fall inside ``[down - lead, up + recover]`` of one flap - the link was down, and the lab had ``recover``
+  seconds after it came back (BGP re-established, TCP's backed-off retransmission, the shim's probes) to
+  carry the flow again.  A gap elsewhere, one that outlasts its window, or one never closed is a loss beyond
+  the flap.
+- No growth of any process's memory beyond noise: the least-squares slope of its RSS over the run, times the
+  run's length, against the larger of an absolute floor, a share of its median RSS and three residual
+  standard deviations.  Allocator rounding and FRR's table growth at start-up are noise; a leak of a few kB
+  per flap over an hour is not.
+- No exception in any daemon's or agent's log.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+NOISE_FLOOR_KB = 512.0  # below this no growth counts: page-granular RSS moves by a few pages at random
+NOISE_SHARE = 0.02  # ... nor within 2 % of the process's median RSS
+NOISE_SIGMAS = 3.0  # ... nor within three residual standard deviations of the fitted line
+PROBLEM = re.compile(r"Traceback \(most recent call last\)|\bException\b|Segmentation fault|core dumped|"
+                     r"Received signal \d+|\bBacktrace\b|\bassert(ion)? failed", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Flap:
+    """One down/up cycle of the flapped link, in seconds relative to the run's time 0."""
+
+    down: float
+    up: float
+
+
+@dataclass(frozen=True)
+class Excess:
+    """A loss that no flap's window explains."""
+
+    flow: str
+    start: float
+    end: float | None  # None: never recovered
+    why: str
+
+
+@dataclass(frozen=True)
+class Trend:
+    samples: int
+    slope_kb_per_min: float
+    growth_kb: float  # slope x the sampled span
+    noise_kb: float
+    grows: bool
+
+
+def flap_of(t: float, flaps: Sequence[Flap], lead: float, recover: float) -> Flap | None:
+    """The latest flap whose window holds instant ``t``, if any (windows overlap when flaps come faster than
+    the recovery: a gap that starts as a new flap begins is that flap's)."""
+    return next((f for f in reversed(flaps) if f.down - lead <= t <= f.up + recover), None)
+
+
+def excess_gaps(flow: str, gaps: Iterable[tuple[float, float, bool]], flaps: Sequence[Flap], lead: float,
+                recover: float, since: float = 0.0) -> list[Excess]:
+    """Gaps ``(start, end, open)`` of one flow not inside one flap's window; gaps that end before ``since``
+    (the flows' start-up, before the first flap) are not judged."""
+    out = []
+    for start, end, is_open in gaps:
+        if not is_open and end < since:
+            continue
+        f = flap_of(start, flaps, lead, recover)
+        if is_open:
+            out.append(Excess(flow, start, None, "never recovered"))
+        elif f is None:
+            out.append(Excess(flow, start, end, "no flap explains it"))
+        elif end > f.up + recover:
+            out.append(Excess(flow, start, end, f"outlasts its flap (up at {f.up:.1f} s) by {end - f.up:.1f} s"))
+    return out
+
+
+def excess_failures(flow: str, attempts: Iterable[tuple[float, bool]], flaps: Sequence[Flap], lead: float,
+                    recover: float, since: float = 0.0) -> list[Excess]:
+    """Failed new-connection attempts ``(t, ok)`` started outside every flap's window."""
+    return [Excess(flow, t, t, "a new connection failed outside every flap's window")
+            for t, ok in attempts if not ok and t >= since and flap_of(t, flaps, lead, recover) is None]
+
+
+def trend(minutes: Sequence[float], rss_kb: Sequence[float]) -> Trend:
+    """Least-squares growth of one process's RSS and whether it exceeds the noise (see the module doc)."""
+    n = len(minutes)
+    if n < 3:
+        return Trend(n, 0.0, 0.0, 0.0, False)
+    mt, mr = statistics.fmean(minutes), statistics.fmean(rss_kb)
+    sxx = sum((t - mt) ** 2 for t in minutes)
+    slope = sum((t - mt) * (r - mr) for t, r in zip(minutes, rss_kb)) / sxx if sxx else 0.0
+    resid = [r - (mr + slope * (t - mt)) for t, r in zip(minutes, rss_kb)]
+    sigma = statistics.pstdev(resid)
+    growth = slope * (max(minutes) - min(minutes))
+    noise = max(NOISE_FLOOR_KB, NOISE_SHARE * statistics.median(rss_kb), NOISE_SIGMAS * sigma)
+    return Trend(n, round(slope, 2), round(growth, 1), round(noise, 1), growth > noise)
+
+
+def log_problems(paths: Iterable[Path], limit: int = 20) -> list[str]:
+    """``file:line: text`` of every line that reports an exception or a crash (at most ``limit``)."""
+    out: list[str] = []
+    for path in sorted(paths):
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for i, line in enumerate(lines, 1):
+            if PROBLEM.search(line):
+                out.append(f"{path}:{i}: {line.strip()[:200]}")
+                if len(out) >= limit:
+                    return out
+    return out

@@ -1,0 +1,65 @@
+"""How a soak under a flapping link is judged: loss only inside a flap's window, RSS trend against noise,
+exceptions in logs."""
+
+from testbed.soak import Flap, excess_failures, excess_gaps, log_problems, trend
+
+FLAPS = [Flap(5.0, 8.0), Flap(15.0, 18.0)]
+
+
+def test_gaps_inside_their_flap_window_are_fine():
+    gaps = [(4.9, 9.5, False), (15.2, 23.9, False)]
+    assert excess_gaps("f", gaps, FLAPS, lead=1.0, recover=6.0) == []
+
+
+def test_a_gap_outside_every_window_or_outlasting_it_or_open_is_loss():
+    gaps = [(14.2, 14.4, False), (5.1, 14.5, False), (16.0, 30.0, True)]
+    ex = excess_gaps("f", gaps, FLAPS, lead=0.5, recover=6.0)
+    assert [e.why.split(" ")[0] for e in ex] == ["no", "outlasts", "never"]
+    assert ex[1].why.startswith("outlasts its flap (up at 8.0 s) by 6.5 s")
+
+
+def test_overlapping_windows_judge_a_gap_by_the_flap_it_starts_in():
+    fast = [Flap(5.5, 7.5), Flap(13.5, 15.5)]  # 8 s period: the first window (up + 6 s) reaches past 13.0
+    assert excess_gaps("f", [(13.0, 16.4, False)], fast, lead=2.0, recover=6.0) == []
+    assert len(excess_gaps("f", [(13.0, 22.0, False)], fast, lead=2.0, recover=6.0)) == 1
+
+
+def test_start_up_gaps_before_the_first_flap_are_not_judged():
+    assert excess_gaps("f", [(0.0, 1.5, False)], FLAPS, 1.0, 6.0, since=3.0) == []
+    assert len(excess_gaps("f", [(0.0, 3.5, False)], FLAPS, 1.0, 6.0, since=3.0)) == 1
+
+
+def test_failed_attempts_count_only_outside_the_windows():
+    attempts = [(4.5, False), (9.0, True), (12.0, False), (13.9, False), (20.0, False)]
+    ex = excess_failures("p", attempts, FLAPS, lead=1.0, recover=6.0)
+    assert [e.start for e in ex] == []  # 12.0 and 13.9 are within up+6 of the first flap
+    ex = excess_failures("p", attempts, FLAPS, lead=1.0, recover=2.0)
+    assert [e.start for e in ex] == [12.0, 13.9]
+
+
+def test_flat_and_noisy_memory_does_not_grow():
+    minutes = list(range(1, 61))
+    flat = [30000 + (37 * i) % 300 for i in minutes]  # +-150 kB of page noise
+    assert not trend(minutes, flat).grows
+    startup = [20000 + min(i, 3) * 100 for i in minutes]  # a little growth that stops
+    assert not trend(minutes, startup).grows
+
+
+def test_a_steady_leak_grows():
+    minutes = list(range(1, 61))
+    leak = [30000 + 20 * i + (37 * i) % 200 for i in minutes]  # 20 kB a minute: 1.2 MB an hour
+    t = trend(minutes, leak)
+    assert t.grows and 18 < t.slope_kb_per_min < 22 and t.growth_kb > t.noise_kb
+
+
+def test_too_few_samples_say_nothing():
+    assert not trend([1, 2], [1000, 90000]).grows
+
+
+def test_log_problems_name_file_and_line(tmp_path):
+    (tmp_path / "agent.log").write_text("started\nTraceback (most recent call last):\n  File x\n")
+    (tmp_path / "bgpd.log").write_text("2026/12/01 BGP: Received signal 11 at 1700000000 (si_addr 0x0)\n")
+    (tmp_path / "ok.log").write_text("neighbor up\nconnection error: timeout\n")
+    found = log_problems(tmp_path.glob("*.log"))
+    assert [f.split(":")[1] for f in found] == ["2", "1"]
+    assert found[0].startswith(str(tmp_path / "agent.log"))
