@@ -32,11 +32,11 @@ from ..netplan import Hook, NetPlan, NodeFile, Process
 from ..wait import wait_until
 from . import _sadr_domain as dom
 from .contract import Mechanism, Options, Readiness
+from .sadr_static import LAST_RESORT_METRIC
 
 BABELD = "/usr/sbin/babeld"
 SOCKET = "{node_dir}/babeld.sock"
 BGP_PROTO = 186  # RTPROT_BGP: how zebra installs bgpd's routes
-LAST_RESORT_METRIC = 4294967295
 CONVERGE_TIMEOUT = 60.0
 
 

@@ -82,8 +82,23 @@ def _validate(topo, site, options) -> list:
     return []
 
 
+# the last resort of every "from P" lookup: a route through a link that went down is deleted by the kernel,
+# and without this the packet falls through to the destination-only default and leaves by another ISP
+LAST_RESORT_METRIC = 4294967295
+
+
+def last_resort(net, site) -> None:
+    """On every router of ``site``: ``unreachable ::/0 from P`` for each site prefix, at the worst metric,
+    so a packet from P whose route is gone (its next hop's link down) gets an ICMPv6 unreachable at once
+    instead of leaving by another ISP's exit (the fall-through trap; sadr-igp and sadr-bgp close it too)."""
+    for router in net.topology.site_routers(site):
+        net.nodes[router].ip_commands += [f"route add unreachable ::/0 from {p} metric {LAST_RESORT_METRIC}"
+                                          for p in net.plan.site_prefixes[site.name].values()]
+
+
 def _apply(net, site, options) -> None:
     route_by_source(net, site)
+    last_resort(net, site)
     m, r, e, configured = static_route_count(net, site)
     net.notes.append(f"site {site.name}: sadr-static - {m} prefixes x {r} routers x {e} external destination = "
                      f"{m * r * e} source-specific routes (thesis 6.2.2.1: m*r*e, (m-1)*r*e = {(m - 1) * r * e} "
