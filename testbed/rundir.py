@@ -23,6 +23,29 @@ def run_root(explicit: str | Path | None = None) -> Path:
     return Path(explicit or os.environ.get("MHLAB_RUN_ROOT") or DEFAULT_ROOT)
 
 
+def append_record(journal: Path, entry: dict) -> None:
+    """One JSON line, on disk before the side effect it announces (fsync): a crash never hides one."""
+    with open(journal, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_records(journal: Path) -> list[dict]:
+    """A journal's entries in order; a torn last line (a crash mid-write) is skipped."""
+    try:
+        lines = journal.read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -71,23 +94,10 @@ class RunDir:
         self.write_meta({**self.meta(), **fields})
 
     def record(self, entry: dict) -> None:
-        with open(self.journal, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_record(self.journal, entry)
 
     def records(self) -> list[dict]:
-        try:
-            lines = self.journal.read_text().splitlines()
-        except OSError:
-            return []
-        out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue  # a torn last line after a crash
-        return out
+        return read_records(self.journal)
 
     def procs(self) -> list[ProcRecord]:
         return [ProcRecord.from_dict(r) for r in self.records() if r.get("kind") == "proc"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from ..procs import start_time, stop_all
+from ..rundir import append_record, read_records
 from ..wait import wait_until
 
 STATE_ROOT = Path("/run/mhlab-netns-servers")
@@ -46,15 +46,10 @@ class Servers:
         self.journal = self.dir / "journal.jsonl"
 
     def record(self, entry: dict) -> None:
-        with open(self.journal, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_record(self.journal, entry)
 
     def records(self) -> list[dict]:
-        if not self.journal.exists():
-            return []
-        return [json.loads(line) for line in self.journal.read_text().splitlines() if line.strip()]
+        return read_records(self.journal)
 
     @property
     def ctl(self) -> str:

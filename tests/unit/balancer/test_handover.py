@@ -59,13 +59,19 @@ def request(seq: int) -> bytes:
     return AppPayload(PROTO_DATAGRAM, 4000, 5000, RepliableDatagram.signed_by(CLIENT, b"probe %d" % seq).to_bytes()).to_bytes()
 
 
-def test_echo_backend_sends_a_signed_handover_datagram_via_the_survivor() -> None:
+def _a_client_heard_through_r1() -> tuple[list[float], EchoBackend, Sender, Sender]:
+    """A backend with r1 published and r2 up but unpublished, after a client's request came in by r1."""
     clock = [10.0]
     backend = EchoBackend(KEYS, clock=lambda: clock[0])
     r1, r2 = Sender("r1"), Sender("r2")
     backend.router_state(r1, True, True)
     backend.router_state(r2, True, False)
     backend.deliver(r1, request(1))
+    return clock, backend, r1, r2
+
+
+def test_echo_backend_sends_a_signed_handover_datagram_via_the_survivor() -> None:
+    clock, backend, r1, r2 = _a_client_heard_through_r1()
     assert len(r1.sent) == 1 and backend.replied["r1"] == 1
     backend.router_state(r1, False, False)
     clock[0] = 12.0
@@ -93,12 +99,7 @@ def test_other_routers_look_a_client_up_in_advance() -> None:
 
 
 def test_echo_backend_has_survivors_cache_the_clients_leaseset() -> None:
-    clock = [10.0]
-    backend = EchoBackend(KEYS, clock=lambda: clock[0])
-    r1, r2 = Sender("r1"), Sender("r2")
-    backend.router_state(r1, True, True)
-    backend.router_state(r2, True, False)
-    backend.deliver(r1, request(1))
+    clock, backend, r1, r2 = _a_client_heard_through_r1()
     backend.tick()
     assert r2.lookups == [CLIENT.destination] and r1.lookups == []
     backend.router_state(r2, False, False)
