@@ -80,10 +80,15 @@ def cmd_start(args) -> int:
     return 0
 
 
-def cmd_check(args) -> int:
+def _attached(args):
+    """The exercise, the student and the student's running lab of it, as the verbs' arguments name them."""
     ex = catalog.exercise(args.number, args.course)
     student = session.student_name(args.student)
-    lab = session.attach(ex, student, args.prefix, args.run_root)
+    return ex, student, session.attach(ex, student, args.prefix, args.run_root)
+
+
+def cmd_check(args) -> int:
+    ex, student, lab = _attached(args)
     results = grade(ex, lab, _read_answers(_answers_path(args, ex)))
     print(report.to_json(ex, lab.name, student, results) if args.json else report.table(ex, lab.name, student, results))
     got, out_of = report.total(results)
@@ -100,9 +105,7 @@ def cmd_hint(args) -> int:
 
 
 def cmd_solve(args) -> int:
-    ex = catalog.exercise(args.number, args.course)
-    student = session.student_name(args.student)
-    lab = session.attach(ex, student, args.prefix, args.run_root)
+    ex, student, lab = _attached(args)
     answers = session.apply_solution(ex, lab)
     path = _answers_path(args, ex)
     if answers:
