@@ -13,7 +13,8 @@ import pytest
 
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if _WORKER and "MHLAB_RUN_ROOT" not in os.environ:
-    os.environ["MHLAB_RUN_ROOT"] = f"/run/mhlab-ci/{_WORKER}"
+    # $MHLAB_CI_RUN_BASE lets two whole-suite runs on one machine keep apart (default /run/mhlab-ci)
+    os.environ["MHLAB_RUN_ROOT"] = f"{os.environ.get('MHLAB_CI_RUN_BASE', '/run/mhlab-ci')}/{_WORKER}"
 
 
 LAB_RERUNS = 1
