@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agents.marks import SOURCE_CHOSEN
 from agents.shim import bpfload
 
 Address = ipaddress.IPv6Address
@@ -44,11 +45,11 @@ BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
 SO_MARK = 36
 DEFAULT_MARK = 0x65780000  # on our copies and RSTs: the programs let them pass untouched
 ROUTE_PROTO = "199"        # marks our route hints (`ip -6 route show proto 199`)
-F_RACING, F_DIRECT, F_REWRITTEN, F_TIMED, F_CLAIMED, F_CACHED = 1, 2, 3, 4, 5, 6
+F_RACING, F_DIRECT, F_REWRITTEN, F_TIMED, F_CLAIMED, F_CACHED, F_CHOSEN, F_CHOSEN_OK = 1, 2, 3, 4, 5, 6, 7, 8
 FLOW_STATES = {F_RACING: "racing", F_DIRECT: "direct", F_REWRITTEN: "rewritten", F_TIMED: "timed",
-               F_CLAIMED: "claimed", F_CACHED: "cached"}
+               F_CLAIMED: "claimed", F_CACHED: "cached", F_CHOSEN: "chosen", F_CHOSEN_OK: "chosen-answered"}
 STAT_NAMES = ("races", "copies", "copy_failed", "rewritten_out", "rewritten_in", "loser_dropped",
-              "loser_to_kernel", "icmp_dropped")
+              "loser_to_kernel", "icmp_dropped", "chosen_kept", "chosen_raced")
 FKEY = struct.Struct("<16s16s2s2sB3x")   # ports stay in network order, as the program stores them
 FLOW = struct.Struct("<16sQQI4x")
 
@@ -129,6 +130,7 @@ class KernelPath:
     devices: tuple[str, ...] = ()
     mark: int = DEFAULT_MARK
     route_hints: bool = True
+    chosen_mark: int = SOURCE_CHOSEN
     obj: bpfload.BpfObject | None = None
     links: list[int] = field(default_factory=list)
     hinted: set[Address] = field(default_factory=set)
@@ -145,8 +147,9 @@ class KernelPath:
             raise DataPathError(19, "no network device to attach to")
         with tempfile.TemporaryDirectory(prefix="exitpath-bpf-") as workdir:
             self.obj = bpfload.load_object(compile_object(Path(workdir)))
-        config = struct.pack("<II", len(self.sources), self.mark) + b"".join(s.packed for s in self.sources)
-        self.obj.maps["config"].update(struct.pack("<I", 0), config.ljust(8 + 16 * MAX_SOURCES, b"\0"))
+        sources = b"".join(s.packed for s in self.sources).ljust(16 * MAX_SOURCES, b"\0")
+        config = struct.pack("<II", len(self.sources), self.mark) + sources + struct.pack("<I", self.chosen_mark)
+        self.obj.maps["config"].update(struct.pack("<I", 0), config)
         try:
             for dev in devices:
                 index = socket.if_nametoindex(dev)

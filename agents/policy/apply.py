@@ -7,7 +7,10 @@
   written in place over the file bind-mounted on /etc/gai.conf; glibc rereads it when its mtime changes.
 - port rows: the source was chosen when the socket connected, by address only, so an nftables SNAT rule per
   row rewrites the source of new connections to that port to the host's address in the row's source prefix
-  (the address whose label is the row's).  Conntrack maps the replies back.
+  (the address whose label is the row's).  Conntrack maps the replies back.  The rule also marks the
+  connection's first packet ``SOURCE_CHOSEN`` (agents/marks.py), so an exit path agent on the same host
+  keeps that source instead of its cache's while it works.  A connection that already has the row's
+  source stops there, so a lower row cannot rewrite it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import ipaddress
 import json
 import subprocess
 from pathlib import Path
+
+from agents.marks import SOURCE_CHOSEN
 
 from .table import Policy
 
@@ -61,7 +66,10 @@ def nft_ruleset(policy: Policy, addresses: list[ipaddress.IPv6Address]) -> str:
             continue
         parts = [f"meta l4proto {PROTO_NAMES[proto]} th dport {lo}-{hi}"] if proto in PROTO_NAMES else []
         parts += [f"ip6 daddr {net}"] if net.prefixlen else []
-        rules.append("    " + " ".join(parts + [f"ip6 saddr != {src} counter snat ip6 to {src}"]))
+        # the row's packets say their source was chosen (agents/marks.py: the exit path keeps it);
+        # a connection that already has the row's source is done, the others get it
+        rules.append("    " + " ".join(parts + [f"meta mark set meta mark | {SOURCE_CHOSEN:#x} ip6 saddr {src} accept"]))
+        rules.append("    " + " ".join(parts + [f"counter snat ip6 to {src}"]))
     body = "\n".join(rules)
     return (f"table ip6 {NFT_TABLE} {{}}\ndelete table ip6 {NFT_TABLE}\n"
             f"table ip6 {NFT_TABLE} {{\n  chain out {{\n    type nat hook postrouting priority srcnat; "

@@ -27,6 +27,12 @@
  *
  * Packets the agent sends itself (RSTs) and the copies carry skb->mark == config.mark and are
  * let through untouched.
+ *
+ * An initial packet whose source was chosen on purpose (skb->mark has config.chosen_mark: a policy's
+ * SNAT rule set it, agents/marks.py) keeps its source whatever the cache says (flow state F_CHOSEN,
+ * no copies).  Only if it is sent again - no answer within TCP's initial retransmission timeout - is
+ * the flow raced from the retransmission on, like a destination without an entry; ICMPv6 errors about
+ * it are dropped meanwhile, so a dead ISP's "no route" cannot end the connection before the race.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -46,9 +52,13 @@
 
 /* F_CLAIMED: a copy's reply won the compare-and-swap and is writing its source (then F_REWRITTEN) */
 /* F_CACHED: a flow that started from another source than its destination's entry (step 2 by rewrite) */
-enum { F_RACING = 1, F_DIRECT = 2, F_REWRITTEN = 3, F_TIMED = 4, F_CLAIMED = 5, F_CACHED = 6 };
+/* F_CHOSEN: the source was chosen on purpose (config.chosen_mark); raced only if its SYN is sent again;
+ * F_CHOSEN_OK: such a flow was answered.  Neither teaches the cache: it holds the source the host would
+ * choose for a destination, and a chosen flow says nothing about that */
+enum { F_RACING = 1, F_DIRECT = 2, F_REWRITTEN = 3, F_TIMED = 4, F_CLAIMED = 5, F_CACHED = 6, F_CHOSEN = 7,
+       F_CHOSEN_OK = 8 };
 enum { S_RACES = 0, S_COPIES, S_COPY_FAILED, S_REWRITE_OUT, S_REWRITE_IN, S_LOSER_DROPPED, S_LOSER_TO_KERNEL,
-       S_ICMP_DROPPED, S_MAX = 8 };
+       S_ICMP_DROPPED, S_CHOSEN_KEPT, S_CHOSEN_RACED, S_MAX = 10 };
 
 /* Read by the loader: the daemon creates each map with these sizes. */
 struct map_def {
@@ -59,6 +69,7 @@ struct config {
 	__u32 nsources;
 	__u32 mark;
 	__u8 sources[MAX_SOURCES][16];
+	__u32 chosen_mark;	/* 0: no chosen sources */
 };
 struct centry {			/* value of cache: the exit path cache as the kernel sees it */
 	__u8 src[16];
@@ -252,6 +263,19 @@ static __always_inline void send_copies(struct __sk_buff *skb, struct parsed *p,
 		count(S_COPY_FAILED);
 }
 
+/* Step 3 for a flow: tell the agent (its timer, step 5) and send the copies. */
+static __always_inline void start_race(struct __sk_buff *skb, struct parsed *p, const struct config *cfg,
+				       struct fkey *k, __u64 now)
+{
+	struct race r = {};
+
+	addr_copy(r.src, k->local);
+	r.started_ns = now;
+	bpf_map_update_elem(&races, k->peer, &r, BPF_NOEXIST);
+	count(S_RACES);
+	send_copies(skb, p, cfg);
+}
+
 SEC("tc/egress")
 int ep_egress(struct __sk_buff *skb)
 {
@@ -270,7 +294,8 @@ int ep_egress(struct __sk_buff *skb)
 	syn = p.ip6.nexthdr == PROTO_TCP && (p.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 	fkey_of(&k, p.ip6.saddr.in6_u.u6_addr8, p.ip6.daddr.in6_u.u6_addr8, p.ports[0], p.ports[1], p.ip6.nexthdr);
 	f = bpf_map_lookup_elem(&flows, &k);
-	if (f && syn && (f->state == F_DIRECT || f->state == F_REWRITTEN || f->state == F_CACHED)) {
+	if (f && syn && (f->state == F_DIRECT || f->state == F_REWRITTEN || f->state == F_CACHED ||
+			 f->state == F_CHOSEN_OK)) {
 		bpf_map_delete_elem(&flows, &k);	/* a new connection on an old 4-tuple */
 		f = 0;
 	}
@@ -286,6 +311,9 @@ int ep_egress(struct __sk_buff *skb)
 				count(S_REWRITE_OUT);
 		} else if (f->state == F_RACING && syn) {
 			send_copies(skb, &p, cfg);	/* the SYN again: so are its copies */
+		} else if (syn && __sync_val_compare_and_swap(&f->state, F_CHOSEN, F_RACING) == F_CHOSEN) {
+			count(S_CHOSEN_RACED);	/* the chosen source got no answer in time */
+			start_race(skb, &p, cfg, &k, now);
 		}
 		return TC_ACT_UNSPEC;
 	}
@@ -293,6 +321,17 @@ int ep_egress(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if (is_local_scope(k.peer) || !is_ours(cfg, k.local))
 		return TC_ACT_UNSPEC;
+	if (cfg->chosen_mark && (skb->mark & cfg->chosen_mark) == cfg->chosen_mark) {
+		struct flow nf = {};
+
+		nf.state = F_CHOSEN;
+		nf.started_ns = now;
+		nf.last_ns = now;
+		addr_copy(nf.src, k.local);
+		bpf_map_update_elem(&flows, &k, &nf, BPF_ANY);
+		count(S_CHOSEN_KEPT);
+		return TC_ACT_UNSPEC;
+	}
 	c = bpf_map_lookup_elem(&cache, k.peer);
 	if (c && c->expires_ns > now) {
 		/* steps 1-2: the route hint made the socket choose the cached source; a socket that has
@@ -318,18 +357,13 @@ int ep_egress(struct __sk_buff *skb)
 	}
 	{
 		struct flow nf = {};
-		struct race r = {};
 
 		nf.state = F_RACING;
 		nf.started_ns = now;
 		nf.last_ns = now;
 		bpf_map_update_elem(&flows, &k, &nf, BPF_ANY);
-		addr_copy(r.src, k.local);
-		r.started_ns = now;
-		bpf_map_update_elem(&races, k.peer, &r, BPF_NOEXIST);
 	}
-	count(S_RACES);
-	send_copies(skb, &p, cfg);
+	start_race(skb, &p, cfg, &k, now);
 	return TC_ACT_UNSPEC;
 }
 
@@ -371,7 +405,7 @@ static __always_inline int icmp_about_race(struct __sk_buff *skb)
 	fkey_of(&k, inner.saddr.in6_u.u6_addr8, inner.daddr.in6_u.u6_addr8, ports[0], ports[1], inner.nexthdr);
 	f = bpf_map_lookup_elem(&flows, &k);
 	if (f)
-		return f->state != F_DIRECT;
+		return f->state != F_DIRECT && f->state != F_CHOSEN_OK;
 	return bpf_map_lookup_elem(&alts, &k) != 0;	/* about a copy */
 }
 
@@ -422,6 +456,7 @@ int ep_ingress(struct __sk_buff *skb)
 	if (f) {
 		f->last_ns = now;
 		__sync_val_compare_and_swap(&f->state, F_RACING, F_DIRECT);	/* step 4: the original won */
+		__sync_val_compare_and_swap(&f->state, F_CHOSEN, F_CHOSEN_OK);	/* the chosen source works */
 		if (runs_elsewhere(f, k.local)) {
 			/* the losing attempt from the application's own address */
 			if ((p.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK)) {
@@ -432,7 +467,8 @@ int ep_ingress(struct __sk_buff *skb)
 			count(S_LOSER_DROPPED);
 			return TC_ACT_SHOT;
 		}
-		note_seen(k.peer, k.local, now);
+		if (f->state != F_CHOSEN_OK)
+			note_seen(k.peer, k.local, now);
 		return TC_ACT_UNSPEC;
 	}
 	a = bpf_map_lookup_elem(&alts, &k);

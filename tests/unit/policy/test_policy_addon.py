@@ -114,7 +114,9 @@ def test_host_files_from_a_policy():
     assert "label ::/0 1" in gai and "precedence ::1/128 50" in gai
     addrs = [ipaddress.IPv6Address("2001:db8:a001:1::10"), ipaddress.IPv6Address("2001:db8:b001:1::10")]
     nft = nft_ruleset(policy, addrs)
-    assert "meta l4proto tcp th dport 5201-5201 ip6 saddr != 2001:db8:b001:1::10 counter snat ip6 to 2001:db8:b001:1::10" in nft
+    row = "meta l4proto tcp th dport 5201-5201"
+    assert f"{row} meta mark set meta mark | 0x5300 ip6 saddr 2001:db8:b001:1::10 accept" in nft
+    assert f"{row} counter snat ip6 to 2001:db8:b001:1::10" in nft
 
 
 def test_the_server_argv_is_shell_safe(tmp_path):
