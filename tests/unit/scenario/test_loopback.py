@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ KILL_AT, RESTART_AT, END = 1.0, 1.6, 3.0
 # only once every agent is active, so one that started late on a loaded machine still covers all of it
 AGENT_SLACK = 5.0
 FIRST_ACTIVITY_TIMEOUT = 10.0  # how long a loaded machine may take to start four Python agents
+ATTEMPTS, STARVED_S, RESTART_S = 3, 0.2, 1.0
 
 
 class LocalNode:
@@ -79,7 +81,7 @@ def scenario_data() -> dict[str, Any]:
     }
 
 
-def wait_listen(log: Path, count: int, timeout: float = 5.0) -> None:
+def wait_listen(log: Path, count: int, timeout: float = FIRST_ACTIVITY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while sum(e["ev"] == "listen" for e in read_events(log)) < count:
         assert time.monotonic() < deadline, f"{log} never listened"
@@ -100,10 +102,32 @@ def sleep_until(t: float) -> None:
     time.sleep(max(0.0, t - time.time()))
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+class Lateness:
+    """How late a thread that wants to wake every 10 ms wakes, at worst, while the scenario runs: the
+    machine's own scheduling delay, which the agents (and their timelines) suffer too."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            t = time.monotonic()
+            time.sleep(0.01)
+            self.worst = max(self.worst, time.monotonic() - t - 0.01)
+
+    def __enter__(self) -> "Lateness":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_once(logs: Path):
     """Run the scenario once: kill the TCP and HTTP servers and pause the UDP receiver in [1.0, 1.6] s."""
-    logs = tmp_path_factory.mktemp("loopback")
     loaded = parse_scenario(MarkedDoc(scenario_data(), "loopback.yaml"), logs)
     addresses = {"a": {"lo": ["::1"]}, "b": {"lo": ["::1"]}, "a4": {"lo": ["127.0.0.1"]}, "b4": {"lo": ["127.0.0.1"]}}
     plans = {p.name: p for p in plan_flows(loaded.scenario, addresses.__getitem__, logs)}
@@ -135,6 +159,25 @@ def run(tmp_path_factory):
     record = RunRecord(t0, t_end, (FaultEvent("kill", "daemon-kill", fault_at, undo_at, "receivers on b"),))
     result = analyse(loaded.scenario, record, traffic.traces())
     return result, plans, logs, (fault_at - t0, undo_at - t0, resumed_at - t0)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """The scenario's run, done again (at most ATTEMPTS times) while the machine starved it: the bounds
+    below (a 300 ms ping gap, 500-3000 ms failover) hold for agents that get the CPU when they ask for it.
+    A run during which a 10 ms sleep overslept by STARVED_S, or restarting two receivers took more than
+    RESTART_S (a Python start is ~0.1 s idle), says nothing about the agents."""
+    for attempt in range(1, ATTEMPTS + 1):
+        with Lateness() as lateness:
+            outcome = run_once(tmp_path_factory.mktemp(f"loopback{attempt}"))
+        _fault, undone, resumed = outcome[3]
+        print(f"loopback run {attempt}: worst scheduling delay {lateness.worst * 1000:.0f} ms, "
+              f"receivers restarted in {(undone - resumed) * 1000:.0f} ms")
+        if lateness.worst < STARVED_S and undone - resumed < RESTART_S:
+            return outcome
+    pytest.fail(f"the machine starved all {ATTEMPTS} runs (last: a 10 ms sleep overslept by up to "
+                f"{lateness.worst:.2f} s, the receivers took {undone - resumed:.2f} s to restart): too loaded "
+                "to judge real-time agents")
 
 
 def test_every_expectation_holds(run):
