@@ -62,7 +62,12 @@ def exchange(sock: socket.socket, ifindex: int, duid: bytes, log) -> tuple[wire.
     xid, start, timeout = random.getrandbits(24), time.monotonic(), FIRST_TIMEOUT
     while True:
         elapsed = int((time.monotonic() - start) * 100)
-        sock.sendto(information_request(xid, duid, elapsed), (wire.ALL_SERVERS, wire.SERVER_PORT, 0, ifindex))
+        try:
+            sock.sendto(information_request(xid, duid, elapsed), (wire.ALL_SERVERS, wire.SERVER_PORT, 0, ifindex))
+        except OSError as exc:
+            # the interface has no usable link-local source yet (still tentative, or not up): a message
+            # lost like any other, sent again after the timeout
+            log(f"could not send the Information-Request on ifindex {ifindex} yet: {exc}")
         deadline = time.monotonic() + timeout * random.uniform(0.9, 1.1)
         while (left := deadline - time.monotonic()) > 0:
             if not select.select([sock], [], [], left)[0]:
