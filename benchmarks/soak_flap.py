@@ -13,8 +13,11 @@ Judged (testbed.soak): loss only inside each flap's window (from the link going 
 after it is back up), no connection broken, no process restarted by the supervisor, no exception or crash in
 any daemon's or agent's log, no RSS growth beyond noise of any daemon or agent (least squares over the
 samples from minute 1 on; the soak's own flow processes are sampled and shown, not judged).
-Written to ``--out`` (default reports/soak-flap): soak-flap.json (every sample, flap, gap and verdict) and
-one PNG per lab (RSS of every process over the run).  Prints the figures; exit status 0 only if all hold.
+A loss beyond a flap names the BGP sessions that were down meanwhile (each router's bgpd log).
+Written to ``--out`` (default reports/soak-flap): soak-flap.json (every sample, flap, gap, BGP session
+outage and verdict) and one PNG per lab (RSS of every process over the run).  Prints the figures; exit
+status 0 only if all hold.  Two labs can run at the same time as two processes (``--labs default`` and
+``--labs shim``, each with its own ``--out``).
 
 Run as root: `sudo .venv/bin/python benchmarks/soak_flap.py --minutes 60 [--labs default,shim]
 [--sample-s 60] [--period-s 10 --down-s 3] [--prefix rbfl]`.  ``--minutes`` is per lab.  On a shared
