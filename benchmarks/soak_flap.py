@@ -13,8 +13,11 @@ Judged (testbed.soak): loss only inside each flap's window (from the link going 
 after it is back up), no connection broken, no process restarted by the supervisor, no exception or crash in
 any daemon's or agent's log, no RSS growth beyond noise of any daemon or agent (least squares over the
 samples from minute 1 on; the soak's own flow processes are sampled and shown, not judged).
-Written to ``--out`` (default reports/soak-flap): soak-flap.json (every sample, flap, gap and verdict) and
-one PNG per lab (RSS of every process over the run).  Prints the figures; exit status 0 only if all hold.
+A loss beyond a flap names the BGP sessions that were down meanwhile (each router's bgpd log).
+Written to ``--out`` (default reports/soak-flap): soak-flap.json (every sample, flap, gap, BGP session
+outage and verdict) and one PNG per lab (RSS of every process over the run).  Prints the figures; exit
+status 0 only if all hold.  Two labs can run at the same time as two processes (``--labs default`` and
+``--labs shim``, each with its own ``--out``).
 
 Run as root: `sudo .venv/bin/python benchmarks/soak_flap.py --minutes 60 [--labs default,shim]
 [--sample-s 60] [--period-s 10 --down-s 3] [--prefix rbfl]`.  ``--minutes`` is per lab.  On a shared
@@ -46,7 +49,8 @@ from testbed.lab import Lab  # noqa: E402
 from testbed.procs import is_alive  # noqa: E402
 from testbed.scenario.model import LinkDown  # noqa: E402
 from testbed.scenario.run import run_scenario  # noqa: E402
-from testbed.soak import Flap, excess_failures, excess_gaps, flap_of, log_problems, trend  # noqa: E402
+from testbed.soak import (Flap, bgp_outages, excess_failures, excess_gaps, flap_of, log_problems,  # noqa: E402
+                          outages_during, trend)
 from testbed.supervise import restarts  # noqa: E402
 
 WARMUP_S = 5.0  # traffic runs this long before the first flap
@@ -194,12 +198,13 @@ class Soak:
         t0 = result.t0
         flaps = [Flap(round(d - t0, 3), round(u - t0, 3)) for d, u in self.flaps]
         rec = self.spec.recover_s
+        sessions = self.session_outages(t0)
         excess, flows = [], []
         for fr in result.flows:
             gaps = [(g.start, g.end, g.open) for g in fr.gaps]
             ex = excess_gaps(fr.name, gaps, flaps, LEAD_S, rec, since=WARMUP_S - LEAD_S)
             ex += excess_failures(fr.name, fr.attempts, flaps, LEAD_S, rec, since=WARMUP_S - LEAD_S)
-            excess += [asdict(e) for e in ex]
+            excess += [{**asdict(e), "bgp_down": sessions_down(e, sessions, t0)} for e in ex]
             worst = {}
             for g in fr.gaps:  # the longest gap each flap caused: the flow's measured outage per flap
                 fl = flap_of(g.start, flaps, LEAD_S, rec)
@@ -230,8 +235,43 @@ class Soak:
                 "down_s": self.down_s, "recover_s": rec, "lead_s": LEAD_S, "flaps": [asdict(f) for f in flaps],
                 "flows": flows, "excess": excess, "restarts": restarted, "log_problems": log_problems(logs),
                 "errors": self.errors, "series": series, "trends": trends,
+                "bgp_outages": [{**asdict(o), "down": round(o.down - t0, 1),
+                                 "up": None if o.up is None else round(o.up - t0, 1)} for o in sessions],
                 "growing": [p for p, t in trends.items() if t["grows"] and not is_flow(p)],
                 "growing_flows": [p for p, t in trends.items() if t["grows"] and is_flow(p)]}
+
+    def session_outages(self, t0: float):
+        """Every BGP session outage of the lab's routers since traffic started (their bgpd logs, read before
+        the lab is destroyed): what a loss beyond a flap is checked against."""
+        out = []
+        for node in sorted(self.lab.net.nodes):
+            log = self.lab.rundir.path / "nodes" / node / "bgpd.log"
+            if log.exists():
+                out += [o for o in bgp_outages(node, log.read_text(errors="replace").splitlines()) if o.down >= t0 - 1]
+        return out
+
+
+def sessions_down(e, sessions, t0: float) -> list[str]:
+    """The BGP sessions down during a loss beyond a flap, as ``router-peer DOWN..UP s`` (since time 0)."""
+    end = None if e.end is None else t0 + e.end
+    return [f"{o.router}-{o.peer} {o.down - t0:.0f}..{'?' if o.up is None else round(o.up - t0)} s"
+            for o in outages_during(t0 + e.start, end, sessions)]
+
+
+def session_summary(res: dict) -> list[str]:
+    """Per BGP session that went down: how often, median and longest outage, and how many outlasted the link's
+    down time plus the recovery window."""
+    by: dict[str, list[float | None]] = {}
+    for o in res.get("bgp_outages", []):
+        by.setdefault(f"{o['router']}-{o['peer']}", []).append(None if o["up"] is None else o["up"] - o["down"])
+    lines = []
+    for session, spans in sorted(by.items()):
+        closed = sorted(s for s in spans if s is not None)
+        med = closed[len(closed) // 2] if closed else 0.0
+        longer = sum(1 for s in spans if s is None or s > res["down_s"] + res["recover_s"])
+        lines.append(f"{session:<14} {len(spans):>5} {med:>8.0f} {max(closed, default=0.0):>7.0f} {longer:>14}"
+                     f"{'  (still down)' if None in spans else ''}")
+    return lines
 
 
 def is_flow(proc: str) -> bool:
@@ -293,6 +333,10 @@ def report(res: dict) -> None:
         print(f"{proc:<26} {t['samples']:>7} {pts[0][1] / 1024:>8.1f} {pts[-1][1] / 1024:>8.1f} "
               f"{t['slope_kb_per_min']:>8.1f} {t['growth_kb']:>9.0f} {t['noise_kb']:>8.0f}  "
               f"{('grows (flow, not judged)' if is_flow(proc) else 'GROWS') if t['grows'] else 'flat'}")
+    sessions = session_summary(res)
+    if sessions:
+        print(f"{'BGP session':<14} {'downs':>5} {'median s':>8} {'max s':>7} {'> down+recover':>14}")
+        print("\n".join(sessions))
     for e in res["excess"][:10]:
         print(f"LOSS BEYOND A FLAP: {e}")
     for p in res["log_problems"][:10]:

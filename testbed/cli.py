@@ -334,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "even if a server cannot be swept (it is gone for good; whatever ran there is not stopped)")
     add("list", cmd_list, "list labs in the run root", "mhlab list --json", json_arg)
     add("inspect", cmd_inspect, "nodes, addresses, processes, BGP sessions and the kind's details (ingress "
-        "counters; an I2P Destination's leases) of a running lab",
+        "counters; an I2P Destination's leases) of a running lab; for a lab across servers (deploy "
+        "--cluster) also each node's server",
         "sudo mhlab inspect twoisp --json", lab_arg, json_arg)
     e = add("exec", cmd_exec, "run a command inside a node of a running lab (exit status passed through); "
             "no command: an interactive shell in the node",

@@ -10,12 +10,18 @@
   standard deviations.  Allocator rounding and FRR's table growth at start-up are noise; a leak of a few kB
   per flap over an hour is not.
 - No exception in any daemon's or agent's log.
+
+A loss beyond a flap is explained, where it can be, by the routers' BGP sessions (``bgp_outages``: from each
+bgpd log's ``%ADJCHANGE`` lines, when each session went down and came back): on a loaded host a session
+that takes longer to come back than the link stays up misses the next flap, and the next.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 import statistics
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +31,9 @@ NOISE_SHARE = 0.02  # ... nor within 2 % of the process's median RSS
 NOISE_SIGMAS = 3.0  # ... nor within three residual standard deviations of the fitted line
 PROBLEM = re.compile(r"Traceback \(most recent call last\)|\bException\b|Segmentation fault|core dumped|"
                      r"Received signal \d+|\bBacktrace\b|\bassert(ion)? failed", re.IGNORECASE)
+# FRR: "2026/12/01 14:33:50 BGP: [PXVXG-TFNNT] %ADJCHANGE: neighbor 2001:db8:a000::1(ispa) in vrf default Down ..."
+ADJCHANGE = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d)\b.*%ADJCHANGE: neighbor (\S+?)(?:\((\S+)\))? in vrf \S+ "
+                       r"(Up|Down)\b")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,18 @@ class Excess:
     flow: str
     start: float
     end: float | None  # None: never recovered
+    why: str
+
+
+@dataclass(frozen=True)
+class SessionOutage:
+    """One BGP session of one router down (``up`` None: still down when the log ends), in unix seconds
+    (bgpd logs whole seconds, in UTC on the lab's hosts)."""
+
+    router: str
+    peer: str  # the neighbor's name as bgpd logs it (its description), else its address
+    down: float
+    up: float | None
     why: str
 
 
@@ -98,6 +119,33 @@ def trend(minutes: Sequence[float], rss_kb: Sequence[float]) -> Trend:
     growth = slope * (max(minutes) - min(minutes))
     noise = max(NOISE_FLOOR_KB, NOISE_SHARE * statistics.median(rss_kb), NOISE_SIGMAS * sigma)
     return Trend(n, round(slope, 2), round(growth, 1), round(noise, 1), growth > noise)
+
+
+def bgp_outages(router: str, lines: Iterable[str]) -> list[SessionOutage]:
+    """Every time one of ``router``'s BGP sessions went down, and when it was next up (a session is down
+    from its first Down line until its next Up line; Down lines in between - one per reason - are one
+    outage)."""
+    out: list[SessionOutage] = []
+    down: dict[str, tuple[float, str]] = {}
+    for line in lines:
+        m = ADJCHANGE.match(line)
+        if not m:
+            continue
+        t = float(calendar.timegm(time.strptime(m[1], "%Y/%m/%d %H:%M:%S")))
+        peer, state = m[3] or m[2], m[4]
+        if state == "Down":
+            down.setdefault(peer, (t, line[m.end():].strip()))
+        elif peer in down:
+            since, why = down.pop(peer)
+            out.append(SessionOutage(router, peer, since, t, why))
+    out += [SessionOutage(router, peer, since, None, why) for peer, (since, why) in down.items()]
+    return sorted(out, key=lambda o: o.down)
+
+
+def outages_during(start: float, end: float | None, outages: Iterable[SessionOutage]) -> list[SessionOutage]:
+    """The session outages overlapping ``[start, end]`` (end None: open)."""
+    return [o for o in outages if o.down <= (end if end is not None else float("inf"))
+            and (o.up is None or o.up >= start)]
 
 
 def log_problems(paths: Iterable[Path], limit: int = 20) -> list[str]:

@@ -15,11 +15,12 @@ import argparse
 import http.server
 import json
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 
-from .common import EventLog, StopCondition, agent_parser, common_options, family_of, run_agent
+from .common import EventLog, StopCondition, agent_parser, common_options, family_of, os_error_fields, run_agent
 
 
 @dataclass
@@ -114,6 +115,15 @@ def run_server(args: argparse.Namespace, log: EventLog, stop: StopCondition) -> 
     class Server(http.server.ThreadingHTTPServer):
         address_family = family_of(args.bind)
         daemon_threads = True
+
+        def handle_error(self, request, client_address) -> None:  # noqa: ANN001 (socketserver's signature)
+            """A client gone mid-request (a curl past its --max-time, a path cut by a fault) is an event of
+            the flow, logged as such, not a server error with a traceback on stderr."""
+            exc = sys.exc_info()[1]
+            if isinstance(exc, ConnectionError):
+                log.write("request_aborted", peer=client_address[0], **os_error_fields(exc))
+            else:
+                super().handle_error(request, client_address)
 
     server = Server((args.bind, args.port), handler_class(log))
     log.write("listen", addr=args.bind, port=server.server_address[1])

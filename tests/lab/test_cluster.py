@@ -22,6 +22,7 @@ from testbed.checks import run_all
 from testbed.cluster.model import load_cluster
 from testbed.cluster.netns_servers import Servers
 from testbed.cluster.ssh import Remote
+from testbed.inspect import inspect_lab
 from testbed.lab import Lab, destroy
 from testbed.procs import tagged_pids
 from testbed.rundir import RunDir
@@ -117,6 +118,10 @@ def test_default_lab_split_over_two_servers(servers, cluster, tmp_path):
         assert too_big.returncode != 0 and "too long" in too_big.stdout + too_big.stderr
         bad = [c for c in run_all(Lab.attach("clsplit")) if not c.ok]
         assert not bad, bad
+        shown = inspect_lab(Lab.attach("clsplit"))  # `mhlab inspect` names each node's server
+        assert {n["name"]: n["server"] for n in shown["nodes"] if not n["name"].startswith("br:")} == \
+            {n: s for s, nodes in PLACE.items() for n in nodes}
+        assert [s["name"] for s in shown["servers"]] == ["s1", "s2"]
         loaded = _later_fault(ROOT / "scenarios" / "baseline-link-down.yaml", at=8, duration=14)
         outcome = run_loaded(loaded, tmp_path / "scenario", attach="clsplit")
         assert outcome.result.passed, [v for v in outcome.result.verdicts if not v.passed]

@@ -30,6 +30,9 @@ def test_the_default_lab_recovers_from_every_flap(tmp_path, capsys):
     cut = {f["name"]: f for f in res["flows"]}
     assert cut["echo_a"]["gaps"] >= len(res["flaps"]) and cut["echo_b"]["gaps"] == 0, "the flap cuts only ISP A"
     assert {"ra/zebra", "ra/bgpd"} <= set(res["series"]) and "ra/staticd" not in res["series"]
+    # ra's session to ispa went down with each flap and came back (read from ra's bgpd log)
+    downs = [o for o in res["bgp_outages"] if (o["router"], o["peer"]) == ("ra", "ispa")]
+    assert len(downs) >= len(res["flaps"]) and all(o["up"] is not None for o in downs), res["bgp_outages"]
     assert (tmp_path / "soak-flap-default.png").stat().st_size > 10_000
 
 

@@ -1,7 +1,9 @@
 """How a soak under a flapping link is judged: loss only inside a flap's window, RSS trend against noise,
-exceptions in logs."""
+exceptions in logs, BGP session outages from bgpd's log."""
 
-from testbed.soak import Flap, excess_failures, excess_gaps, log_problems, trend
+import calendar
+
+from testbed.soak import Flap, bgp_outages, excess_failures, excess_gaps, log_problems, outages_during, trend
 
 FLAPS = [Flap(5.0, 8.0), Flap(15.0, 18.0)]
 
@@ -63,3 +65,24 @@ def test_log_problems_name_file_and_line(tmp_path):
     found = log_problems(tmp_path.glob("*.log"))
     assert [f.split(":")[1] for f in found] == ["2", "1"]
     assert found[0].startswith(str(tmp_path / "agent.log"))
+
+
+BGPD_LOG = """\
+2026/12/01 14:13:53 BGP: [N9HHH-F8H1M] %ADJCHANGE: neighbor 2001:db8:a000::1(ispa) in vrf default Up
+2026/12/01 14:13:53 BGP: [N9HHH-F8H1M] %ADJCHANGE: neighbor 2001:db8:f000:2::2 in vrf default Up
+2026/12/01 14:33:50 BGP: [PXVXG-TFNNT] %ADJCHANGE: neighbor 2001:db8:a000::1(ispa) in vrf default Down Interface down
+2026/12/01 14:33:52 BGP: [PXVXG-TFNNT] %ADJCHANGE: neighbor 2001:db8:a000::1(ispa) in vrf default Down Peer closed the session
+2026/12/01 14:34:36 BGP: [ZM2F8-MV4BJ][EC 33554509] Interface: ispa does not have a v6 LL address associated with it
+2026/12/01 14:34:36 BGP: [N9HHH-F8H1M] %ADJCHANGE: neighbor 2001:db8:a000::1(ispa) in vrf default Up
+2026/12/01 14:34:41 BGP: [PXVXG-TFNNT] %ADJCHANGE: neighbor 2001:db8:f000:2::2 in vrf default Down Interface down
+"""
+
+
+def test_bgp_outages_pair_each_down_with_the_next_up():
+    out = bgp_outages("ra", BGPD_LOG.splitlines())
+    assert [(o.peer, o.up - o.down if o.up else None, o.why) for o in out] == \
+        [("ispa", 46.0, "Interface down"), ("2001:db8:f000:2::2", None, "Interface down")]
+    assert out[0].down == calendar.timegm((2026, 12, 1, 14, 33, 50, 0, 0, 0))  # the log's clock is UTC
+    assert [o.peer for o in outages_during(out[0].down + 10, out[0].down + 20, out)] == ["ispa"]
+    assert [o.peer for o in outages_during(out[0].up + 1, None, out)] == ["2001:db8:f000:2::2"]  # still down
+    assert outages_during(out[0].down - 30, out[0].down - 1, out) == []
