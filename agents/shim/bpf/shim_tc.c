@@ -136,7 +136,7 @@ int shim_out(struct __sk_buff *skb)
 	__u64 tag;
 	int i;
 
-	if (load_ipv6(skb, &ip6) < 0 || bpf_skb_load_bytes(skb, 0, eth, ETH_HLEN) < 0)
+	if (load_ipv6(skb, &ip6) < 0)
 		return TC_ACT_OK;
 	__builtin_memcpy(key.local, &ip6.saddr, 16);
 	__builtin_memcpy(key.peer, &ip6.daddr, 16);
@@ -144,6 +144,10 @@ int shim_out(struct __sk_buff *skb)
 	if (!x) {		/* not translated: the kernel's own path, counted for REAP */
 		watch_out(&key, skb->len);
 		return TC_ACT_OK;
+	}
+	if (bpf_skb_load_bytes(skb, 0, eth, ETH_HLEN) < 0) {	/* kept: the route chose its MACs */
+		count(S_OUT_DROP);
+		return TC_ACT_SHOT;
 	}
 	tag = (x->peer_tag & TAG_MASK) | (1ULL << 47);	/* P bit: payload extension header */
 	shim[0] = ip6.nexthdr;
