@@ -251,7 +251,7 @@ def parser() -> argparse.ArgumentParser:
                    help="rewrite data packets after a pair switch: ebpf (tc programs, needs clang) or none "
                         "(default: control plane only)")
     p.add_argument("--steering-device", dest="steering_device",
-                   help="name of the veth pair made for translated contexts (default shim0, its peer shim1)")
+                   help="unused: translation now happens on the real devices (kept so that old configurations start)")
     return p
 
 

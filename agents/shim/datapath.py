@@ -8,9 +8,11 @@ Backends (``--datapath``):
   to the daemon and rewrite them with ``packet.py`` (already written and unit-tested).
 - ``none``: control plane only (contexts and REAP, no packet is rewritten).
 
-Both real backends steer translated contexts with a /128 route through the steering device
-(``netops.SteeringDevice``).  ``poll`` returns what REAP must hear about (data sent, data
-received on a pair), taken from the counters, so no per-packet sniffing is needed.
+A translated context gets a /128 route to its peer ULID through the device and gateway of
+the locator pair in use, with a lower MTU (``netops.route_translated``); the real device's
+tc egress rewrites its packets there.  ``poll`` returns what REAP must hear about (data
+sent, data received on a pair), taken from the counters, so no per-packet sniffing is
+needed; it also follows the locator pairs' routes (a gateway that changed moves the /128).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -25,14 +28,15 @@ from . import bpfload, netops
 from .plan import Plan, Translation, UlidPair
 
 Address = ipaddress.IPv6Address
-# How much lower shim0's MTU is than the real devices' (TCP's MSS follows it).  8 octets make
+# How much lower a translation route's MTU is than its device's (TCP's MSS follows it).  8 octets make
 # room for the payload header.  The other 32: translated TCP crosses the lab's veths as 64 KiB
 # GSO segments, and a Linux router checks such a segment against its MTU as "40 + TCP header
 # length + gso_size", reading the TCP header length where the shim header sits (it does not
 # parse protocol 140); that misread is at most 60 octets against a real 20-60, so a margin of
 # 40 keeps every router's check true.  With 8, 5 segments in 16 drew Packet Too Big.
-STEERING_MTU_MARGIN = 40
-STAT_NAMES = ("translated_out", "restored_in", "unknown_in", "malformed_in", "out_without_context",
+MTU_MARGIN = 40
+ROUTE_CHECK_INTERVAL = 1.0  # seconds between checks that a pair's next hop has not moved
+STAT_NAMES = ("translated_out", "restored_in", "unknown_in", "malformed_in", "out_redirected",
               "out_failed", "no_route", "in_failed")
 
 
@@ -79,66 +83,56 @@ class Counters:
     bytes: int = 0
 
 
-@dataclass
-class SteeredDataPath(DataPath):
-    """What both real backends share: the steering device and the translation routes."""
-
-    device: netops.SteeringDevice = field(default_factory=netops.SteeringDevice)
-    current: Plan = field(default_factory=Plan)
-
-    def _start_device(self) -> None:
-        devices = netops.real_devices((self.device.name, self.device.peer))
-        mtus = [netops.device_mtu(d) for d in devices] or [1500]
-        self.device.mtu = min(mtus) - STEERING_MTU_MARGIN
-        self.device.delete()  # a leftover from a daemon that died
-        self.device.create()
-
-    def _reroute(self, plan: Plan) -> None:
-        """Map entries go in before their route and come out after it (never a gap)."""
-        for ulids in self.current.translate.keys() - plan.translate.keys():
-            self.device.unroute(*ulids)
-        for ulids, translation in plan.translate.items():
-            if self.current.translate.get(ulids) is None:
-                self.device.route(*ulids)
-
-
 def _pair_key(ulids: UlidPair) -> bytes:
     return ulids[0].packed + ulids[1].packed
 
 
+# Where the counters sit in each map's value: (offset, how many 64-bit counters).
+COUNTERS = {"out_map": (40, 2), "in_map": (32, 2), "watch_map": (0, 4)}
+
+
+def _xlate_value(tr: Translation, hop: netops.NextHop) -> bytes:
+    """``struct xlate`` of shim_tc.c: locators, peer tag, counters, gateway, device."""
+    gateway = hop.gateway.packed if hop.gateway else bytes(16)
+    return (tr.local_locator.packed + tr.peer_locator.packed + struct.pack("<QQQ", tr.peer_tag, 0, 0)
+            + gateway + struct.pack("<II", hop.ifindex, 0))
+
+
 @dataclass
-class EbpfDataPath(SteeredDataPath):
+class EbpfDataPath(DataPath):
     mode = "ebpf"
     obj: bpfload.BpfObject | None = None
     tc: netops.TcAttachments | None = None
+    current: Plan = field(default_factory=Plan)
+    hops: dict[UlidPair, netops.NextHop] = field(default_factory=dict)
     seen: dict[tuple[str, bytes], tuple[int, ...]] = field(default_factory=dict)
     totals: dict[UlidPair, dict[str, Counters]] = field(default_factory=dict)
+    next_route_check: float = 0.0
 
     def start(self) -> None:
         with tempfile.TemporaryDirectory(prefix="shim-bpf-") as workdir:
             self.obj = bpfload.load_object(bpfload.compile_object(workdir))
-        self._start_device()
+        netops.flush_translated()  # a killed predecessor's routes
         self.tc = netops.TcAttachments()
-        self.tc.attach(self.device.peer, "ingress", self.obj.programs["tc/out"], "shim_out")
-        for dev in netops.real_devices((self.device.name, self.device.peer)):
+        for dev in netops.real_devices(()):
             self.tc.attach(dev, "ingress", self.obj.programs["tc/in"], "shim_in")
-            self.tc.attach(dev, "egress", self.obj.programs["tc/watch"], "shim_watch")
+            self.tc.attach(dev, "egress", self.obj.programs["tc/out"], "shim_out")
 
     def apply(self, plan: Plan) -> None:
+        """Map entries go in before their route and come out after it (never a gap)."""
         maps = self.obj.maps
         for ulids, tr in plan.translate.items():
             if self.current.translate.get(ulids) != tr:
-                value = tr.local_locator.packed + tr.peer_locator.packed + struct.pack("<QQQ", tr.peer_tag, 0, 0)
-                self._harvest("out_map", _pair_key(ulids))
-                maps["out_map"].update(_pair_key(ulids), value)
+                self._translate(ulids, tr, netops.next_hop(tr.local_locator, tr.peer_locator))
         for key, ulids in plan.restore.items():
             if key not in self.current.restore:
                 maps["in_map"].update(struct.pack("<Q", key[0]) + key[1].packed + key[2].packed,
                                       ulids[0].packed + ulids[1].packed + bytes(16))
         for ulids in plan.watch - self.current.watch:
             maps["watch_map"].update(_pair_key(ulids), bytes(32))
-        self._reroute(plan)
         for ulids in self.current.translate.keys() - plan.translate.keys():
+            netops.unroute_translated(*ulids)
+            self.hops.pop(ulids, None)
             self._harvest("out_map", _pair_key(ulids))
             maps["out_map"].delete(_pair_key(ulids))
         for key in self.current.restore.keys() - plan.restore.keys():
@@ -146,6 +140,22 @@ class EbpfDataPath(SteeredDataPath):
         for ulids in self.current.watch - plan.watch:
             maps["watch_map"].delete(_pair_key(ulids))
         self.current = plan
+
+    def _translate(self, ulids: UlidPair, tr: Translation, hop: netops.NextHop) -> None:
+        self._harvest("out_map", _pair_key(ulids))
+        self.obj.maps["out_map"].update(_pair_key(ulids), _xlate_value(tr, hop))
+        netops.route_translated(*ulids, hop, netops.device_mtu(hop.device) - MTU_MARGIN)
+        self.hops[ulids] = hop
+
+    def _follow_routes(self) -> None:
+        """A pair's next hop moved (a new gateway, another device): move the map entry and the route."""
+        for ulids, tr in self.current.translate.items():
+            try:
+                hop = netops.next_hop(tr.local_locator, tr.peer_locator)
+            except netops.NetOpsError:
+                continue  # no route now: keep the last one (REAP will notice the pair fail)
+            if hop != self.hops.get(ulids):
+                self._translate(ulids, tr, hop)
 
     def _harvest(self, name: str, key: bytes) -> None:
         """Read an entry's counters before it is overwritten or deleted (they are cumulative)."""
@@ -156,8 +166,8 @@ class EbpfDataPath(SteeredDataPath):
         raw = self.obj.maps[name].lookup(key)
         if raw is None:
             return ()
-        offset = {"out_map": 40, "in_map": 32, "watch_map": 0}[name]
-        now = struct.unpack_from(f"<{(len(raw) - offset) // 8}Q", raw, offset)
+        offset, n = COUNTERS[name]
+        now = struct.unpack_from(f"<{n}Q", raw, offset)
         before = self.seen.get((name, key), (0,) * len(now))
         self.seen[(name, key)] = now
         return tuple(a - b for a, b in zip(now, before))
@@ -168,6 +178,9 @@ class EbpfDataPath(SteeredDataPath):
         c.bytes += nbytes
 
     def poll(self) -> list[Observation]:
+        if self.current.translate and time.monotonic() >= self.next_route_check:
+            self.next_route_check = time.monotonic() + ROUTE_CHECK_INTERVAL
+            self._follow_routes()
         out: list[Observation] = []
         for ulids in self.current.translate:
             d = self._delta("out_map", _pair_key(ulids))
@@ -202,19 +215,21 @@ class EbpfDataPath(SteeredDataPath):
 
     def stop(self) -> None:
         for ulids in self.current.translate:
-            self.device.unroute(*ulids)
+            netops.unroute_translated(*ulids)
         if self.tc is not None:
             self.tc.detach_all()
-        self.device.delete()
         if self.obj is not None:
             self.obj.close()
 
 
-def make_datapath(mode: str, device: str = "shim0") -> DataPath:
-    """``none`` or ``ebpf`` (the NFQUEUE fallback is not written yet: see the README)."""
-    steering = netops.SteeringDevice(device, device[:-1] + "1" if device.endswith("0") else device + "p")
+def make_datapath(mode: str, device: str | None = None) -> DataPath:
+    """``none`` or ``ebpf`` (the NFQUEUE fallback is not written yet: see the README).
+
+    ``device`` named the steering veth of the earlier design; translation now happens on the
+    real devices, so it is accepted for old configurations and unused.
+    """
     if mode == "none":
         return DataPath()
     if mode == "ebpf":
-        return EbpfDataPath(steering)
+        return EbpfDataPath()
     raise ValueError(f"unknown data path {mode!r} (none, ebpf)")

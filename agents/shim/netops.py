@@ -1,26 +1,21 @@
-"""Host plumbing for the data path: the steering device, tc attachment, /128 routes.
+"""Host plumbing for the data path: tc attachment and the translation routes.
 
 All of it acts on the network namespace the daemon runs in, and only on what it created
-(its own veth pair, its own tc filters, routes to peer ULIDs).
+(its own tc filters, its own routes to peer ULIDs, marked ``proto 140``).
 
-Why a steering device: a translated packet grows by 8 octets, and Linux cannot segment a
-TCP super-packet (GSO) that carries an extension header it does not know (protocol 140).
-So packets of translated contexts are routed (a /128 route to the peer ULID, from the local
-ULID) into ``shim0``, a veth whose TSO is off and whose MTU is 8 octets below the real
-devices': the kernel segments there, at the right size, and the program on the other end
-(``shim1``, tc ingress) inserts the header and sends each segment out of the real device.
-The same route is what keeps a ULID reachable when the locator it names is gone (RFC 5533
-section 9: the packet is routed after the rewrite), and its MTU makes TCP's MSS fit.
+Why a route per translated context: a translated packet grows by 8 octets, and a TCP
+sender must leave room for them.  The /128 route to the peer ULID (from the local ULID)
+points at the device and gateway of the locator pair in use and carries an MTU 40 octets
+below that device's, so TCP's segment size fits the path with the header (datapath.py says
+why 40); tc egress of that device (``shim_out``) then only rewrites.  The same route is what
+keeps a ULID reachable when the locator it names is gone (RFC 5533 section 9: the packet
+goes where the locators lead, not where the ULID would).
 """
 
 from __future__ import annotations
 
-import array
-import fcntl
 import ipaddress
 import json
-import socket
-import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +24,9 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 Address = ipaddress.IPv6Address
-SIOCETHTOOL = 0x8946
-ETHTOOL_STSO = 0x1F
 TC_INGRESS, TC_EGRESS = "ffff:fff2", "ffff:fff3"
 FILTER_PRIO = 0xC6  # our tc filters, so that teardown removes ours only
-GATEWAY = "fe80::5:6"  # fixed next hop on shim0, a permanent neighbour (shim1's MAC)
+ROUTE_PROTO = "140"  # our routes (the protocol number of Shim6), so that a restart finds a killed agent's
 
 
 class NetOpsError(RuntimeError):
@@ -69,45 +62,55 @@ def device_mtu(name: str) -> int:
     return int(Path("/sys/class/net", name, "mtu").read_text())
 
 
-def set_tso(name: str, enabled: bool) -> None:
-    """ethtool -K NAME tso on|off, through the SIOCETHTOOL ioctl (no ethtool binary here)."""
-    value = array.array("I", [ETHTOOL_STSO, int(enabled)])
-    addr, _ = value.buffer_info()
-    ifreq = struct.pack("16sP", name.encode(), addr)
-    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
-        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
+def device_index(name: str) -> int:
+    return int(Path("/sys/class/net", name, "ifindex").read_text())
 
 
-@dataclass
-class SteeringDevice:
-    name: str = "shim0"
-    peer: str = "shim1"
-    mtu: int = 1460  # the data path sets it: real devices' MTU - datapath.STEERING_MTU_MARGIN
+@dataclass(frozen=True)
+class NextHop:
+    """Where the kernel sends ``local -> peer`` now: device, its index, gateway (None: on link)."""
 
-    def create(self) -> None:
-        run("ip", "link", "add", self.name, "mtu", str(self.mtu), "type", "veth", "peer", "name", self.peer,
-            "mtu", str(self.mtu))
-        for dev in (self.name, self.peer):
-            run("ip", "link", "set", dev, "addrgenmode", "none")
-            sysctl(f"net.ipv6.conf.{dev}.accept_ra", "0")
-            run("ip", "link", "set", dev, "up")
-        sysctl(f"net.ipv6.conf.{self.peer}.forwarding", "1")  # bpf_fib_lookup asks for it
-        set_tso(self.name, True)
-        mac = Path("/sys/class/net", self.peer, "address").read_text().strip()
-        run("ip", "-6", "neigh", "replace", GATEWAY, "lladdr", mac, "dev", self.name, "nud", "permanent")
+    device: str
+    ifindex: int
+    gateway: Address | None
 
-    def delete(self) -> None:
-        run("ip", "link", "del", self.name, check=False)
 
-    def route(self, local_ulid: Address, peer_ulid: Address) -> None:
-        old = fib_match(local_ulid, peer_ulid)
-        run("ip", "-6", "route", "replace", f"{peer_ulid}/128", "from", f"{local_ulid}/128", "via", GATEWAY,
-            "dev", self.name)
-        if old is not None:
-            invalidate(old)
+def next_hop(local: Address, peer: Address) -> NextHop:
+    """The kernel's route from a local locator to a peer locator (source-specific routes pick the ISP)."""
+    try:
+        found = json.loads(run("ip", "-6", "-j", "route", "get", str(peer), "from", str(local)) or "[]")
+    except ValueError as exc:
+        raise NetOpsError(f"ip route get {peer} from {local}: {exc}") from exc
+    if not found or "dev" not in found[0] or found[0].get("type", "unicast") != "unicast":
+        raise NetOpsError(f"no route from {local} to {peer}")
+    gateway = found[0].get("gateway")
+    return NextHop(found[0]["dev"], device_index(found[0]["dev"]), Address(gateway) if gateway else None)
 
-    def unroute(self, local_ulid: Address, peer_ulid: Address) -> None:
-        run("ip", "-6", "route", "del", f"{peer_ulid}/128", "from", f"{local_ulid}/128", "dev", self.name, check=False)
+
+def route_translated(local_ulid: Address, peer_ulid: Address, hop: NextHop, mtu: int) -> None:
+    """Send local ULID -> peer ULID out of the pair's device and gateway, with the lower MTU.
+
+    The MTU (and the MSS advertised from it: ``advmss`` = MTU - 60) is what makes TCP leave
+    room for the payload header; the kernel takes it from the route for new and existing
+    connections alike (an existing socket's cached route is invalidated here).
+    """
+    old = fib_match(local_ulid, peer_ulid)
+    via = ["via", str(hop.gateway)] if hop.gateway else []
+    run("ip", "-6", "route", "replace", f"{peer_ulid}/128", "from", f"{local_ulid}/128", *via, "dev", hop.device,
+        "mtu", str(mtu), "advmss", str(mtu - 60), "proto", ROUTE_PROTO)
+    if old is not None:
+        invalidate(old)
+
+
+def unroute_translated(local_ulid: Address, peer_ulid: Address) -> None:
+    run("ip", "-6", "route", "del", f"{peer_ulid}/128", "from", f"{local_ulid}/128", "proto", ROUTE_PROTO,
+        check=False)
+
+
+def flush_translated() -> None:
+    """Remove the translation routes a killed agent left (without its maps they would send ULIDs
+    untranslated out of another ISP)."""
+    run("ip", "-6", "route", "flush", "proto", ROUTE_PROTO, check=False)
 
 
 def fib_match(local: Address, peer: Address) -> tuple[str, str | None] | None:

@@ -11,7 +11,8 @@ and deletes them in teardown.  One scenario runs once for the module:
 4. while translated, scapy throws malformed, truncated, oversized and forged shim packets
    at hA; the stream's bytes are checked for corruption;
 5. a bulk transfer on a new connection between the ULIDs proves full-size segments pass (and
-   no router answered Packet Too Big).
+   no router answered Packet Too Big), translated at eth2's egress: no steering device, the
+   /128 route to the peer ULID goes out of eth2 with the lower MTU, nothing redirected.
 """
 
 import json
@@ -150,12 +151,19 @@ def run():
         result["fuzz"] = json.loads(out) if out else {"error": err[-2000:]}
         sink = script(net, "hB", BULK_SINK, B1, "5002")
         time.sleep(0.3)
+        result["links_a"] = sorted(link["ifname"] for link in json.loads(net.run("hA", "ip", "-j", "link", "show")))
+        result["route_a"] = json.loads(net.run("hA", "ip", "-6", "-j", "route", "get", B1, "from", A1))[0]
+        before = (net.ask("hA", cmd="status")["datapath"], int(net.run("hA", "cat", "/sys/class/net/eth2/statistics/tx_packets")))
         t0 = time.time()
         bulk = net.run("hA", sys.executable, "-c",
                        "import socket,sys; s=socket.socket(socket.AF_INET6); s.bind((sys.argv[1],0)); "
                        "s.settimeout(15); s.connect((sys.argv[2],5002)); s.sendall(bytes(30_000_000)); s.close()", A1, B1)
         result["bulk"] = {"bytes": int(sink.communicate(timeout=20)[0].strip() or 0), "seconds": time.time() - t0, "out": bulk}
         result["too_big"] = {r: nstat(net, r, "Icmp6OutPktTooBigs") for r in ("r1", "r2")}
+        after = (net.ask("hA", cmd="status")["datapath"], int(net.run("hA", "cat", "/sys/class/net/eth2/statistics/tx_packets")))
+        result["bulk_out"] = {"translated": after[0]["translated_out"] - before[0]["translated_out"],
+                              "redirected": after[0]["out_redirected"] - before[0]["out_redirected"],
+                              "eth2_tx": after[1] - before[1]}
         sender.wait(30)
         out, err = receiver.communicate(timeout=30)
         result["stream"] = json.loads(out) if out else {"error": err}
@@ -205,6 +213,17 @@ def test_full_size_segments_pass_after_the_switch(run):
     assert run["bulk"]["seconds"] < 15
     # TCP's large segments carry the header through the ISP routers: none was refused as too big
     assert run["too_big"] == {"r1": 0, "r2": 0}
+
+
+def test_translated_packets_leave_by_the_real_device_without_a_steering_veth(run):
+    """The bulk transfer is rewritten at eth2's egress: the route sends it there directly."""
+    assert run["links_a"] == ["eth1", "eth2", "lo"]  # the agent made no device of its own
+    route = run["route_a"]
+    metrics = {k: v for m in route.get("metrics", []) for k, v in m.items()}
+    assert route["dev"] == "eth2" and metrics.get("mtu") == 1460, route  # 40 octets below eth2's 1500
+    bulk = run["bulk_out"]
+    assert bulk["translated"] > 100 and bulk["redirected"] == 0, bulk
+    assert bulk["eth2_tx"] >= bulk["translated"], bulk  # every translated segment left by eth2
 
 
 def test_malformed_and_forged_shim_packets_are_harmless(run):

@@ -6,22 +6,24 @@
  * libbpf: the maps are the "maps" section below, created by the daemon, which keeps their
  * file descriptors and reprograms them when REAP switches a context's locator pair.
  *
- *   shim_out   tc ingress of the host's "shim1" device.  Packets of a translated context are
- *              routed by the kernel (a /128 route to the peer ULID) into shim0 -> shim1; the
- *              program puts the current locators in the IPv6 header, inserts the 8-octet
- *              payload extension header carrying the peer's context tag, routes the result
- *              (bpf_fib_lookup: the packet is routed after the rewrite) and sends it out of
- *              the real device.  TCP's large (GSO) segments stay whole: the header goes in
- *              without marking them for re-segmentation (push_header), and shim0's MTU is
- *              40 octets below the real devices' so that every segment they stand for fits
- *              the path with the header (see datapath.py for why 40 and not 8).
+ *   shim_out   tc egress of every real device.  A packet whose (source, destination) is the
+ *              ULID pair of a translated context gets the current locators in its IPv6
+ *              header and the 8-octet payload extension header carrying the peer's context
+ *              tag; every other packet is only counted if it belongs to a context still on
+ *              its ULID pair (REAP's Send Timeout needs to know that data is being sent).
+ *              The daemon's /128 route to the peer ULID already sends a translated context's
+ *              packets out of the device and gateway of the locator pair in use, with an MTU
+ *              40 octets lower so that TCP's segments leave room for the header (see
+ *              datapath.py for why 40 and not 8): then the rewrite is all there is to do.  A
+ *              packet that left by another device (the route not yet moved, or a cached one)
+ *              is redirected to the pair's device and gateway, named in the map
+ *              (bpf_redirect_neigh).  TCP's large (GSO) segments stay whole: the header goes
+ *              in without marking them for re-segmentation (push_header).
  *   shim_in    tc ingress of every real device: a packet with the payload extension header
  *              whose (context tag, source locator, destination locator) is known is stripped
  *              and gets the ULIDs back before TCP sees it.  Anything else, malformed shim
  *              packets included, is left to the kernel (the daemon's raw socket counts them
  *              or answers R1bis); nothing here ever rewrites a packet of another context.
- *   shim_watch tc egress of every real device: counts packets of contexts still on their
- *              ULID pair, so that REAP knows when data is being sent (Send Timeout).
  *
  * Upper-layer checksums are never touched: they were computed over the ULIDs, and the
  * receiver restores the ULIDs before checking them (RFC 5533 section 10).
@@ -53,6 +55,9 @@ struct xlate {			/* value of out_map */
 	__u8 dst[16];		/* peer locator */
 	__u64 peer_tag;		/* the peer's (receiver's) 47-bit context tag */
 	__u64 packets, bytes;
+	__u8 gateway[16];	/* next hop towards dst (all zero: dst is on link) */
+	__u32 ifindex;		/* the device that next hop is on */
+	__u32 pad;
 };
 struct in_key {
 	__u64 tag;		/* our context tag */
@@ -68,7 +73,7 @@ struct watch {			/* value of watch_map */
 	__u64 tx_packets, tx_bytes, rx_packets, rx_bytes;
 };
 
-enum { S_OUT = 0, S_IN, S_IN_UNKNOWN, S_MALFORMED, S_OUT_MISS, S_OUT_DROP, S_NO_ROUTE, S_IN_DROP, S_MAX = 8 };
+enum { S_OUT = 0, S_IN, S_IN_UNKNOWN, S_MALFORMED, S_OUT_REDIRECT, S_OUT_DROP, S_NO_ROUTE, S_IN_DROP, S_MAX = 8 };
 
 struct map_def out_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct ulid_pair), sizeof(struct xlate), 4096 };
 struct map_def in_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct in_key), sizeof(struct restore), 16384 };
@@ -109,27 +114,39 @@ static __always_inline int push_header(struct __sk_buff *skb, const __u8 *eth, s
 	return 0;
 }
 
+static __always_inline void watch_out(struct ulid_pair *key, __u32 len)
+{
+	struct watch *w = bpf_map_lookup_elem(&watch_map, key);
+
+	if (w) {
+		__sync_fetch_and_add(&w->tx_packets, 1);
+		__sync_fetch_and_add(&w->tx_bytes, len);
+	}
+}
+
 SEC("tc/out")
 int shim_out(struct __sk_buff *skb)
 {
-	struct bpf_fib_lookup fib = {};
 	struct bpf_redir_neigh nh = {};
 	struct ipv6hdr ip6;
+	__u8 eth[ETH_HLEN];
 	struct ulid_pair key;
 	struct xlate *x;
 	__u8 shim[SHIM_HLEN];
-	__u8 eth[ETH_HLEN] = {};
 	__u64 tag;
-	long rc;
 	int i;
 
 	if (load_ipv6(skb, &ip6) < 0)
-		return TC_ACT_SHOT;
+		return TC_ACT_OK;
 	__builtin_memcpy(key.local, &ip6.saddr, 16);
 	__builtin_memcpy(key.peer, &ip6.daddr, 16);
 	x = bpf_map_lookup_elem(&out_map, &key);
-	if (!x) {		/* no translation (any more): never send ULIDs the wrong way */
-		count(S_OUT_MISS);
+	if (!x) {		/* not translated: the kernel's own path, counted for REAP */
+		watch_out(&key, skb->len);
+		return TC_ACT_OK;
+	}
+	if (bpf_skb_load_bytes(skb, 0, eth, ETH_HLEN) < 0) {	/* kept: the route chose its MACs */
+		count(S_OUT_DROP);
 		return TC_ACT_SHOT;
 	}
 	tag = (x->peer_tag & TAG_MASK) | (1ULL << 47);	/* P bit: payload extension header */
@@ -142,19 +159,6 @@ int shim_out(struct __sk_buff *skb)
 	ip6.nexthdr = SHIM6_PROTO;
 	__builtin_memcpy(&ip6.saddr, x->src, 16);
 	__builtin_memcpy(&ip6.daddr, x->dst, 16);
-
-	/* Route the rewritten packet: the route to the peer ULID may be the one that failed. */
-	fib.family = AF_INET6_;
-	fib.ifindex = skb->ingress_ifindex;
-	__builtin_memcpy(fib.ipv6_src, &ip6.saddr, 16);
-	__builtin_memcpy(fib.ipv6_dst, &ip6.daddr, 16);
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
-		count(S_NO_ROUTE);
-		return TC_ACT_SHOT;
-	}
-	eth[12] = ETH_P_IPV6 >> 8;
-	eth[13] = ETH_P_IPV6 & 0xff;
 	if (push_header(skb, eth, &ip6, shim)) {
 		count(S_OUT_DROP);
 		return TC_ACT_SHOT;
@@ -162,10 +166,19 @@ int shim_out(struct __sk_buff *skb)
 	__sync_fetch_and_add(&x->packets, 1);
 	__sync_fetch_and_add(&x->bytes, skb->len);
 	count(S_OUT);
-	/* The neighbour subsystem fills in the MAC addresses (and resolves them if needed). */
+	if (skb->ifindex == x->ifindex)
+		return TC_ACT_OK;	/* the route sent it to the pair's gateway: done */
+	if (!x->ifindex) {
+		count(S_NO_ROUTE);
+		return TC_ACT_SHOT;
+	}
+	/* Left by another device: send it to the pair's next hop (the neighbour code fills the MACs). */
+	count(S_OUT_REDIRECT);
 	nh.nh_family = AF_INET6_;
-	__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, 16);
-	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+	__builtin_memcpy(nh.ipv6_nh, x->gateway, 16);
+	if (!(x->gateway[0] | x->gateway[1]))	/* on link: the destination is the neighbour */
+		__builtin_memcpy(nh.ipv6_nh, x->dst, 16);
+	return bpf_redirect_neigh(x->ifindex, &nh, sizeof(nh), 0);
 }
 
 SEC("tc/in")
@@ -226,23 +239,6 @@ int shim_in(struct __sk_buff *skb)
 	__sync_fetch_and_add(&r->packets, 1);
 	__sync_fetch_and_add(&r->bytes, skb->len);
 	count(S_IN);
-	return TC_ACT_OK;
-}
-
-SEC("tc/watch")
-int shim_watch(struct __sk_buff *skb)
-{
-	struct ulid_pair key;
-	struct watch *w;
-
-	if (skb->protocol != bpf_htons(ETH_P_IPV6) ||
-	    bpf_skb_load_bytes(skb, ETH_HLEN + 8, &key, sizeof(key)) < 0)
-		return TC_ACT_OK;
-	w = bpf_map_lookup_elem(&watch_map, &key);
-	if (w) {
-		__sync_fetch_and_add(&w->tx_packets, 1);
-		__sync_fetch_and_add(&w->tx_bytes, skb->len);
-	}
 	return TC_ACT_OK;
 }
 
