@@ -169,7 +169,8 @@ def drawn(seed: int) -> Any:
 # what is published per run, by row: live (the lab's own balancer) or replayed on the lab's pools
 REPLAYS = {"fair_share (replay)": lambda i: (lambda: fair_share),
            "gateway_aware mean target (replay)": lambda i: (lambda: GatewayAware(draw=False)),
-           "gateway_aware drawn (replay)": drawn}
+           "gateway_aware drawn (replay)": drawn,
+           "gateway_aware drawn, K estimated (replay)": lambda i: (lambda: GatewayAware(rng=random.Random(i), estimate=True))}
 LIVE = {"balancer": "fair_share (live)", "aware": "gateway_aware drawn (live)", "single": "single router"}
 
 

@@ -1,14 +1,17 @@
 """Proposal 140's claims 1 and 3 on real i2pd: publication load at the floodfill, and how the published
 inbound gateways of a multihomed Destination differ from a single router's.
 
-Runs (in parallel, one lab each): naive and balancer for N = 2, 4, 8 hosting routers (3 inbound tunnels
-each), and single-router Destinations with the same number of tunnels (3N, at most 16).  Each lab is
-measured for ``--window`` seconds starting ``--settle`` seconds after its Destination is ready: LeaseSet
-stores counted at the floodfill (see experiments/i2p_runs.py), and a snapshot of the published LeaseSet
-and each router's pool every 10 s.  i2pd's tunnels live 10 minutes and cannot be shortened, so the
-default window is the full 600 s (no time scaling); a shorter window is scaled to 10 min linearly.
+Runs (in parallel, one lab each, started ``--stagger`` seconds apart): naive and balancer for N = 2, 4,
+8, 10 hosting routers (3 inbound tunnels each), and single-router Destinations with the same number of
+tunnels (3N, at most 16), hosted the way a standard I2CP client hosts one (a fresh LeaseSet for every
+request the router makes).  Each lab is measured for ``--windows`` consecutive windows of ``--window``
+seconds, starting ``--settle`` seconds after its Destination is ready: LeaseSet stores counted at the
+floodfill (see experiments/i2p_runs.py), and a snapshot of the published LeaseSet and each router's pool
+every 10 s.  i2pd's tunnels live 10 minutes and cannot be shortened, so the default window is the full
+600 s (no time scaling); a shorter window is scaled to 10 min linearly.  Bring-up is the CPU-heavy part;
+once up, a lab's routers are nearly idle, which is why the labs can measure side by side.
 
-    sudo .venv/bin/python experiments/i2p_publication_load.py -o reports/i2p
+    sudo .venv/bin/python experiments/i2p_publication_load.py -o reports/i2p --windows 5 --stagger 30
 """
 
 from __future__ import annotations

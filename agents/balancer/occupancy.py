@@ -104,3 +104,24 @@ class ShadowRouter:
     @property
     def distinct(self) -> int:
         return len(set(self.cells))
+
+
+LARGE_NETWORK = 4096  # the peers assumed when every tunnel seen had a gateway of its own
+
+
+def estimate_peers(draws: int, distinct: int) -> int:
+    """The K that makes ``distinct`` the expected number of distinct gateways among ``draws`` tunnels
+    (the moment estimator, inverting :func:`occupancy_mean`; rounded). The gateways *seen* undercount
+    the peers a router picks from when few tunnels were seen (6 tunnels over 6 peers show 4 on
+    average); all of them distinct says the network is large (:data:`LARGE_NETWORK`)."""
+    if distinct <= 0 or draws <= 0:
+        return 0
+    if distinct >= draws:
+        return max(distinct, LARGE_NETWORK) if draws > 1 else 1
+    lo, hi = float(distinct), float(LARGE_NETWORK)
+    if occupancy_mean(draws, LARGE_NETWORK) < distinct:
+        return LARGE_NETWORK
+    for _ in range(60):  # occupancy_mean grows with K: bisection
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if occupancy_mean(draws, mid) < distinct else (lo, mid)
+    return max(distinct, round((lo + hi) / 2))

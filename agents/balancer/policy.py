@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 from typing import Callable, Mapping, Sequence
 
-from .occupancy import ShadowRouter, occupancy_mean
+from .occupancy import ShadowRouter, estimate_peers, occupancy_mean
 from .structures import MAX_LEASES, Lease2
 
 
@@ -95,15 +95,19 @@ class GatewayAware:
     the target is the distinct-gateway count of a :class:`~.occupancy.ShadowRouter` of that size, so it
     follows the single-router distribution, not just its mean, and moves like one router's: one
     virtual tunnel redrawn per tunnel a router rebuilt. ``draw=False`` takes the rounded mean
-    (:func:`single_router_gateways`). ``rng`` seeds the draws (default: from ``os.urandom``, one
+    (:func:`single_router_gateways`). ``estimate`` takes for K the peers the routers' draws imply
+    (:func:`~.occupancy.estimate_peers`) instead of those seen. ``rng`` seeds the draws (default: from ``os.urandom``, one
     generator per policy). The set cover that keeps every live router reachable comes first, so the
     target is exceeded only when no smaller set reaches every router."""
 
-    def __init__(self, gateways: int | None = None, draw: bool = True, rng: random.Random | None = None) -> None:
+    def __init__(self, gateways: int | None = None, draw: bool = True, rng: random.Random | None = None,
+                 estimate: bool = False) -> None:
         if gateways is not None and gateways < 1:
             raise ValueError(f"gateways must be at least 1, not {gateways}")
         self.gateways = gateways
         self.draw = draw
+        self.estimate = estimate
+        self.tunnels_seen: dict[tuple[bytes, int], int] = {}  # tunnel -> last time (s) it was offered
         self.shadow = ShadowRouter(rng)
         self.chosen: tuple[bytes, ...] = ()
         self.offered: frozenset[tuple[bytes, int]] = frozenset()  # tunnels offered at the last call
@@ -115,9 +119,13 @@ class GatewayAware:
         for leases in alive.values():
             for lease in leases:
                 self.peers_seen[lease.gateway] = now_s
+                self.tunnels_seen[lease_key(lease)] = now_s
         self.peers_seen = {gw: t for gw, t in self.peers_seen.items() if now_s - t <= PEER_MEMORY_S}
+        self.tunnels_seen = {k: t for k, t in self.tunnels_seen.items() if now_s - t <= PEER_MEMORY_S}
         offered = frozenset(lease_key(x) for leases in alive.values() for x in leases)
         tunnels, peers = min(limit, len(offered)), len(self.peers_seen)
+        if self.estimate:  # the peers the routers pick from, not just those they happened to pick
+            peers = estimate_peers(len(self.tunnels_seen), peers)
         new = len(offered - self.offered)
         self.offered = offered
         if not self.draw:

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from agents.balancer.occupancy import (ShadowRouter, occupancy_mean, occupancy_pmf, occupancy_variance,
-                                       stirling2)
+from agents.balancer.occupancy import (LARGE_NETWORK, ShadowRouter, estimate_peers, occupancy_mean, occupancy_pmf,
+                                       occupancy_variance, stirling2)
 from agents.balancer.policy import GatewayAware
 from agents.balancer.structures import Lease2
 from testbed.i2p.analysis import chi2_sf
@@ -140,3 +140,25 @@ def test_policy_target_moves_by_at_most_one_when_a_tunnel_is_rebuilt() -> None:
         targets.append(policy.shadow.distinct)
     assert max(abs(a - b) for a, b in zip(targets, targets[1:])) <= 1 and len(set(targets)) >= 3
     assert last >= 1
+
+
+def test_estimated_peers_invert_the_mean() -> None:
+    assert estimate_peers(6, 4) == 6 and estimate_peers(24, 11) == 13  # 6 (1 - (5/6)^6) = 3.99
+    assert estimate_peers(16, 16) == LARGE_NETWORK and estimate_peers(0, 0) == 0 and estimate_peers(1, 1) == 1
+    assert estimate_peers(6, 3) == 3  # never fewer than were seen
+    rng = random.Random(2)
+    estimates = sorted(estimate_peers(30, len({rng.randrange(10) for _ in range(30)})) for _ in range(2001))
+    assert 9 <= estimates[1000] <= 11  # the median estimate is about right
+    # the seen count alone undercounts
+    assert sorted(len({rng.randrange(10) for _ in range(6)}) for _ in range(201))[100] < 6
+
+
+def test_policy_with_estimated_peers_draws_from_the_larger_network() -> None:
+    # 6 tunnels over 4 gateways seen: a router picking from 4 peers, or from more and unlucky
+    pools = {"r1": [l2(1, 1), l2(2, 2), l2(3, 3)], "r2": [l2(3, 4), l2(4, 5), l2(1, 6)]}
+    policy = GatewayAware(rng=random.Random(1), estimate=True)
+    policy(pools, T0)
+    assert policy.shadow.peers == estimate_peers(6, 4) == 6
+    plain = GatewayAware(rng=random.Random(1))
+    plain(pools, T0)
+    assert plain.shadow.peers == 4
