@@ -43,7 +43,7 @@ from agents.balancer.policy import GatewayAware, fair_share  # noqa: E402
 from agents.balancer.structures import Lease2  # noqa: E402
 from testbed.i2p import observe  # noqa: E402
 from testbed.i2p.analysis import (chi2_homogeneity, observations_needed, permutation_p,  # noqa: E402
-                                  sprt_observations)
+                                  sprt_floor, sprt_observations)
 from testbed.i2p.bootstrap import current_record, destination_controls, respawn, stop_records  # noqa: E402
 from testbed.i2p.netplan import BALANCER_NODE  # noqa: E402
 from testbed.i2p.topology import BalancerOptions, I2pLab  # noqa: E402
@@ -138,15 +138,18 @@ def distinct(leases: list[list[Any]]) -> int:
     return len({x[0] for x in leases})
 
 
-FULL_SHARE = 0.75  # a run counts once every pool holds 3/4 of the tunnels it is meant to have
+FULL_SHARE = 0.75  # a run counts once the routers offer 3/4 of the tunnels a LeaseSet can hold
 
 
 def complete(r: dict[str, Any], run: dict[str, Any]) -> bool:
-    """Every hosting router's pool holds most of its tunnels at the window's end (i2pd builds a pool
-    of 16 slowly: a single router's LeaseSet of 2 leases would be compared with multihomed ones of 16).
-    The pools, not the LeaseSet: ``gateway_aware`` publishes fewer leases than it is offered."""
+    """At the window's end every hosting router offers tunnels and together they offer most of what the
+    LeaseSet can hold, min(16, N x quantity) (i2pd builds a pool of 16 slowly: a single router's
+    LeaseSet of 2 leases would be compared with multihomed ones of 16). The pools, not the LeaseSet:
+    ``gateway_aware`` publishes fewer leases than it is offered."""
     pools = run["samples"][-1]["pools"]
-    return len(pools) == r["hosting"] and all(len(p) >= FULL_SHARE * r["quantity"] for p in pools.values())
+    offered = sum(len(p) for p in pools.values())
+    return (len(pools) == r["hosting"] and all(pools.values())
+            and offered >= FULL_SHARE * min(16, r["hosting"] * r["quantity"]))
 
 
 def leases_of(snap: dict[str, Any]) -> dict[str, list[Lease2]]:
@@ -216,8 +219,9 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
              "2 floodfills, 3 clients, 3 tunnels per hosting router (1 hop); runs whose pools held fewer than "
              f"{FULL_SHARE:.0%} of their tunnels at the window's end are left out. Tests against the single router "
              "of the same N: chi-square homogeneity (df, p), its permutation p, LeaseSets an observer needs: "
-             "chi-square power 0.8 at 5 % (pow) and Wald's SPRT at 5 %/5 % (sprt).",
-             f"{'N':>3} {'row':<36} {'runs':>4} {'leases':>6} {'gateways / LeaseSet (mean ± sd [range])':<30} "
+             "chi-square power 0.8 at 5 % (pow) and Wald's SPRT at 5 %/5 % (sprt); floor: the median sprt figure "
+             "two samples of 10 drawn from the single router's own histogram give by chance.",
+             f"{'N':>3} {'row':<44} {'runs':>4} {'leases':>6} {'gateways / LeaseSet (mean ± sd [range])':<30} "
              f"{'pool∩LS':>7} {'chi2 (df, p)':>20} {'perm p':>7} {'pow':>6} {'sprt':>6}   per-run counts"]
     for n in sizes:
         ref_row = table.get((n, "single router"))
@@ -235,9 +239,12 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
                 perm = f"{permutation_p(c, ref):.2g}"
                 pw = f"{observations_needed(c, ref):.0f}"
                 sp = f"{sprt_observations(c, ref):.0f}"
-            lines.append(f"{n:>3} {label:<36} {len(obs):>4} {statistics.fmean(len(ls) for ls, _ in row['sets']):>6.1f} "
+            lines.append(f"{n:>3} {label:<44} {len(obs):>4} {statistics.fmean(len(ls) for ls, _ in row['sets']):>6.1f} "
                          f"{spread(obs):<30} {statistics.fmean(jaccard(ls, p) for ls, p in row['sets']):>7.2f} "
                          f"{test:>20} {perm:>7} {pw:>6} {sp:>6}   {dict(sorted(c.items()))}")
+        if ref:
+            lines.append(f"{n:>3}   floor: sprt {sprt_floor(ref, 10):.0f} for two samples drawn from the single "
+                         "router's own histogram (the same law)")
     lines += ["", "Labs: " + "; ".join(
         f"{r['dist_kind']} N={r['n']}: {len(r['runs'])} runs, {sum(complete(r, x) for x in r['runs'])} complete, "
         f"ready {statistics.median(x['ready_s'] for x in r['runs']):.0f} s (median), window {r['window_s']:.0f} s, "

@@ -173,3 +173,15 @@ def sprt_observations(observed: Counter[int], reference: Counter[int], alpha: fl
     d = kl_divergence(smoothed(observed, support), smoothed(reference, support))
     numerator = (1 - beta) * math.log((1 - beta) / alpha) + beta * math.log(beta / (1 - alpha))
     return math.inf if d <= 0 else numerator / d
+
+
+def sprt_floor(reference: Counter[int], n_observed: int, rounds: int = 400, seed: int = 140) -> float:
+    """The median of :func:`sprt_observations` when *both* samples (``n_observed`` and as many as
+    ``reference`` holds) are drawn from ``reference``'s own histogram: what small samples give by chance
+    for two laws that are the same. A policy's figure near this floor is not told apart at this sample
+    size; one well below it is."""
+    values = [c for c, k in reference.items() for _ in range(k)]
+    rng = random.Random(seed)
+    out = sorted(sprt_observations(Counter(rng.choices(values, k=n_observed)), Counter(rng.choices(values, k=len(values))))
+                 for _ in range(rounds))
+    return out[len(out) // 2]

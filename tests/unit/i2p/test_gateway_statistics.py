@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from testbed.i2p.analysis import (chi2_homogeneity, chi2_sf, kl_divergence, observations_needed, permutation_p,
-                                 smoothed, sprt_observations)
+                                 smoothed, sprt_floor, sprt_observations)
 
 
 @pytest.mark.parametrize("x, df, p", [(3.841, 1, 0.05), (5.991, 2, 0.05), (6.635, 1, 0.01), (1.0, 3, 0.8013),
@@ -54,3 +54,10 @@ def test_sprt_observations() -> None:
     near = sprt_observations(Counter({3: 6, 4: 4}), Counter({3: 5, 4: 5}))
     far = sprt_observations(Counter({3: 10}), Counter({4: 10}))
     assert far < 5 < 50 < near
+
+
+def test_sprt_floor_is_what_equal_laws_give_by_chance() -> None:
+    ref = Counter({7: 2, 8: 3, 9: 3, 10: 2})
+    floor = sprt_floor(ref, 10)
+    assert 4 < floor < 200  # ten against ten from one law: a finite, not tiny, figure
+    assert sprt_observations(Counter({12: 10}), ref) < floor / 3  # a law far off goes well below it
