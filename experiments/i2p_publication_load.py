@@ -197,14 +197,17 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     text = "\n".join(lines)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     width = 0.2
-    for i, kind in enumerate(("naive", "balancer", "aware", "single")):
+    shown = [k for k in ("naive", "balancer", "aware", "single") if any(r["kind"] == k for r in results)]
+    width = 0.8 / max(1, len(shown))
+    for i, kind in enumerate(shown):
         here = [(j, by[(kind, n)]) for j, n in enumerate(SIZES) if (kind, n) in by]
-        if not here:
-            continue
         rates = [window_rates(r) for _, r in here]
-        ax1.bar([j + (i - 1.5) * width for j, _ in here], [statistics.fmean(x) for x in rates], width,
-                yerr=[statistics.stdev(x) if len(x) > 1 else 0.0 for x in rates], capsize=3,
+        means = [statistics.fmean(x) for x in rates]
+        xs = [j + (i - (len(shown) - 1) / 2) * width for j, _ in here]
+        ax1.bar(xs, means, width, yerr=[statistics.stdev(x) if len(x) > 1 else 0.0 for x in rates], capsize=3,
                 label={"single": "single router (3N tunnels)"}.get(kind, kind))
+        for x, mean in zip(xs, means):
+            ax1.annotate(f"{mean:.0f}", (x, mean), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=7)
     ax1.set_xticks(range(len(SIZES)), [f"N={n}" for n in SIZES])
     ax1.set_ylabel("LeaseSet stores at the floodfill / 10 min\n(mean ± sd over windows)")
     ax1.set_title("Publication load")
