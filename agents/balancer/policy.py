@@ -96,9 +96,11 @@ class GatewayAware:
     follows the single-router distribution, not just its mean, and moves like one router's: one
     virtual tunnel redrawn per tunnel a router rebuilt. ``draw=False`` takes the rounded mean
     (:func:`single_router_gateways`). ``estimate`` takes for K the peers the routers' draws imply
-    (:func:`~.occupancy.estimate_peers`) instead of those seen. ``rng`` seeds the draws (default: from ``os.urandom``, one
-    generator per policy). The set cover that keeps every live router reachable comes first, so the
-    target is exceeded only when no smaller set reaches every router."""
+    (:func:`~.occupancy.estimate_peers`) instead of those seen (measured: better for small N, worse
+    against i2pd's profile-weighted picks at N = 10; docs/i2p-proposal-140.md 3d). ``rng`` seeds the
+    draws (default: from ``os.urandom``, one generator per policy). The set cover that keeps every live
+    router reachable comes first, so the target is exceeded only when no smaller set reaches every
+    router."""
 
     def __init__(self, gateways: int | None = None, draw: bool = True, rng: random.Random | None = None,
                  estimate: bool = False) -> None:
