@@ -1,18 +1,24 @@
 """Can an observer tell a multihomed Destination's LeaseSet from one router's?  Independent runs per
 policy and size, on real i2pd.
 
-One lab per (kind, N), all labs at once: 2 floodfills, 3 client routers, N hosting routers with 3 inbound
-tunnels each (1 hop) behind the balancer with policy ``fair_share`` (kind ``balancer``) or
-``gateway_aware`` with its default target (kind ``aware``); kind ``single`` is one router with 3N tunnels
+One lab per (kind, N): 2 floodfills, 3 client routers, N hosting routers with 3 inbound tunnels each
+(1 hop) behind the balancer with policy ``gateway_aware`` (kind ``aware``: its target drawn from the
+single-router law), ``fair_share`` (kind ``balancer``); kind ``single`` is one router with 3N tunnels
 (at most 16) in a network of the same size (N - 1 extra routers).  A *run* is a fresh draw of every
 pool: the balancer and every frontend are stopped and started again, so each router builds a new
 I2CP session with new tunnels through peers it picks anew, and the balancer starts with no memory.  Once
 every router offers its tunnels and its leases are published (bounded), the published LeaseSet and each
-router's pool are read every 10 s for ``--window`` seconds.
+router's pool (with the leases' end dates) are read every 10 s for ``--window`` seconds.
+
+The policies are pure functions of the pools (agents/balancer/policy.py), so every policy is also
+*replayed* on the pools recorded in a balancer lab: the snapshots of a run are fed in order to a fresh
+policy and its last choice is that run's LeaseSet.  One lab then measures ``fair_share``, the mean
+target and the drawn target on the same pool draws; the live policy of the lab checks the replay.
 
 i2pd's tunnels live 10 minutes; a window shorter than that sees each pool as first built (a LeaseSet
 changes only when a tunnel is rebuilt), which is what the fresh draws are for: one LeaseSet per run is
-an independent observation, the snapshots within a run are not.
+an independent observation, the snapshots within a run are not.  ``--serial`` runs the labs one after
+another (they are CPU-heavy).
 
     sudo .venv/bin/python experiments/i2p_distinguishability.py --sizes 2,8,10 --runs 10   # reports/i2p/distinguishability/
 """
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import statistics
 import sys
 import time
@@ -30,9 +38,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agents.balancer.control import query_status  # noqa: E402
+from agents.balancer.policy import GatewayAware, fair_share  # noqa: E402
+from agents.balancer.structures import Lease2  # noqa: E402
 from testbed.i2p import observe  # noqa: E402
-from testbed.i2p.analysis import chi2_homogeneity, observations_needed  # noqa: E402
-from testbed.i2p.bootstrap import current_record, respawn, stop_records  # noqa: E402
+from testbed.i2p.analysis import (chi2_homogeneity, observations_needed, permutation_p,  # noqa: E402
+                                  sprt_floor, sprt_observations)
+from testbed.i2p.bootstrap import current_record, destination_controls, respawn, stop_records  # noqa: E402
 from testbed.i2p.netplan import BALANCER_NODE  # noqa: E402
 from testbed.i2p.topology import BalancerOptions, I2pLab  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
@@ -43,6 +55,7 @@ from experiments.i2p_runs import (POLICY_OF_MODE, experiment_parser, gateway_nam
                                   run_workers, save_report, saved_results)
 
 KINDS = ("balancer", "aware", "single")
+DEFAULT_KINDS = ("aware", "single")
 QUANTITY = 3
 CLIENTS = 3
 SAMPLE_EVERY = 10.0
@@ -76,6 +89,18 @@ def pools_ready(lab: Any, m: I2pLab, quantity: int) -> bool:
     return full and observe.published_routers(lab, m) == hosting
 
 
+def snapshot(lab: Any, m: I2pLab) -> dict[str, Any]:
+    """:func:`lease_snapshot` plus every pool's leases with their end dates (``ends``: router ->
+    [gateway hex, tunnel id, end s]), which the replayed policies need."""
+    snap = lease_snapshot(lab, m)
+    ends: dict[str, list[list[Any]]] = {}
+    for path in destination_controls(lab, m).values():
+        for router, state in query_status(path)["routers"].items():
+            ends[router] = [[x["gateway"], x["tunnel_id"], x["end"]] for x in state["leases"]] if state["up"] else []
+    snap["ends"] = ends
+    return snap
+
+
 def worker(kind: str, n: int, runs: int, window: float, prefix: str, out: Path) -> None:
     m = lab_model(kind, n, prefix)
     quantity = m.balancer.inbound_quantity
@@ -94,12 +119,12 @@ def worker(kind: str, n: int, runs: int, window: float, prefix: str, out: Path) 
             except WaitTimeout:
                 pass  # a run whose pools did not fill is kept and marked: what was published is still a LeaseSet
             ready_s = round(time.time() - start, 1)
-            samples = [lease_snapshot(lab, m)]
+            samples = [snapshot(lab, m)]
             while time.time() - samples[0]["t"] < window:
                 time.sleep(SAMPLE_EVERY)
-                samples.append(lease_snapshot(lab, m))
+                samples.append(snapshot(lab, m))
             result["runs"].append({"run": run, "ready_s": ready_s, "full": pools_ready(lab, m, quantity),
-                                   "samples": samples})
+                                   "samples": samples, "load": round(os.getloadavg()[0], 1)})
             out.write_text(json.dumps(result))
             print(f"{m.name} run {run}: ready after {ready_s} s", flush=True)
     finally:
@@ -110,37 +135,69 @@ def worker(kind: str, n: int, runs: int, window: float, prefix: str, out: Path) 
 
 
 def distinct(leases: list[list[Any]]) -> int:
-    return len({gw for gw, _ in leases})
+    return len({x[0] for x in leases})
 
 
-FULL_SHARE = 0.75  # a run counts once its LeaseSet holds 3/4 of the tunnels it is meant to have
+FULL_SHARE = 0.75  # a run counts once the routers offer 3/4 of the tunnels a LeaseSet can hold
 
 
 def complete(r: dict[str, Any], run: dict[str, Any]) -> bool:
-    """The LeaseSet at the window's end holds most of its tunnels (i2pd builds a pool of 16 slowly:
-    a single router's LeaseSet of 2 leases would be compared with multihomed ones of 16)."""
-    target = min(16, r["hosting"] * r["quantity"])
-    return len(run["samples"][-1]["published"].get(BALANCER_NODE, [])) >= FULL_SHARE * target
+    """At the window's end every hosting router offers tunnels and together they offer most of what the
+    LeaseSet can hold, min(16, N x quantity) (i2pd builds a pool of 16 slowly: a single router's
+    LeaseSet of 2 leases would be compared with multihomed ones of 16). The pools, not the LeaseSet:
+    ``gateway_aware`` publishes fewer leases than it is offered."""
+    pools = run["samples"][-1]["pools"]
+    offered = sum(len(p) for p in pools.values())
+    return (len(pools) == r["hosting"] and all(pools.values())
+            and offered >= FULL_SHARE * min(16, r["hosting"] * r["quantity"]))
 
 
-def per_run(r: dict[str, Any]) -> list[int]:
-    """One independent observation per run: the distinct gateways of the LeaseSet at the window's end
-    (runs whose pools were still being built are left out: :func:`complete`)."""
-    return [distinct(run["samples"][-1]["published"][BALANCER_NODE]) for run in r["runs"] if complete(r, run)]
+def leases_of(snap: dict[str, Any]) -> dict[str, list[Lease2]]:
+    return {router: [Lease2(bytes.fromhex(g), t, e) for g, t, e in leases] for router, leases in snap["ends"].items()}
 
 
-def per_snapshot(r: dict[str, Any]) -> list[int]:
-    return [distinct(s["published"].get(BALANCER_NODE, [])) for run in r["runs"] for s in run["samples"]
-            if s["published"].get(BALANCER_NODE)]
+def replay(run: dict[str, Any], make: Any) -> list[list[Any]]:
+    """The LeaseSet a fresh ``make()`` policy would have published at the run's end, fed the run's
+    snapshots in order (the live balancer is fed each router's leases as they come; same pools)."""
+    policy, chosen = make(), ()
+    for snap in run["samples"]:
+        chosen = policy(leases_of(snap), int(snap["t"]))
+    return [[x.gateway.hex(), x.tunnel_id] for x in chosen]
 
 
-def leases_published(r: dict[str, Any]) -> list[int]:
-    return [len(run["samples"][-1]["published"][BALANCER_NODE]) for run in r["runs"] if complete(r, run)]
+def drawn(seed: int) -> Any:
+    return lambda: GatewayAware(rng=random.Random(seed))
 
 
-def as_samples(r: dict[str, Any]) -> dict[str, Any]:
-    """The shape experiments.i2p_publication_load.gateway_stats reads (every run's snapshots)."""
-    return {"gateways": r["gateways"], "samples": [s for run in r["runs"] for s in run["samples"]]}
+# what is published per run, by row: live (the lab's own balancer) or replayed on the lab's pools
+REPLAYS = {"fair_share (replay)": lambda i: (lambda: fair_share),
+           "gateway_aware mean target (replay)": lambda i: (lambda: GatewayAware(draw=False)),
+           "gateway_aware drawn (replay)": drawn,
+           "gateway_aware drawn, K estimated (replay)": lambda i: (lambda: GatewayAware(rng=random.Random(i), estimate=True))}
+LIVE = {"balancer": "fair_share (live)", "aware": "gateway_aware drawn (live)", "single": "single router"}
+
+
+def rows(results: list[dict[str, Any]]) -> dict[tuple[int, str], dict[str, Any]]:
+    """(N, row label) -> per-run published LeaseSets and pools, live and replayed."""
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in sorted(results, key=lambda r: KINDS.index(r["dist_kind"])):
+        runs = [run for run in r["runs"] if complete(r, run)]
+        live = [(run["samples"][-1]["published"].get(BALANCER_NODE, []), run["samples"][-1]["pools"]) for run in runs]
+        out[(r["n"], LIVE[r["dist_kind"]])] = {"sets": live, "lab": r}
+        if r["dist_kind"] == "single" or not all("ends" in run["samples"][-1] for run in runs):
+            continue
+        for label, make in REPLAYS.items():
+            if (r["n"], label) not in out:  # the first balancer lab of this size (kinds in KINDS order)
+                out[(r["n"], label)] = {"sets": [(replay(run, make(i)), run["samples"][-1]["pools"])
+                                                 for i, run in enumerate(runs)], "lab": r}
+    return out
+
+
+def jaccard(published: list[list[Any]], pools: dict[str, list[list[Any]]]) -> float:
+    """Mean overlap of each router's pool gateways with the LeaseSet's (not visible to an observer)."""
+    gws = {x[0] for x in published}
+    vals = [len(p & gws) / len(p | gws) for p in ({x[0] for x in pool} for pool in pools.values()) if p]
+    return statistics.fmean(vals) if vals else float("nan")
 
 
 def spread(xs: list[int]) -> str:
@@ -155,52 +212,64 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by = {(r["dist_kind"], r["n"]): r for r in results}
-    sizes = sorted({r["n"] for r in results})
-    lines = ["Distinct inbound gateways per published LeaseSet: independent runs (fresh pools each), "
-             "2 floodfills, 3 clients, 3 tunnels per hosting router (1 hop); runs whose LeaseSet held fewer "
-             f"than {FULL_SHARE:.0%} of its tunnels at the window's end are left out (runs = those kept)",
-             f"{'run':<12} {'runs':>4} {'leases':>6} {'gateways / LeaseSet, one per run (mean ± sd [range])':<40} "
-             f"{'pool∩LS':>7} {'chi2 vs single':>15} {'p':>8} {'LS needed':>9}   per-run counts"]
+    table = rows(results)
+    sizes = sorted({n for n, _ in table})
+    order = ["single router", *(v for v in LIVE.values() if v != "single router"), *REPLAYS]
+    lines = ["Distinct inbound gateways per published LeaseSet: one LeaseSet per independent run (fresh pools each), "
+             "2 floodfills, 3 clients, 3 tunnels per hosting router (1 hop); runs whose pools held fewer than "
+             f"{FULL_SHARE:.0%} of their tunnels at the window's end are left out. Tests against the single router "
+             "of the same N: chi-square homogeneity (df, p), its permutation p, LeaseSets an observer needs: "
+             "chi-square power 0.8 at 5 % (pow) and Wald's SPRT at 5 %/5 % (sprt); floor: the median sprt figure "
+             "two samples of 10 drawn from the single router's own histogram give by chance.",
+             f"{'N':>3} {'row':<44} {'runs':>4} {'leases':>6} {'gateways / LeaseSet (mean ± sd [range])':<30} "
+             f"{'pool∩LS':>7} {'chi2 (df, p)':>20} {'perm p':>7} {'pow':>6} {'sprt':>6}   per-run counts"]
     for n in sizes:
-        ref = Counter(per_run(by[("single", n)])) if ("single", n) in by else None
-        for kind in KINDS:
-            r = by.get((kind, n))
-            if r is None:
+        ref_row = table.get((n, "single router"))
+        ref = Counter(distinct(ls) for ls, _ in ref_row["sets"]) if ref_row else None
+        for label in order:
+            row = table.get((n, label))
+            if row is None or not row["sets"]:
                 continue
-            obs = per_run(r)
-            g = gateway_stats(as_samples(r))
-            test, needed = "", ""
-            if kind != "single" and ref and obs:
-                t = chi2_homogeneity(Counter(obs), ref)
-                test = f"{t.statistic:>9} (df {t.df}) {t.p_value:>8.2g}"
-                needed = f"{observations_needed(Counter(obs), ref):>9.1f}"
-            lines.append(f"{kind + ' N=' + str(n):<12} {len(obs):>4} {statistics.fmean(leases_published(r)):>6.1f} "
-                         f"{spread(obs):<40} {g['pool_overlap_jaccard']:>7} {test:<24} {needed:>9}   "
-                         f"{dict(sorted(Counter(obs).items()))}")
-    lines += ["", "Every snapshot (10 s apart; not independent within a run):",
-              *[f"{k + ' N=' + str(n):<12} {dict(sorted(Counter(per_snapshot(by[(k, n)])).items()))}"
-                for n in sizes for k in KINDS if (k, n) in by]]
-    text = "\n".join(lines)
-    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 3.6), squeeze=False)
-    for ax, n in zip(axes[0], sizes):
-        for i, kind in enumerate(KINDS):
-            if (kind, n) not in by:
-                continue
-            obs = per_run(by[(kind, n)])
+            obs = [distinct(ls) for ls, _ in row["sets"]]
             c = Counter(obs)
-            cats = sorted(c)
-            ax.bar([x + (i - 1) * 0.27 for x in cats], [c[x] / len(obs) for x in cats], 0.27,
-                   label=f"{'fair_share' if kind == 'balancer' else 'gateway_aware' if kind == 'aware' else 'single router'}"
-                         f" ({len(obs)})")
-        seen = [x for k in KINDS if (k, n) in by for x in per_run(by[(k, n)])]
+            test = perm = pw = sp = ""
+            if label != "single router" and ref:
+                t = chi2_homogeneity(c, ref)
+                test = f"{t.statistic:.1f} ({t.df}, {t.p_value:.2g})"
+                perm = f"{permutation_p(c, ref):.2g}"
+                pw = f"{observations_needed(c, ref):.0f}"
+                sp = f"{sprt_observations(c, ref):.0f}"
+            lines.append(f"{n:>3} {label:<44} {len(obs):>4} {statistics.fmean(len(ls) for ls, _ in row['sets']):>6.1f} "
+                         f"{spread(obs):<30} {statistics.fmean(jaccard(ls, p) for ls, p in row['sets']):>7.2f} "
+                         f"{test:>20} {perm:>7} {pw:>6} {sp:>6}   {dict(sorted(c.items()))}")
+        if ref:
+            lines.append(f"{n:>3}   floor: sprt {sprt_floor(ref, 10):.0f} for two samples drawn from the single "
+                         "router's own histogram (the same law)")
+    lines += ["", "Labs: " + "; ".join(
+        f"{r['dist_kind']} N={r['n']}: {len(r['runs'])} runs, {sum(complete(r, x) for x in r['runs'])} complete, "
+        f"ready {statistics.median(x['ready_s'] for x in r['runs']):.0f} s (median), window {r['window_s']:.0f} s, "
+        f"load {statistics.median(x.get('load', float('nan')) for x in r['runs'])}" for r in results)]
+    text = "\n".join(lines)
+    shown = ["single router", "fair_share (replay)", "gateway_aware mean target (replay)", "gateway_aware drawn (live)",
+             "gateway_aware drawn (replay)"]
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.6 * len(sizes), 3.8), squeeze=False)
+    for ax, n in zip(axes[0], sizes):
+        present = [label for label in shown if table.get((n, label), {}).get("sets")]
+        width = 0.8 / max(1, len(present))
+        seen: list[int] = []
+        for i, label in enumerate(present):
+            obs = [distinct(ls) for ls, _ in table[(n, label)]["sets"]]
+            seen += obs
+            c = Counter(obs)
+            ax.bar([x + (i - (len(present) - 1) / 2) * width for x in sorted(c)], [c[x] / len(obs) for x in sorted(c)],
+                   width, label=f"{label} ({len(obs)})")
         if seen:
             ax.set_xticks(range(min(seen), max(seen) + 1))
         ax.set_title(f"N = {n}", fontsize=10)
         ax.set_xlabel("distinct gateways in the LeaseSet")
         ax.set_ylabel("share of runs")
-        ax.set_ylim(0, 1.25)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.set_ylim(0, 1.45)
+        ax.legend(fontsize=6.5, loc="upper left")
     fig.suptitle("Gateways per published LeaseSet, one LeaseSet per independent run", fontsize=11)
     return save_report(fig, text, out, "i2p_distinguishability")
 
@@ -209,11 +278,13 @@ def main() -> int:
     p = experiment_parser(__doc__)
     p.set_defaults(output=Path("reports/i2p/distinguishability"))
     p.add_argument("--sizes", default="2,8,10", help="comma list of N (hosting routers)")
-    p.add_argument("--kinds", default=",".join(KINDS), help="comma list of balancer (fair_share), aware "
-                   "(gateway_aware, default target), single")
+    p.add_argument("--kinds", default=",".join(DEFAULT_KINDS), help="comma list of aware (gateway_aware, drawn "
+                   "target), balancer (fair_share), single; fair_share and the mean target are also replayed on "
+                   "the pools of the first balancer lab of each size")
     p.add_argument("--runs", type=int, default=10, help="fresh draws of every pool per lab")
     p.add_argument("--window", type=float, default=60.0, help="seconds observed per run")
     p.add_argument("--prefix", default="i2d", help="lab names: PREFIX + kind initial + N")
+    p.add_argument("--serial", action="store_true", help="one lab at a time (default: all at once)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -224,9 +295,10 @@ def main() -> int:
         results = saved_results(args.output, "dist_kind")
     else:
         jobs = [[k, n] for n in args.sizes.split(",") for k in args.kinds.split(",")]
-        results = run_workers("i2p_distinguishability", jobs, args.output,
-                              ["--runs", str(args.runs), "--window", str(args.window), "--prefix", args.prefix],
-                              stagger=10.0)
+        extra = ["--runs", str(args.runs), "--window", str(args.window), "--prefix", args.prefix]
+        batches = [[job] for job in jobs] if args.serial else [jobs]
+        results = [r for batch in batches for r in run_workers("i2p_distinguishability", batch, args.output, extra,
+                                                                stagger=10.0)]
     print(report(results, args.output))
     return 0
 

@@ -1,14 +1,17 @@
 """Proposal 140's claims 1 and 3 on real i2pd: publication load at the floodfill, and how the published
 inbound gateways of a multihomed Destination differ from a single router's.
 
-Runs (in parallel, one lab each): naive and balancer for N = 2, 4, 8 hosting routers (3 inbound tunnels
-each), and single-router Destinations with the same number of tunnels (3N, at most 16).  Each lab is
-measured for ``--window`` seconds starting ``--settle`` seconds after its Destination is ready: LeaseSet
-stores counted at the floodfill (see experiments/i2p_runs.py), and a snapshot of the published LeaseSet
-and each router's pool every 10 s.  i2pd's tunnels live 10 minutes and cannot be shortened, so the
-default window is the full 600 s (no time scaling); a shorter window is scaled to 10 min linearly.
+Runs (in parallel, one lab each, started ``--stagger`` seconds apart): naive and balancer for N = 2, 4,
+8, 10 hosting routers (3 inbound tunnels each), and single-router Destinations with the same number of
+tunnels (3N, at most 16), hosted the way a standard I2CP client hosts one (a fresh LeaseSet for every
+request the router makes).  Each lab is measured for ``--windows`` consecutive windows of ``--window``
+seconds, starting ``--settle`` seconds after its Destination is ready: LeaseSet stores counted at the
+floodfill (see experiments/i2p_runs.py), and a snapshot of the published LeaseSet and each router's pool
+every 10 s.  i2pd's tunnels live 10 minutes and cannot be shortened, so the default window is the full
+600 s (no time scaling); a shorter window is scaled to 10 min linearly.  Bring-up is the CPU-heavy part;
+once up, a lab's routers are nearly idle, which is why the labs can measure side by side.
 
-    sudo .venv/bin/python experiments/i2p_publication_load.py -o reports/i2p
+    sudo .venv/bin/python experiments/i2p_publication_load.py -o reports/i2p --windows 5 --stagger 30
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import sys
 import time
@@ -31,15 +35,17 @@ from testbed.lab import Lab  # noqa: E402
 from experiments.i2p_runs import (StoreCounter, experiment_parser, gateway_names, lease_snapshot,  # noqa: E402
                                   model, run_workers, save_report, saved_results)
 
-SIZES = (2, 4, 8)
+SIZES = (2, 4, 8, 10)
 QUANTITY = 3
 SAMPLE_EVERY = 10.0
 
 
 def worker(kind: str, n: int, window: float, settle: float, out: Path, prefix: str = "pl",
-           gateways: int | None = None) -> None:
-    mode = kind if kind in ("naive", "aware") else "balancer"
-    # a single-router Destination of the same size, in a network of the same size (N - 1 extra routers)
+           gateways: int | None = None, windows: int = 1) -> None:
+    # single: one router hosting a Destination of the same size (3N tunnels, at most 16) as a standard
+    # I2CP client does (a fresh LeaseSet for every request: mode naive with one router), in a network
+    # of the same size (N - 1 extra routers)
+    mode = {"single": "naive"}.get(kind, kind if kind in ("naive", "aware") else "balancer")
     hosting, quantity, extra = (1, min(16, QUANTITY * n), n - 1) if kind == "single" else (n, QUANTITY, 0)
     m = model(f"{prefix}{kind[0]}{n}", mode, hosting, quantity, clients=extra,
               gateways=gateways if kind == "aware" else None)
@@ -51,16 +57,24 @@ def worker(kind: str, n: int, window: float, settle: float, out: Path, prefix: s
         counter.start()
         start = time.time()
         first = lease_snapshot(lab, m)
-        samples, timeline = [first], [(0.0, 0)]
-        while time.time() - start < window:
-            time.sleep(SAMPLE_EVERY)
-            samples.append(lease_snapshot(lab, m))
-            timeline.append((round(time.time() - start, 1), counter.count()))
-        result = {"kind": kind if gateways is None or kind != "aware" else f"aware{gateways}", "n": n, "hosting": hosting, "quantity": quantity, "window_s": window,
-                  "ready_after_s": round(ready - start + settle, 1), "stores": counter.count(), "updates": counter.updates(),
-                  "signed": samples[-1]["publications"] - first["publications"], "timeline": timeline,
-                  "gateways": gateway_names(lab, m), "samples": samples}
-        out.write_text(json.dumps(result))
+        samples, timeline, per_window, load = [first], [(0.0, 0)], [], []
+        names = gateway_names(lab, m)
+        for w in range(windows):
+            end = start + (w + 1) * window
+            while time.time() < end:
+                time.sleep(max(0.0, min(SAMPLE_EVERY, end - time.time())))
+                samples.append(lease_snapshot(lab, m))
+                timeline.append((round(time.time() - start, 1), counter.count()))
+            per_window.append(counter.count() - sum(per_window))
+            load.append(round(os.getloadavg()[1], 1))
+            # written after every window: a run cut short keeps the windows it finished
+            out.write_text(json.dumps({
+                "kind": kind if gateways is None or kind != "aware" else f"aware{gateways}", "n": n,
+                "hosting": hosting, "quantity": quantity, "window_s": window * len(per_window),
+                "windows": per_window, "each_window_s": window, "ready_after_s": round(ready - start + settle, 1),
+                "stores": counter.count(), "updates": counter.updates(),
+                "signed": samples[-1]["publications"] - first["publications"], "timeline": timeline,
+                "gateways": names, "samples": samples, "load": load}))
     finally:
         lab.destroy()
 
@@ -70,6 +84,18 @@ def worker(kind: str, n: int, window: float, settle: float, out: Path, prefix: s
 
 def per_10min(r: dict[str, Any]) -> float:
     return r["stores"] * 600.0 / r["window_s"]
+
+
+def window_rates(r: dict[str, Any]) -> list[float]:
+    """Stores per 10 minutes in each consecutive window (one window for runs without ``windows``)."""
+    each = r.get("each_window_s", r["window_s"])
+    return [c * 600.0 / each for c in r.get("windows", [r["stores"]])]
+
+
+def rate_cell(r: dict[str, Any]) -> str:
+    xs = window_rates(r)
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{statistics.fmean(xs):.1f} ± {sd:.1f} [{min(xs):.0f}-{max(xs):.0f}]"
 
 
 def gateway_stats(r: dict[str, Any], window_s: float = 120.0) -> dict[str, float]:
@@ -142,12 +168,21 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     import matplotlib.pyplot as plt
 
     by = {(r["kind"], r["n"]): r for r in results}
-    lines = ["Publication load: LeaseSet stores received by the floodfill per 10 minutes",
-             f"{'N':>3} {'naive':>8} {'balancer':>9} {'single':>7}   (naive arithmetic N x {QUANTITY} tunnels"
-             " = one new LeaseSet per tunnel rebuild)"]
+    kinds = [k for k in ("naive", "balancer", "aware", "single") if any(r["kind"] == k for r in results)]
+    lines = ["Publication load: LeaseSet stores received by the floodfill per 10 minutes, mean ± sd [range] over "
+             "consecutive windows (count per window scaled to 10 min)",
+             f"{'N':>3} " + " ".join(f"{k:>26}" for k in kinds) + f"   windows  naive arithmetic N x {QUANTITY}"]
     for n in SIZES:
-        cells = [f"{per_10min(by[(k, n)]):.0f}" if (k, n) in by else "-" for k in ("naive", "balancer", "single")]
-        lines.append(f"{n:>3} {cells[0]:>8} {cells[1]:>9} {cells[2]:>7}   ({n * QUANTITY})")
+        if not any((k, n) in by for k in kinds):
+            continue
+        cells = [rate_cell(by[(k, n)]) if (k, n) in by else "-" for k in kinds]
+        shape = {f"{len(r.get('windows', [1]))} x {r.get('each_window_s', r['window_s']):.0f} s"
+                 for k in kinds if (r := by.get((k, n)))}
+        lines.append(f"{n:>3} " + " ".join(f"{c:>26}" for c in cells) + f"   {', '.join(sorted(shape))}  ({n * QUANTITY})")
+    lines += ["", "Signed LeaseSets (balancer / single) and stores that replaced the floodfill's copy (updated):",
+              *[f"{r['kind'] + ' N=' + str(r['n']):<12} signed {r['signed']:>4}  stores {r['stores']:>4}  updated "
+                f"{r['updates']:>4}  per window {r.get('windows')}  load {r.get('load')}"
+                for r in sorted(results, key=lambda r: (r["n"], r["kind"]))]]
     lines += ["", "Distinguishability of inbound gateways (published LeaseSet; 120 s windows)",
               f"{'run':<12} {'tunnels':>7} {'gw/LS':>6} {'gw/window':>9} {'pool∩LS':>8} {'hosting-as-gw':>13} "
               f"{'gw-aware':>8}"]
@@ -162,11 +197,19 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     text = "\n".join(lines)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     width = 0.2
-    for i, kind in enumerate(("naive", "balancer", "aware", "single")):
-        xs = [j + (i - 1.5) * width for j, n in enumerate(SIZES) if (kind, n) in by]
-        ax1.bar(xs, [per_10min(by[(kind, n)]) for n in SIZES if (kind, n) in by], width, label=kind)
+    shown = [k for k in ("naive", "balancer", "aware", "single") if any(r["kind"] == k for r in results)]
+    width = 0.8 / max(1, len(shown))
+    for i, kind in enumerate(shown):
+        here = [(j, by[(kind, n)]) for j, n in enumerate(SIZES) if (kind, n) in by]
+        rates = [window_rates(r) for _, r in here]
+        means = [statistics.fmean(x) for x in rates]
+        xs = [j + (i - (len(shown) - 1) / 2) * width for j, _ in here]
+        ax1.bar(xs, means, width, yerr=[statistics.stdev(x) if len(x) > 1 else 0.0 for x in rates], capsize=3,
+                label={"single": "single router (3N tunnels)"}.get(kind, kind))
+        for x, mean in zip(xs, means):
+            ax1.annotate(f"{mean:.0f}", (x, mean), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=7)
     ax1.set_xticks(range(len(SIZES)), [f"N={n}" for n in SIZES])
-    ax1.set_ylabel("LeaseSet stores at the floodfill / 10 min")
+    ax1.set_ylabel("LeaseSet stores at the floodfill / 10 min\n(mean ± sd over windows)")
     ax1.set_title("Publication load")
     ax1.legend()
     for kind, style in (("balancer", "o-"), ("aware", "D-"), ("naive", "s--"), ("single", "^:")):
@@ -222,10 +265,15 @@ def main() -> int:
     p.add_argument("--prefix", default="pl", help="lab names are PREFIX + kind initial + N (default pl)")
     p.add_argument("--gateways", type=int, help="aware: the policy's target of distinct gateways "
                    "(default: what one router with as many tunnels shows)")
+    p.add_argument("--windows", type=int, default=1, help="consecutive windows of --window seconds per lab "
+                   "(mean and spread over them)")
+    p.add_argument("--stagger", type=float, default=5.0, help="seconds between two labs' starts (bring-up "
+                   "is the CPU-heavy part; the measuring phase is nearly idle)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]), args.window, args.settle, args.out, args.prefix, args.gateways)
+        worker(args.worker[0], int(args.worker[1]), args.window, args.settle, args.out, args.prefix, args.gateways,
+               args.windows)
         return 0
     args.output.mkdir(parents=True, exist_ok=True)
     if args.report_only:
@@ -233,8 +281,9 @@ def main() -> int:
     else:
         jobs = [[k, n] for k in args.kinds.split(",") for n in args.sizes.split(",")]
         results = run_workers("i2p_publication_load", jobs, args.output,
-                              ["--window", str(args.window), "--settle", str(args.settle),
-                               "--prefix", args.prefix, *(["--gateways", str(args.gateways)] if args.gateways else [])])
+                              ["--window", str(args.window), "--settle", str(args.settle), "--windows", str(args.windows),
+                               "--prefix", args.prefix, *(["--gateways", str(args.gateways)] if args.gateways else [])],
+                              stagger=args.stagger)
     print(report(results, args.output))
     histogram_plot(results, args.output)
     return 0

@@ -17,15 +17,18 @@ Proposal 140 leaves the choice to the balancer. Three policies:
   whose gateway is in a small, sticky set: first the fewest gateways that still give every live
   router a lease (greedy set cover), then more gateways up to ``gateways``, and it keeps the
   gateways it published before for as long as they are offered, so the set changes only when tunnels
-  are rebuilt, as one router's does. The default target is what one router with as many tunnels would
-  show (:func:`single_router_gateways`): T tunnels whose gateways are drawn at random from the K
-  peers the hosting routers have been seen to use.
+  are rebuilt, as one router's does. The default target is *drawn* from what one router with as many
+  tunnels would show: T tunnels whose gateways are drawn at random from the K peers the hosting routers
+  have been seen to use (:mod:`.occupancy`; a fixed target at its mean, ``draw=False``, was measured to
+  be too regular: always the same count, where a single router's varies).
 """
 
 from __future__ import annotations
 
+import random
 from typing import Callable, Mapping, Sequence
 
+from .occupancy import ShadowRouter, estimate_peers, occupancy_mean
 from .structures import MAX_LEASES, Lease2
 
 
@@ -74,29 +77,42 @@ PEER_MEMORY_S = 1200  # two tunnel lifetimes: a peer no router has used for that
 
 
 def single_router_gateways(tunnels: int, peers: int) -> int:
-    """Distinct gateways one router shows with ``tunnels`` 1-hop inbound tunnels whose gateways it
-    draws at random from ``peers`` routers: the expected number of occupied cells,
+    """Distinct gateways one router shows on average with ``tunnels`` 1-hop inbound tunnels whose
+    gateways it draws at random from ``peers`` routers: the expected number of occupied cells,
     K (1 - (1 - 1/K)^T), rounded. In a large network it is T (every tunnel its own gateway); in a
     small lab it saturates at K."""
     if tunnels <= 0 or peers <= 0:
         return 0
-    return max(1, round(peers * (1.0 - (1.0 - 1.0 / peers) ** tunnels)))
+    return max(1, round(occupancy_mean(tunnels, peers)))
 
 
 class GatewayAware:
     """Publish every lease through a small, sticky set of inbound gateways (see the module doc).
 
-    ``gateways`` is the target number of distinct gateways; ``None`` takes what one router of the
-    same size would show: :func:`single_router_gateways` for as many tunnels as the LeaseSet can hold
-    (the distinct leases offered, at most ``limit``) over the peers seen as gateways in any router's
-    pool during the last :data:`PEER_MEMORY_S`. The set cover that keeps every live router reachable
-    comes first, so the target is exceeded only when no smaller set reaches every router."""
+    ``gateways`` is a fixed target number of distinct gateways. ``None`` takes one router of the same
+    size: T tunnels (the distinct leases offered, at most ``limit``) over K peers (those seen as
+    gateways in any router's pool during the last :data:`PEER_MEMORY_S`). With ``draw`` (the default)
+    the target is the distinct-gateway count of a :class:`~.occupancy.ShadowRouter` of that size, so it
+    follows the single-router distribution, not just its mean, and moves like one router's: one
+    virtual tunnel redrawn per tunnel a router rebuilt. ``draw=False`` takes the rounded mean
+    (:func:`single_router_gateways`). ``estimate`` takes for K the peers the routers' draws imply
+    (:func:`~.occupancy.estimate_peers`) instead of those seen (measured: better for small N, worse
+    against i2pd's profile-weighted picks at N = 10; docs/i2p-proposal-140.md 3d). ``rng`` seeds the
+    draws (default: from ``os.urandom``, one generator per policy). The set cover that keeps every live
+    router reachable comes first, so the target is exceeded only when no smaller set reaches every
+    router."""
 
-    def __init__(self, gateways: int | None = None) -> None:
+    def __init__(self, gateways: int | None = None, draw: bool = True, rng: random.Random | None = None,
+                 estimate: bool = False) -> None:
         if gateways is not None and gateways < 1:
             raise ValueError(f"gateways must be at least 1, not {gateways}")
         self.gateways = gateways
+        self.draw = draw
+        self.estimate = estimate
+        self.tunnels_seen: dict[tuple[bytes, int], int] = {}  # tunnel -> last time (s) it was offered
+        self.shadow = ShadowRouter(rng)
         self.chosen: tuple[bytes, ...] = ()
+        self.offered: frozenset[tuple[bytes, int]] = frozenset()  # tunnels offered at the last call
         self.peers_seen: dict[bytes, int] = {}  # gateway -> last time (s) a router offered a tunnel through it
 
     def target(self, alive: Mapping[str, Sequence[Lease2]], now_s: int = 0, limit: int = MAX_LEASES) -> int:
@@ -105,9 +121,21 @@ class GatewayAware:
         for leases in alive.values():
             for lease in leases:
                 self.peers_seen[lease.gateway] = now_s
+                self.tunnels_seen[lease_key(lease)] = now_s
         self.peers_seen = {gw: t for gw, t in self.peers_seen.items() if now_s - t <= PEER_MEMORY_S}
-        tunnels = len({lease_key(x) for leases in alive.values() for x in leases})
-        return single_router_gateways(min(limit, tunnels), len(self.peers_seen))
+        self.tunnels_seen = {k: t for k, t in self.tunnels_seen.items() if now_s - t <= PEER_MEMORY_S}
+        offered = frozenset(lease_key(x) for leases in alive.values() for x in leases)
+        tunnels, peers = min(limit, len(offered)), len(self.peers_seen)
+        if self.estimate:  # the peers the routers pick from, not just those they happened to pick
+            peers = estimate_peers(len(self.tunnels_seen), peers)
+        new = len(offered - self.offered)
+        self.offered = offered
+        if not self.draw:
+            return single_router_gateways(tunnels, peers)
+        grown = max(0, tunnels - self.shadow.tunnels)  # new tunnels that enlarged the pool are drawn fresh
+        self.shadow.resize(tunnels, peers)
+        self.shadow.rebuild(new - grown)  # the others replaced old ones: as many virtual rebuilds
+        return max(1, self.shadow.distinct) if tunnels and peers else 0
 
     def __call__(self, per_router: Mapping[str, Sequence[Lease2]], now_s: int, limit: int = MAX_LEASES) -> tuple[Lease2, ...]:
         alive = {name: [x for x in leases if x.end_s > now_s] for name, leases in per_router.items()}

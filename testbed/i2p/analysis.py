@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,3 +130,58 @@ def observations_needed(observed: Counter[int], reference: Counter[int]) -> floa
     w2 = sum((observed[c] / n1 - p0[c]) ** 2 / p0[c] for c in cats)
     df = max(1, len(cats) - 1)
     return math.inf if w2 == 0 else LAMBDA_80.get(df, 13.0) / w2
+
+
+def permutation_p(a: Counter[int], b: Counter[int], rounds: int = 4000, seed: int = 140) -> float:
+    """Monte-Carlo p-value of :func:`chi2_homogeneity`'s statistic: the share of random relabellings
+    of the pooled sample that give a statistic at least as large (exact in the limit, and honest for the
+    small histograms of 10 runs, where the chi-square approximation is not). ``seed`` makes the report
+    reproducible; the generator is local."""
+    pooled = [c for c, k in a.items() for _ in range(k)] + [c for c, k in b.items() for _ in range(k)]
+    na = sum(a.values())
+    observed = chi2_homogeneity(a, b).statistic
+    rng = random.Random(seed)
+    hits = 0
+    for _ in range(rounds):
+        rng.shuffle(pooled)
+        if chi2_homogeneity(Counter(pooled[:na]), Counter(pooled[na:])).statistic >= observed - 1e-9:
+            hits += 1
+    return (hits + 1) / (rounds + 1)
+
+
+def smoothed(counts: Counter[int], support: list[int], pseudo: float = 0.5) -> dict[int, float]:
+    """Probabilities over ``support`` with ``pseudo`` counts added to every value (Jeffreys): a value a
+    sample of 10 never showed is unlikely, not impossible."""
+    total = sum(counts.values()) + pseudo * len(support)
+    return {c: (counts[c] + pseudo) / total for c in support}
+
+
+def kl_divergence(p: dict[int, float], q: dict[int, float]) -> float:
+    """Kullback-Leibler divergence D(p || q) in nats (q > 0 wherever p > 0)."""
+    return sum(pc * math.log(pc / q[c]) for c, pc in p.items() if pc > 0)
+
+
+def sprt_observations(observed: Counter[int], reference: Counter[int], alpha: float = 0.05,
+                      beta: float = 0.05) -> float:
+    """LeaseSets an observer needs, on average, to tell ``observed`` from ``reference`` with Wald's
+    sequential probability ratio test (errors alpha and beta): it reads one LeaseSet after another and
+    stops when the likelihood ratio leaves [beta / (1 - alpha), (1 - beta) / alpha]; when the LeaseSets
+    do come from ``observed``, E[N] = ((1 - beta) ln((1 - beta) / alpha) + beta ln(beta / (1 - alpha)))
+    / D(observed || reference). Both laws are the smoothed histograms (:func:`smoothed`), so a
+    reference that never showed a value does not make one LeaseSet enough."""
+    support = sorted(set(observed) | set(reference))
+    d = kl_divergence(smoothed(observed, support), smoothed(reference, support))
+    numerator = (1 - beta) * math.log((1 - beta) / alpha) + beta * math.log(beta / (1 - alpha))
+    return math.inf if d <= 0 else numerator / d
+
+
+def sprt_floor(reference: Counter[int], n_observed: int, rounds: int = 400, seed: int = 140) -> float:
+    """The median of :func:`sprt_observations` when *both* samples (``n_observed`` and as many as
+    ``reference`` holds) are drawn from ``reference``'s own histogram: what small samples give by chance
+    for two laws that are the same. A policy's figure near this floor is not told apart at this sample
+    size; one well below it is."""
+    values = [c for c, k in reference.items() for _ in range(k)]
+    rng = random.Random(seed)
+    out = sorted(sprt_observations(Counter(rng.choices(values, k=n_observed)), Counter(rng.choices(values, k=len(values))))
+                 for _ in range(rounds))
+    return out[len(out) // 2]
