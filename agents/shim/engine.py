@@ -372,6 +372,18 @@ class ShimEngine:
             out += self.connect(now, peer, local)
         return out
 
+    def unobserved(self, counted: bool) -> tuple[frozenset[tuple[Address, Address]], frozenset[Address]]:
+        """What ``observe`` needs no packet of: (ULID pairs, peers); the observer's socket filter drops them.
+
+        - the ULID pair of a context being set up (``observe`` ignores it: the context exists);
+        - with ``counted`` (a data path counts every established context's packets and feeds them
+          to ``observe`` from its counters), the ULID pair of every established context too;
+        - a peer remembered as having no shim (``connect`` refuses it until the hold-down ends).
+        """
+        pairs = frozenset((c.local_ulid, c.peer_ulid) for c in self.contexts.values()
+                          if counted or c.state is not ContextState.ESTABLISHED)
+        return pairs, frozenset(self.no_shim)
+
     # --- local signals --------------------------------------------------------------------
 
     def _signal(self, now: float, event: PairEvent, cause: str, local: Address | None = None,
