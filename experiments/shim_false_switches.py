@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -70,7 +71,11 @@ def iperf(lab: Lab, client: str, server: str, src: str, dst: str, seconds: float
         res = lab[client].run(["iperf3", "-c", dst, "-B", src, "-p", str(PORT), "-t", str(seconds), "-J"],
                               timeout=seconds + 30, check=True)
     finally:
-        srv.wait(timeout=10)
+        try:
+            srv.wait(timeout=30)  # it exits after its one test; a loaded machine can take a while
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait(timeout=10)
     return json.loads(res.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
