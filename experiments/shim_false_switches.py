@@ -33,6 +33,7 @@ from testbed.faults import prepare  # noqa: E402
 from testbed.kinds import load_lab  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 from testbed.scenario.model import Loss  # noqa: E402
+from testbed.wait import WaitTimeout  # noqa: E402
 
 TOPO = Path(__file__).resolve().parent.parent / "topologies" / "two-sites-shim-mptcp.yaml"
 PORT = 5301
@@ -91,8 +92,17 @@ def count(events: list[dict]) -> dict[str, int]:
     }
 
 
+def deploy(topo, name: str) -> Lab:
+    """The lab, with one more try when its bring-up timed out (BGP convergence on a loaded machine)."""
+    try:
+        return Lab.deploy(topo, name=name)
+    except WaitTimeout as exc:
+        print(f"bring-up timed out ({exc}); once more", file=sys.stderr, flush=True)
+        return Lab.deploy(topo, name=name)
+
+
 def one_loss(topo, name: str, percent: float, seconds: float) -> dict:
-    lab = Lab.deploy(topo, name=name)
+    lab = deploy(topo, name)
     try:
         goodput, counts, cpu, observed = {}, {}, {}, {}
         for case, (client, server) in {"shim": ("hA", "hB"), "plain": ("mA", "mB")}.items():
