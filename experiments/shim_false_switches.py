@@ -80,10 +80,25 @@ def iperf(lab: Lab, client: str, server: str, src: str, dst: str, seconds: float
     return json.loads(res.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
+def late_answers(events: list[dict], switches: list[dict]) -> int:
+    """Switches after which the pair left proved to work after all, within a second: its probe's answer
+    came back after the hold time (late, not lost)."""
+    late = 0
+    for sw in switches:
+        left = [e for e in events if e["kind"] == "pair" and e.get("cause") == "silent-sending" and e["time"] <= sw["time"]]
+        if not left:
+            continue
+        old = (left[-1]["local"], left[-1]["remote"])
+        late += any(e["kind"] == "pair" and e.get("cause") == "test-ok" and (e["local"], e["remote"]) == old
+                    and sw["time"] < e["time"] <= sw["time"] + 1.0 for e in events)
+    return late
+
+
 def count(events: list[dict]) -> dict[str, int]:
     kinds = [e["kind"] for e in events]
     switches = [e for e in events if e["kind"] == "pair-switched"]
     return {
+        "late_answers": late_answers(events, switches),
         "suspicions": kinds.count("failure-suspected"),
         "kept": kinds.count("pair-kept"),
         "switches": len(switches),
