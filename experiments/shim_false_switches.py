@@ -12,7 +12,8 @@ back), the switches, and how many of those a failed probe on the pair in use pre
 them should).  The peer (hB) only answers probes; it switches nothing by itself.  It also reports
 the CPU time hA's and hB's shim daemons used during each transfer (``/proc/PID/stat``) and how
 many packets their observers were handed (``observer.packets`` of ``shimctl status``), so the
-agents' own cost is measured beside the goodput it may take.
+agents' own cost is measured beside the goodput it may take, and how many switches were followed
+within a second by an answer from the pair left (``late_answers``: the probes were late, not lost).
 
     sudo .venv/bin/python experiments/shim_false_switches.py --seconds 60 --loss 2,5
 """
