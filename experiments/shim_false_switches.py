@@ -100,6 +100,8 @@ def count(events: list[dict]) -> dict[str, int]:
     switches = [e for e in events if e["kind"] == "pair-switched"]
     return {
         "late_answers": late_answers(events, switches),
+        "switch_causes": [e.get("cause", "") for e in switches],
+        "failure_causes": [e.get("cause", "") for e in events if e["kind"] == "failure-detected"],
         "suspicions": kinds.count("failure-suspected"),
         "kept": kinds.count("pair-kept"),
         "switches": len(switches),
