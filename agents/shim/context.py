@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,9 @@ class Context:
     pending: Retransmission | None = None
     update_nonce: int | None = None
     confirmed: set[tuple[Address, Address]] = field(default_factory=set)  # pairs a probe exchange proved
+    # responder nonces of the I2/I2bis this ULID pair accepted (a repeat proves nothing new); validators
+    # last two lifetimes, so a few recent ones are all a replay can use
+    responder_nonces: deque = field(default_factory=lambda: deque(maxlen=8))
 
     def as_dict(self) -> dict[str, object]:
         preferred = self.pairs.preferred if self.pairs else None

@@ -58,12 +58,16 @@ def _prefix(request: dict[str, Any]) -> bytes:
         raise ControlError(str(exc)) from exc
 
 
-def handle(engine: ShimEngine, now: float, request: dict[str, Any], datapath: DataPath | None = None) -> tuple[Any, list[Action]]:
-    """Run one request; returns the result and the actions it caused (packets to send)."""
+def handle(engine: ShimEngine, now: float, request: dict[str, Any], datapath: DataPath | None = None,
+           observer: dict[str, int] | None = None) -> tuple[Any, list[Action]]:
+    """Run one request; returns the result and the actions it caused (packets to send).
+
+    ``observer``: the packet observer's counters (None when the daemon runs without one)."""
     cmd = request.get("cmd")
     datapath = datapath or DataPath()
     if cmd == "status":
-        return {**engine.status(), "datapath": {"mode": datapath.mode, **datapath.stats()}}, []
+        return {**engine.status(), "datapath": {"mode": datapath.mode, **datapath.stats()},
+                "observer": dict(observer) if observer is not None else None}, []
     if cmd == "contexts":
         views = engine.contexts_view()
         for view in views:
@@ -107,13 +111,14 @@ def handle(engine: ShimEngine, now: float, request: dict[str, Any], datapath: Da
     raise ControlError(f"unknown command {cmd!r}")
 
 
-def answer(engine: ShimEngine, now: float, line: bytes, datapath: DataPath | None = None) -> tuple[bytes, list[Action], bool]:
+def answer(engine: ShimEngine, now: float, line: bytes, datapath: DataPath | None = None,
+           observer: dict[str, int] | None = None) -> tuple[bytes, list[Action], bool]:
     """Parse one request line; the response line, the actions, and whether to stop (never raises)."""
     try:
         request = json.loads(line)
         if not isinstance(request, dict):
             raise ControlError("a request is a JSON object")
-        result, actions = handle(engine, now, request, datapath)
+        result, actions = handle(engine, now, request, datapath, observer)
         stop = request.get("cmd") == "shutdown"
         return json.dumps({"ok": True, "result": result}).encode() + b"\n", actions, stop
     except (ControlError, ValueError) as exc:

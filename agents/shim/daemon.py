@@ -2,8 +2,9 @@
 
 I/O only: a raw IPv6 socket for protocol 140 (Shim6), optionally a raw ICMPv6 socket
 (parameter problem = peer without shim; destination unreachable = a failing pair) and an
-AF_PACKET socket that observes data packets (REAP and the context policy need to know who
-sends to whom), a sock_diag socket that hears TCP's retransmission timeouts on the contexts'
+AF_PACKET socket that observes data packets (``observer``: the context policy needs to see a
+flow start; its socket filter passes only what the data path's counters do not tell REAP),
+a sock_diag socket that hears TCP's retransmission timeouts on the contexts'
 ULIDs (``ulp``, upper-layer feedback), plus the local JSON control socket.  Everything else
 is ``engine``.
 
@@ -37,29 +38,16 @@ from .actions import Action, Event, IcmpError, Send
 from .config import DaemonConfig
 from .datapath import DataPath, make_datapath
 from .engine import ShimEngine
+from .observer import Observer
 from .packet import icmp_error
 from .plan import plan_for
+from .sockfilter import Exclusions
 from .ulp import ULP_POLL_INTERVAL, RtoMin, SockDiag
 
 Address = ipaddress.IPv6Address
-ETH_P_IPV6 = 0x86DD
-PACKET_OUTGOING = 4
 ICMP6_DST_UNREACH, ICMP6_PARAM_PROB = 1, 4
-ICMP6_INFO_MIN = 128  # below: error messages (unreachable, too big, ...), a router's or our own; not a flow
-ND_TYPES = range(133, 138)
 ICMP6_FILTER = 1  # <netinet/icmp6.h>: the socket option, and a filter that passes no type
 ICMP6_BLOCK_ALL = b"\xff" * 32
-
-
-def observable(data: bytes) -> bool:
-    """Is this IPv6 packet (from the AF_PACKET sniffer) a data packet of a flow?
-
-    Not: shim packets (protocol 140, the raw socket's), ICMPv6 errors (a router's unreachable is
-    a failure signal for the ICMP socket, not a flow to open a context with), Neighbour Discovery.
-    """
-    if len(data) < 40 or data[6] == 140:
-        return False
-    return not (data[6] == 58 and len(data) > 40 and (data[40] < ICMP6_INFO_MIN or data[40] in ND_TYPES))
 
 
 class ShimDaemon:
@@ -85,9 +73,10 @@ class ShimDaemon:
             self.selector.register(self.icmp, selectors.EVENT_READ, self._on_icmp)
         else:
             self.icmp.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, ICMP6_BLOCK_ALL)  # send only
+        self.observer: Observer | None = None
         if observe:
-            self.sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
-            self.selector.register(self.sniffer, selectors.EVENT_READ, self._on_data)
+            self.observer = Observer(engine.identity.owns, restored=self.datapath.mode != "none")
+            self.selector.register(self.observer.sock, selectors.EVENT_READ, self._on_data)
         if os.path.exists(socket_path):
             os.unlink(socket_path)
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -117,11 +106,19 @@ class ShimDaemon:
             self._program()
 
     def _program(self) -> None:
-        """Bring the data path in line with the contexts (after anything that may change them)."""
+        """Bring the data path and the observer's filter in line with the contexts (after anything
+        that may change them)."""
         try:
             self.datapath.apply(plan_for(self.engine.contexts.values(), self.engine.identity.locators))
         except OSError as exc:
             self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "datapath-error", "error": str(exc)}) + "\n")
+        if self.observer is not None:
+            pairs, peers = self.engine.unobserved(counted=self.datapath.mode != "none")
+            try:
+                self.observer.refilter(Exclusions(pairs, peers))
+            except OSError as exc:  # the filter only saves work: without it every packet is read
+                self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "observer-error",
+                                           "error": str(exc)}) + "\n")
 
     def _poll_ulp(self) -> None:
         """TCP timed out a retransmission between a context's ULIDs: a failure signal on its pair."""
@@ -176,21 +173,13 @@ class ShimDaemon:
         elif data[0] == ICMP6_DST_UNREACH and self.engine.identity.owns(src):
             self.perform(self.engine.icmp_unreachable(self.now(), src, dst))
 
-    def _on_data(self, sock: socket.socket) -> None:
-        data, addr = sock.recvfrom(256)
-        if not observable(data):
-            return
-        src, dst = Address(data[8:24]), Address(data[24:40])
-        outgoing = addr[2] == PACKET_OUTGOING
-        local, peer = (src, dst) if outgoing else (dst, src)
-        if self.engine.identity.owns(local) and not peer.is_multicast and not peer.is_link_local:
-            # with a data path, an incoming packet is seen after shim_in restored its ULIDs: which
-            # locator pair it came on is the data path's counters' business, not ours
-            exact = outgoing or self.datapath.mode == "none"
-            self.perform(self.engine.observe(self.now(), local, peer, outgoing, exact))
+    def _on_data(self, _sock: socket.socket) -> None:
+        self.observer.read(lambda local, peer, outgoing, exact:
+                           self.perform(self.engine.observe(self.now(), local, peer, outgoing, exact)))
 
     def _answer(self, line: bytes) -> bytes:
-        response, actions, stop = control.answer(self.engine, self.now(), line, self.datapath)
+        observer = vars(self.observer.stats) if self.observer is not None else None
+        response, actions, stop = control.answer(self.engine, self.now(), line, self.datapath, observer)
         self.running = self.running and not stop
         self.perform(actions)
         return response
@@ -221,6 +210,8 @@ class ShimDaemon:
             self.rto_min.restore()
             if self.ulp is not None:
                 self.ulp.close()
+            if self.observer is not None:
+                self.observer.close()
             self.server.close()
             if os.path.exists(self.socket_path):
                 os.unlink(self.socket_path)

@@ -50,6 +50,7 @@ class Counters:
     critical_options: int = 0
     icmp_errors: int = 0
     foreign_sources: int = 0
+    repeated_i2: int = 0
 
 
 @dataclass
@@ -191,9 +192,11 @@ class ShimEngine:
         if local_ulid not in self.identity.ulids or self.identity.owns(peer_ulid) or self.identity.owns(src):
             return []
         existing = self.context_for(local_ulid, peer_ulid)
-        if existing is not None and existing.peer_tag == msg.initiator_context_tag and not bis:
-            existing.last_activity = now
-            return [self._r2(existing, msg.initiator_nonce)]  # a retransmitted I2
+        if existing is not None and existing.state is ContextState.ESTABLISHED and not self._news(existing, msg):
+            # a retransmission (our R2 was lost) or a replay: answered, and the context stays as it is
+            self.counters.repeated_i2 += 1
+            return [Event(now, "i2-repeated", {"peer": str(peer_ulid), "message": type(msg).__name__}),
+                    self._r2(existing, msg.initiator_nonce)]
         try:
             peer = PeerLocators.from_options(peer_ulid, msg)
         except LocatorProofError as exc:
@@ -210,8 +213,24 @@ class ShimEngine:
             local_tag = tag if bis and tag not in self.contexts else self._new_tag()
         ctx = Context(local_ulid, peer_ulid, local_tag, ContextState.ESTABLISHED, False, now, now,
                       peer_tag=msg.initiator_context_tag, initiator_nonce=msg.initiator_nonce)
+        if existing is not None:
+            ctx.responder_nonces.extend(existing.responder_nonces)
+        ctx.responder_nonces.append(msg.responder_nonce)
         self.contexts[local_tag] = ctx
         return self._establish(now, ctx, peer, msg) + [self._r2(ctx, msg.initiator_nonce)]
+
+    @staticmethod
+    def _news(ctx: Context, msg: Any) -> bool:
+        """Does this valid I2/I2bis for the ULIDs of the established ``ctx`` prove something new?
+
+        RFC 5533 7.15 lets an I2 for an established context update it; but its validator stays good
+        for up to two validator lifetimes, so a copy replayed by whoever was on the path would replace
+        a working context (new tags; the pair in use and REAP's state lost).  The responder nonce is
+        ours, fresh in every R1/R1bis and bound by the validator: an I2 or I2bis carrying one this
+        ULID pair already accepted is a retransmission or a replay; a new one means the peer ran a
+        fresh exchange (it lost its context, restarted, or we lost ours).
+        """
+        return msg.responder_nonce not in ctx.responder_nonces
 
     def _r2(self, ctx: Context, initiator_nonce: int) -> Send:
         r2 = m.R2(responder_context_tag=ctx.local_tag, initiator_nonce=initiator_nonce,
@@ -371,6 +390,18 @@ class ShimEngine:
             del self.flows[(local, peer)]
             out += self.connect(now, peer, local)
         return out
+
+    def unobserved(self, counted: bool) -> tuple[frozenset[tuple[Address, Address]], frozenset[Address]]:
+        """What ``observe`` needs no packet of: (ULID pairs, peers); the observer's socket filter drops them.
+
+        - the ULID pair of a context being set up (``observe`` ignores it: the context exists);
+        - with ``counted`` (a data path counts every established context's packets and feeds them
+          to ``observe`` from its counters), the ULID pair of every established context too;
+        - a peer remembered as having no shim (``connect`` refuses it until the hold-down ends).
+        """
+        pairs = frozenset((c.local_ulid, c.peer_ulid) for c in self.contexts.values()
+                          if counted or c.state is not ContextState.ESTABLISHED)
+        return pairs, frozenset(self.no_shim)
 
     # --- local signals --------------------------------------------------------------------
 

@@ -73,11 +73,13 @@ def on_received(now: float, ctx: "Context", profile: TimerProfile, local: Addres
 
 
 ULP_HOLD_MIN = 0.01
-# the pair under suspicion gets two probes at once: under random loss p a single probe exchange fails
+# the pair under suspicion gets three probes at once: under random loss p a single probe exchange fails
 # with ~2p and each failure was a switch onto an equally lossy pair, translated for good (measured: RFC
-# timers, 2 % loss, goodput 83 % of plain TCP); with two it takes both, ~(2p)^2, and a real failure is
-# noticed no later (both go out together, either answer keeps the pair)
-KEEP_PROBES = 2
+# timers, 2 % loss, goodput 83 % of plain TCP); with k it takes all k, ~(2p)^k, and a real failure is
+# noticed no later (they go out together, any answer keeps the pair).  Two still left ~1 switch a minute
+# at 5 % loss (about 90 suspicions a minute, each lost with ~1 %), and each cost the rest of the
+# transfer the translated path's 13 %; three make it ~0.1 %, for one more 60-octet probe
+KEEP_PROBES = 3
 ULP_TLP, ULP_TLP_QUIET = "tcp-tlp", 0.5
 
 

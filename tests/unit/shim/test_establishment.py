@@ -5,6 +5,7 @@ import random
 import tracemalloc
 
 from agents.shim import messages as m
+from agents.shim.actions import Send
 from agents.shim.context import ContextState
 from agents.shim.policy import ContextPolicy
 from agents.shim.timers import TUNED
@@ -217,3 +218,60 @@ def test_update_request_with_a_foreign_locator_is_refused_and_counted():
     assert a.counters.proof_failures == 1
     assert ca.peer.locators == before
     assert not [x for x in out if isinstance(x, m.UpdateAck) or type(getattr(x, "message", None)) is m.UpdateAck]
+
+
+def _sent(wire, kind):
+    return [(src, dst, msg) for _, src, dst, msg in wire.log if isinstance(msg, kind)]
+
+
+def _moved(ctx, now):
+    """Give the context working state a reset would lose: another preferred pair, proven by a probe."""
+    other = next(p for p in ctx.pairs.pairs.values() if p is not ctx.pairs.preferred)
+    ctx.pairs.prefer(now, other)
+    ctx.confirmed.add(other.key)
+    return other.key
+
+
+def test_a_replayed_i2_leaves_the_established_context_as_it_is():
+    """RFC 5533 7.15 lets an I2 update an established context, and its validator is good for two
+    validator lifetimes: whoever saw A's I2 could replay it.  B answers the copy (a retransmission
+    looks the same: its R2 may have been lost) and keeps its tags, its pair in use and its soft state."""
+    a, b, wire = pair()
+    establish(a, b, wire)
+    ((src, dst, i2),) = _sent(wire, m.I2)
+    (cb,) = b.contexts.values()
+    key, tags, activity = _moved(cb, 1.0), (cb.local_tag, cb.peer_tag), cb.last_activity
+    out = b.receive(0.5 * b.profile.validator_lifetime, src, dst, m.encode(i2))
+    assert [x.message for x in out if isinstance(x, Send)][0].responder_context_tag == cb.local_tag  # an R2
+    assert list(b.contexts.values()) == [cb] and (cb.local_tag, cb.peer_tag) == tags
+    assert cb.pairs.preferred.key == key and cb.last_activity == activity
+    assert b.counters.repeated_i2 == 1 and events(b, "i2-repeated")
+
+
+def test_an_old_i2_replayed_after_the_peer_reestablished_does_not_undo_it():
+    """A restarted and opened a new context (a fresh exchange: B replaces its state, RFC 5533 7.15).
+    A copy of A's first I2, replayed while its validator is still good, must not bring back the old
+    tags: A no longer knows them, and B's messages would go unheard."""
+    a, b, wire = pair()
+    establish(a, b, wire)
+    ((src, dst, old),) = _sent(wire, m.I2)
+    a.contexts.clear()
+    wire.deliver(a.connect(1.0, b.identity.ulids[0]))
+    (ca,), (cb,) = a.contexts.values(), b.contexts.values()
+    assert cb.peer_tag == ca.local_tag != old.initiator_context_tag
+    b.receive(2.0, src, dst, m.encode(old))
+    assert list(b.contexts.values()) == [cb] and cb.peer_tag == ca.local_tag and ca.peer_tag == cb.local_tag
+
+
+def test_a_replayed_i2bis_does_not_reset_the_recovered_context():
+    a, b, wire = pair()
+    establish(a, b, wire)
+    (ca,) = a.contexts.values()
+    b.contexts.clear()
+    wire.log.clear()
+    wire.deliver(b.receive(1.0, a.identity.ulids[0], b.identity.ulids[0], m.encode(m.PayloadHeader(6, ca.peer_tag))))
+    ((src, dst, i2bis),) = _sent(wire, m.I2bis)
+    (cb,) = b.contexts.values()
+    key = _moved(cb, 1.5)
+    b.receive(2.0, src, dst, m.encode(i2bis))
+    assert list(b.contexts.values()) == [cb] and cb.pairs.preferred.key == key and b.counters.repeated_i2 == 1

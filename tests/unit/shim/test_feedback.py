@@ -6,7 +6,7 @@ import struct
 
 from agents.shim import messages as m
 from agents.shim import ulp
-from agents.shim.daemon import observable
+from agents.shim.observer import observable
 from agents.shim.pairs import PairState
 from agents.shim.timers import TUNED
 
