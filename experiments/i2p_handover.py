@@ -35,39 +35,63 @@ SESSION_MIN_AGE_S = 125.0  # i2pd's ECIESX25519_RESTART_TIMEOUT (120 s) plus a m
 TIMEOUT_S = 5.0
 
 
+def lab_model(name: str, kind: str, loglevel: str = "info", notransit: bool = False, transit: int = 0) -> I2pLab:
+    # 3 client routers: in a network of 4 routers, most tunnels of the client and of the survivor go
+    # through the crashed router and die with it.  notransit: the hosting routers carry no other router's
+    # tunnel, so a hosting router's crash cannot break a client's own tunnels
+    return I2pLab(name=name, hosting=2, clients=3, floodfills=2, transit=transit, hosting_transit=not notransit,
+                  seed=f"exp-{name}", loglevel=loglevel,
+                  balancer=BalancerOptions(policy="primary", handover=kind == "handover"))
+
+
+def crash_result(logs: dict[str, Path], fault_at: float, observe_s: float) -> dict[str, Any]:
+    """One crash as every probing client saw it: recovery = until every later request of every client
+    was answered (None if one client was still failing at the end of the observation)."""
+    per: dict[str, dict[str, Any]] = {}
+    for client, log in logs.items():
+        reqs = [r for r in read_requests(log) if r.sent < fault_at + observe_s - TIMEOUT_S]
+        after = [r for r in reqs if r.sent >= fault_at]
+        per[client] = {"recovery_s": recovery_time(reqs, fault_at), "answered": sum(r.ok for r in after),
+                       "sent": len(after), "first_ok_s": next((round(r.sent - fault_at, 2) for r in after if r.ok), None)}
+    recs = [c["recovery_s"] for c in per.values()]
+    sent = sum(c["sent"] for c in per.values())
+    return {"recovery_s": None if None in recs else max(recs, default=None),
+            "answered_after_fault": round(sum(c["answered"] for c in per.values()) / sent, 3) if sent else None,
+            "first_ok_s": per[next(iter(per))]["first_ok_s"], "clients": per}
+
+
 def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, out: Path,
-           loglevel: str = "info") -> None:
+           loglevel: str = "info", probes: int = 1, notransit: bool = False, transit: int = 0) -> None:
     name = f"{prefix}{kind[0]}{index}"
-    # 3 client routers (the probe runs on c1): in a network of 4 routers, most tunnels of the client and
-    # of the survivor go through the crashed router and die with it
-    m = I2pLab(name=name, hosting=2, clients=3, floodfills=2, seed=f"exp-{name}",
-               loglevel=loglevel, balancer=BalancerOptions(policy="primary", handover=kind == "handover"))
+    m = lab_model(name, kind, loglevel, notransit, transit)
     lab = Lab.deploy(m)
     runs: list[dict[str, Any]] = []
     try:
-        log = lab.rundir.path / "probe.jsonl"
-        faults.start_probe(lab, m, log, every_ms=500, timeout_s=TIMEOUT_S)
-        session_since = observe.wait_answered(log, 0, 10, 240)
+        clients = [n for n, role in m.routers() if role == "client"][:probes]
+        logs = {c: lab.rundir.path / ("probe.jsonl" if c == "c1" else f"probe-{c}.jsonl") for c in clients}
+        for c, log in logs.items():
+            faults.start_probe(lab, m, log, client=c, every_ms=500, timeout_s=TIMEOUT_S)
+        # each client's session counts from its first answer; a crash waits until the youngest is old enough
+        session_since = {c: observe.wait_answered(log, 0, 10, 240) for c, log in logs.items()}
         for cycle in range(cycles):
-            time.sleep(max(0.0, session_since + SESSION_MIN_AGE_S - time.time()))
+            time.sleep(max(0.0, max(session_since.values()) + SESSION_MIN_AGE_S - time.time()))
             victim = observe.carrier(lab, m) or "r1"
             fault_at = time.time()
             record = faults.crash(lab, m, victim, "router")
             time.sleep(observe_s)
             faults.restore(lab, record)
-            reqs = [r for r in read_requests(log) if r.sent < fault_at + observe_s - TIMEOUT_S]
-            rec = recovery_time(reqs, fault_at)
-            after = [r for r in reqs if r.sent >= fault_at]
-            runs.append({"cycle": cycle, "victim": victim, "fault_at": fault_at, "recovery_s": rec,
-                         "answered_after_fault": round(sum(r.ok for r in after) / len(after), 3) if after else None,
-                         "first_ok_s": next((round(r.sent - fault_at, 2) for r in after if r.ok), None)})
-            print(f"{name} cycle {cycle}: {victim} crashed, recovery {rec}", flush=True)
-            # the client's session now lives in the survivor: its age counts from the recovery
-            session_since = fault_at + (rec if rec is not None else observe_s)
+            result = crash_result(logs, fault_at, observe_s)
+            runs.append({"cycle": cycle, "victim": victim, "fault_at": fault_at, **result})
+            each = ", ".join(f"{c} {v['recovery_s']}" for c, v in result["clients"].items())
+            print(f"{name} cycle {cycle}: {victim} crashed, recovery {result['recovery_s']} ({each})", flush=True)
+            # each client's session now lives in the survivor: its age counts from its recovery
+            for c, v in result["clients"].items():
+                session_since[c] = fault_at + (v["recovery_s"] if v["recovery_s"] is not None else observe_s)
             deadline = time.time() + 90
             while time.time() < deadline and not observe.rejoined(lab, m, victim):
                 time.sleep(1)
-            out.write_text(json.dumps({"handover_kind": kind, "lab": name, "runs": runs}))
+            out.write_text(json.dumps({"handover_kind": kind, "lab": name, "notransit": notransit,
+                                       "transit": transit, "probes": len(logs), "runs": runs}))
     finally:
         keep_logs(lab, m, out.with_suffix(""))
         lab.destroy()
@@ -126,11 +150,16 @@ def main() -> int:
     p.add_argument("--prefix", default="i2ho", help="lab names: PREFIX + h|p + index")
     p.add_argument("--loglevel", default="info", choices=("info", "debug"),
                    help="the routers' i2pd log level (debug shows each garlic session decision)")
+    p.add_argument("--probes", type=int, default=1, choices=(1, 2, 3),
+                   help="clients probing at once (c1, c2, c3); a crash counts as recovered when all are")
+    p.add_argument("--notransit", action="store_true",
+                   help="hosting routers accept no transit tunnels (i2pd --notransit; lab hosting_transit: false)")
+    p.add_argument("--transit", type=int, default=0, help="plain transit routers added to each lab")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "INDEX"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), args.cycles, args.observe, args.prefix, args.out,
-               args.loglevel)
+               args.loglevel, args.probes, args.notransit, args.transit)
         return 0
     args.output.mkdir(parents=True, exist_ok=True)
     if args.report_only:
@@ -139,7 +168,8 @@ def main() -> int:
         jobs = [[kind, str(i)] for i, kind in enumerate(args.labs.split(","))]
         results = run_workers("i2p_handover", jobs, args.output,
                               ["--cycles", str(args.cycles), "--observe", str(args.observe), "--prefix", args.prefix,
-                               "--loglevel", args.loglevel])
+                               "--loglevel", args.loglevel, "--probes", str(args.probes),
+                               "--transit", str(args.transit)] + (["--notransit"] if args.notransit else []))
     print(report(results, args.output))
     return 0
 
