@@ -125,7 +125,8 @@ async def _main(args: argparse.Namespace) -> None:
         tasks: list[Awaitable[Any]] = [balancer.run(), frontend.run()]
         if backend is not None:
             tasks.append(backend.run(frontend))
-        await _serve(args, frontend.status, tasks)
+        await _serve(args, lambda: {**frontend.status(), "balancer_links": balancer.links,
+                                    "answered_alone": balancer.answered_alone}, tasks)
     elif args.command == "backend":
         echo = EchoBackend(keys, handover=Handover() if args.handover else None)
         await serve_backend(args.listen, echo)
