@@ -6,7 +6,7 @@ balancer -> frontend   {"op": "lease_set", "data": HEX}, {"op": "publish", "valu
 frontend -> backend    {"op": "payload", "router": R, "data": HEX}, {"op": "state", "router": R, "up": B, "published": B}
 backend  -> frontend   {"op": "send", "to": HEX-destination, "data": HEX}, {"op": "lookup", "to": HEX-destination}
 
-A dropped frontend link counts as that router's session being lost.  A frontend whose balancer link drops
+A dropped frontend link counts as that router's session being lost (by the balancer and by the backend).  A frontend whose balancer link drops
 keeps its session and reconnects (a restarted balancer hears every live router again).
 """
 
@@ -250,6 +250,7 @@ async def serve_backend(endpoint: str, backend: BackendPort) -> asyncio.Abstract
     """Accept frontends; their payloads go to the one shared backend."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up: set[str] = set()  # routers this link said were up: a link that drops lost them (the frontend died)
         try:
             async for message in read_lines(reader):
                 if message.get("op") == "payload":
@@ -259,9 +260,13 @@ async def serve_backend(endpoint: str, backend: BackendPort) -> asyncio.Abstract
                         continue
                     backend.deliver(_LinkedRouter(str(message.get("router", "?")), writer), payload)
                 elif message.get("op") == "state":
-                    backend.router_state(_LinkedRouter(str(message.get("router", "?")), writer),
+                    router = str(message.get("router", "?"))
+                    (up.add if message.get("up") else up.discard)(router)
+                    backend.router_state(_LinkedRouter(router, writer),
                                          bool(message.get("up")), bool(message.get("published")))
         finally:
+            for router in up:  # its clients are handed over like those of a crashed router
+                backend.router_state(_LinkedRouter(router, writer), False, False)
             writer.close()
 
     return await serve_link(endpoint, handle)
