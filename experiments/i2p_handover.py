@@ -153,18 +153,23 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
         ax.scatter([x if x is not None else never for x in each], [i + 0.12] * len(each), s=12, alpha=0.5,
                    color="grey", label="one client" if i == 0 else None)
         ax.scatter([x if x is not None else never for x in recs], [i - 0.12] * len(recs), s=50, alpha=0.6,
-                   marker="o" if config != "plain" else "x", label="every client (the crash)" if i == 0 else None)
+                   marker="o" if config != "plain" else "x", color="C0", label="every client (the crash)" if i == 0 else None)
     lines.append("per lab, crash by crash: " + "; ".join(
         f"{r['lab']}: " + " ".join("-" if run["recovery_s"] is None else f"{run['recovery_s']:.1f}" for run in r["runs"])
         for r in sorted(results, key=lambda r: r["lab"])))
     ax.axvline(10, color="grey", ls=":", label="goal: 10 s")
-    ax.set_yticks(range(len(present)), [CONFIGS[c] for c in present], fontsize=8)
+    counts = {c: (sum(len(r["runs"]) for r in results if config_of(r) == c),
+                  max(r.get("probes", 1) for r in results if config_of(r) == c)) for c in present}
+    ax.set_yticks(range(len(present)), [f"{CONFIGS[c]}\n{counts[c][0]} crashes, {counts[c][1]} client(s)"
+                                        for c in present], fontsize=8)
+    ax.axvspan(never - 2, never + 2, color="0.92", zorder=0)
+    ax.text(never, len(present) - 0.45, "not\nrecovered", ha="center", va="top", fontsize=7)
     ax.set_ylim(-0.7, len(present) - 0.3)
     ax.set_xlim(0, never + 2)
     ax.set_xlabel(f"s from the crash until every later request is answered (not recovered: at {never:.0f})")
     runs = sum(len(r["runs"]) for r in results)
     ax.set_title(f"Stock clients keeping their sessions, carrying router crashed ({runs} crashes)", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center right", bbox_to_anchor=(0.9, 0.5))
     return save_report(fig, "\n".join(lines), out, "i2p_handover")
 
 
