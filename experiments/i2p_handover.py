@@ -38,11 +38,12 @@ SESSION_MIN_AGE_S = 125.0  # i2pd's ECIESX25519_RESTART_TIMEOUT (120 s) plus a m
 TIMEOUT_S = 5.0
 
 
-def lab_model(name: str, kind: str, loglevel: str = "info", notransit: bool = False, transit: int = 0) -> I2pLab:
+def lab_model(name: str, kind: str, loglevel: str = "info", notransit: bool = False, transit: int = 0,
+              hosting: int = 2) -> I2pLab:
     # 3 client routers: in a network of 4 routers, most tunnels of the client and of the survivor go
     # through the crashed router and die with it.  notransit: the hosting routers carry no other router's
     # tunnel, so a hosting router's crash cannot break a client's own tunnels
-    return I2pLab(name=name, hosting=2, clients=3, floodfills=2, transit=transit, hosting_transit=not notransit,
+    return I2pLab(name=name, hosting=hosting, clients=3, floodfills=2, transit=transit, hosting_transit=not notransit,
                   seed=f"exp-{name}", loglevel=loglevel,
                   balancer=BalancerOptions(policy="primary", handover=kind == "handover"))
 
@@ -64,9 +65,10 @@ def crash_result(logs: dict[str, Path], fault_at: float, observe_s: float) -> di
 
 
 def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, out: Path,
-           loglevel: str = "info", probes: int = 1, notransit: bool = False, transit: int = 0) -> None:
+           loglevel: str = "info", probes: int = 1, notransit: bool = False, transit: int = 0,
+           hosting: int = 2) -> None:
     name = f"{prefix}{kind[0]}{index}"
-    m = lab_model(name, kind, loglevel, notransit, transit)
+    m = lab_model(name, kind, loglevel, notransit, transit, hosting)
     lab = Lab.deploy(m)
     runs: list[dict[str, Any]] = []
     try:
@@ -93,7 +95,7 @@ def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, ou
             deadline = time.time() + 90
             while time.time() < deadline and not observe.rejoined(lab, m, victim):
                 time.sleep(1)
-            out.write_text(json.dumps({"handover_kind": kind, "lab": name, "notransit": notransit,
+            out.write_text(json.dumps({"handover_kind": kind, "lab": name, "notransit": notransit, "hosting": hosting,
                                        "transit": transit, "probes": len(logs), "runs": runs}))
     finally:
         keep_logs(lab, m, out.with_suffix(""))
@@ -116,9 +118,15 @@ CONFIGS = {"handover-transit": "handover,\nhosting routers carry transit",
 
 
 def config_of(result: dict[str, Any]) -> str:
-    if result["handover_kind"] != "handover":
-        return "plain"
-    return "handover-notransit" if result.get("notransit") else "handover-transit"
+    """CONFIGS key, with ``@N`` for labs with other than 2 hosting routers."""
+    base = "plain" if result["handover_kind"] != "handover" else \
+        "handover-notransit" if result.get("notransit") else "handover-transit"
+    return base if result.get("hosting", 2) == 2 else f"{base}@{result['hosting']}"
+
+
+def label(config: str) -> str:
+    base, _, n = config.partition("@")
+    return CONFIGS[base] + (f", N = {n}" if n else "")
 
 
 def spread(values: list[float], spec: str = ".1f") -> str:
@@ -133,12 +141,12 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lines = ["Continuity with stock clients that keep their sessions (SAM DATAGRAM, primary policy, N = 2): the "
+    lines = ["Continuity with stock clients that keep their sessions (SAM DATAGRAM, primary policy, N = 2 hosting routers unless said): the "
              "carrying router crashes; recovery = until every later request of every probing client is answered",
              f"{'config':<42} {'crashes':>7} {'clients':>7} {'<=10 s':>6} {'recovery s median [range]':>26} "
              f"{'answered after':>20}   each crash's recovery (s; - = not within the observation)"]
     fig, ax = plt.subplots(figsize=(8, 3.4))
-    present = [c for c in CONFIGS if any(config_of(r) == c for r in results)]
+    present = sorted({config_of(r) for r in results}, key=lambda c: (list(CONFIGS).index(c.partition("@")[0]), c))
     never = max([run.get("observe_s", 30.0) for r in results for run in r["runs"]] + [30.0]) + 3
     for i, config in enumerate(present):
         runs = [run for r in results if config_of(r) == config for run in r["runs"]]
@@ -146,7 +154,7 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
         done = [x for x in recs if x is not None]
         answered = [run["answered_after_fault"] for run in runs if run.get("answered_after_fault") is not None]
         probes = max(len(run.get("clients", {"c1": 0})) for run in runs)
-        lines.append(f"{CONFIGS[config].replace(chr(10), ' '):<42} {len(runs):>7} {probes:>7} {sum(x <= 10 for x in done):>6} "
+        lines.append(f"{label(config).replace(chr(10), ' '):<42} {len(runs):>7} {probes:>7} {sum(x <= 10 for x in done):>6} "
                      f"{spread(done):>26} {spread(answered, '.2f'):>20}   "
                      + " ".join("-" if x is None else f"{x:.1f}" for x in recs))
         each = [c["recovery_s"] for run in runs for c in run.get("clients", {}).values()]
@@ -160,7 +168,7 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     ax.axvline(10, color="grey", ls=":", label="goal: 10 s")
     counts = {c: (sum(len(r["runs"]) for r in results if config_of(r) == c),
                   max(r.get("probes", 1) for r in results if config_of(r) == c)) for c in present}
-    ax.set_yticks(range(len(present)), [f"{CONFIGS[c]}\n{counts[c][0]} crashes, {counts[c][1]} client(s)"
+    ax.set_yticks(range(len(present)), [f"{label(c)}\n{counts[c][0]} crashes, {counts[c][1]} client(s)"
                                         for c in present], fontsize=8)
     ax.axvspan(never - 2, never + 2, color="0.92", zorder=0)
     ax.text(never, len(present) - 0.45, "not\nrecovered", ha="center", va="top", fontsize=7)
@@ -186,11 +194,13 @@ def main() -> int:
     p.add_argument("--notransit", action="store_true",
                    help="hosting routers accept no transit tunnels (i2pd --notransit; lab hosting_transit: false)")
     p.add_argument("--transit", type=int, default=0, help="plain transit routers added to each lab")
+    p.add_argument("--hosting", type=int, default=2, help="hosting routers per lab (N; the primary policy "
+                   "publishes one router's leases, the others are standbys)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "INDEX"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), args.cycles, args.observe, args.prefix, args.out,
-               args.loglevel, args.probes, args.notransit, args.transit)
+               args.loglevel, args.probes, args.notransit, args.transit, args.hosting)
         return 0
     args.output.mkdir(parents=True, exist_ok=True)
     if args.report_only:
@@ -200,7 +210,7 @@ def main() -> int:
         results = run_workers("i2p_handover", jobs, args.output,
                               ["--cycles", str(args.cycles), "--observe", str(args.observe), "--prefix", args.prefix,
                                "--loglevel", args.loglevel, "--probes", str(args.probes),
-                               "--transit", str(args.transit)] + (["--notransit"] if args.notransit else []))
+                               "--transit", str(args.transit), "--hosting", str(args.hosting)] + (["--notransit"] if args.notransit else []))
     print(report(results, args.output))
     return 0
 

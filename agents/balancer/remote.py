@@ -1,6 +1,6 @@
 """The multi-process layout: the same ports as the single-process one, over JSON-lines links.
 
-frontend -> balancer   {"op": "up", "router": R, "identity": HEX|null}, {"op": "down", "router": R},
+frontend -> balancer   {"op": "up", "router": R, "identity": HEX|null, "carried": B}, {"op": "down", "router": R},
                        {"op": "leases", "router": R, "leases": [...]}
 balancer -> frontend   {"op": "lease_set", "data": HEX}, {"op": "publish", "value": BOOL}
 frontend -> backend    {"op": "payload", "router": R, "data": HEX}, {"op": "state", "router": R, "up": B, "published": B}
@@ -103,9 +103,17 @@ class RemoteBalancer:
 
     def _up_message(self) -> dict[str, Any]:
         name = self.frontend.name if self.frontend else ""
-        return {"op": "up", "router": name, "identity": self.identity.hex() if self.identity else None}
+        return {"op": "up", "router": name, "identity": self.identity.hex() if self.identity else None,
+                "carried": self._carried()}
 
-    def router_up(self, handle: RouterHandle, identity: bytes | None = None) -> None:
+    def _carried(self) -> bool:
+        """The router's tunnels are in the LeaseSet it holds: clients' sessions may be with it."""
+        if self.leases is None or self.last_lease_set is None:
+            return False
+        mine = {(x.gateway, x.tunnel_id) for x in self.leases}
+        return any((x.gateway, x.tunnel_id) in mine for x in self.last_lease_set.leases)
+
+    def router_up(self, handle: RouterHandle, identity: bytes | None = None, carried: bool = False) -> None:
         self.frontend, self.up, self.identity, self.leases = handle, True, identity, None
         self._send(self._up_message())
 
@@ -229,7 +237,7 @@ async def serve_balancer(endpoint: str, service: BalancerService) -> asyncio.Abs
                     except (TypeError, ValueError):
                         log.warning("frontend %s sent a bad identity: %r", router, message.get("identity"))
                         identity = None
-                    service.router_up(_LinkedRouter(router, writer), identity)
+                    service.router_up(_LinkedRouter(router, writer), identity, bool(message.get("carried")))
                 elif op == "leases" and router in names:
                     try:
                         service.leases_requested(router, leases_from_json(message.get("leases")))

@@ -61,6 +61,7 @@ def test_frontend_keeps_its_session_and_rejoins_a_restarted_balancer(tmp_path: P
             await until(lambda: len(router.lease_sets) == given + 1)
             assert router.lease_sets[-1].lease_set.to_bytes() == last.to_bytes() and link.answered_alone == 1
             assert front.is_up and router.created == 1 and not any(t.done() for t in tasks)
+            assert link._up_message()["carried"]  # what the restarted balancer will hear first
 
             balancer = await asyncio.create_subprocess_exec(*argv, cwd=REPO)  # and starts again
             await until(lambda: link.links == 2 and len(router.lease_sets) > given + 1)
