@@ -79,8 +79,9 @@ class RemoteBalancer:
     (every ``retry`` s), then tells the new balancer what it knows now (the session is up, the router's
     identity, its last leases), so a restarted balancer rebuilds the LeaseSet from live routers.  While
     nobody listens, a router's RequestVariableLeaseSet is answered with the last LeaseSet the balancer
-    gave: i2pd 2.45.1 drops a session whose request is not answered within 10 s, and it checks only the
-    signature, so the published LeaseSet stays what it was.  Only the first connection has a deadline
+    gave, and so is a request the balancer took but never answered when its link drops: i2pd 2.45.1
+    drops a session whose request is not answered within 10 s, and it checks only the signature, so the
+    published LeaseSet stays what it was.  Only the first connection has a deadline
     (``connect_patiently``): a frontend started without a balancer fails visibly."""
 
     def __init__(self, endpoint: str, retry: float = 1.0) -> None:
@@ -93,6 +94,7 @@ class RemoteBalancer:
         self.last_lease_set: LeaseSet2 | None = None
         self.links = 0
         self.answered_alone = 0  # lease requests answered with the last LeaseSet while the balancer was away
+        self.awaiting = False  # leases sent to the balancer, no LeaseSet back yet
         self._writer: asyncio.StreamWriter | None = None
 
     def _send(self, message: dict[str, Any]) -> bool:
@@ -119,22 +121,33 @@ class RemoteBalancer:
 
     def leases_requested(self, router: str, leases: Sequence[Lease]) -> None:
         self.leases = tuple(leases)
-        if not self._send({"op": "leases", "router": router, "leases": leases_to_json(leases)}) \
-                and self.frontend is not None and self.last_lease_set is not None:
+        self.awaiting = True
+        if not self._send({"op": "leases", "router": router, "leases": leases_to_json(leases)}):
+            self._answer_alone()
+
+    def _answer_alone(self) -> None:
+        """The router waits for a LeaseSet and no balancer will give one: give it the last one again."""
+        if self.awaiting and self.frontend is not None and self.last_lease_set is not None:
+            self.awaiting = False
             self.answered_alone += 1
             self.frontend.give_lease_set(self.last_lease_set)
 
     def router_down(self, router: str) -> None:
-        self.up, self.leases = False, None
+        self.up, self.leases, self.awaiting = False, None, False
         self._send({"op": "down", "router": router})
 
     async def run(self) -> None:
         reader, writer = await connect_patiently(self.endpoint)
         while True:
             self._attach(writer)
-            async for message in read_lines(reader):
-                self._handle(message)
+            try:
+                async for message in read_lines(reader):
+                    self._handle(message)
+            except OSError as exc:  # a crash with our last lines unread resets the link
+                log.warning("balancer link %s: %s", self.endpoint, exc)
+            writer.close()
             self._writer = None
+            self._answer_alone()  # a request it took with it
             log.warning("balancer link %s closed: reconnecting every %.1f s", self.endpoint, self.retry)
             while True:
                 await asyncio.sleep(self.retry)
@@ -161,7 +174,7 @@ class RemoteBalancer:
             except (DecodeError, ValueError, KeyError) as exc:
                 log.warning("bad lease_set from balancer: %s", exc)
                 return
-            self.last_lease_set = lease_set
+            self.last_lease_set, self.awaiting = lease_set, False
             self.frontend.give_lease_set(lease_set)
         elif message.get("op") == "publish":
             self.frontend.set_publishing(bool(message.get("value")))

@@ -9,6 +9,7 @@ the live router again on its own and hands out a LeaseSet it built itself.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import time
 from pathlib import Path
@@ -54,19 +55,25 @@ def test_frontend_keeps_its_session_and_rejoins_a_restarted_balancer(tmp_path: P
             given = len(router.lease_sets)
             last = router.lease_sets[-1].lease_set
 
-            balancer.kill()  # the balancer crashes
+            balancer.send_signal(signal.SIGSTOP)  # the balancer hangs with a lease request, then crashes
+            router.request_lease_set()
+            await until(lambda: link.awaiting)
+            balancer.kill()
             await balancer.wait()
-            await until(lambda: link._writer is None)
-            router.request_lease_set()  # the router wants a LeaseSet now: the frontend answers alone
+            await until(lambda: link.answered_alone == 1)  # answered by the frontend alone
             await until(lambda: len(router.lease_sets) == given + 1)
-            assert router.lease_sets[-1].lease_set.to_bytes() == last.to_bytes() and link.answered_alone == 1
+            assert router.lease_sets[-1].lease_set.to_bytes() == last.to_bytes()
+            assert link._writer is None
+            router.request_lease_set()  # the router wants a LeaseSet while nobody listens
+            await until(lambda: len(router.lease_sets) == given + 2)
+            assert router.lease_sets[-1].lease_set.to_bytes() == last.to_bytes() and link.answered_alone == 2
             assert front.is_up and router.created == 1 and not any(t.done() for t in tasks)
             assert link._up_message()["carried"]  # what the restarted balancer will hear first
 
             balancer = await asyncio.create_subprocess_exec(*argv, cwd=REPO)  # and starts again
-            await until(lambda: link.links == 2 and len(router.lease_sets) > given + 1)
+            await until(lambda: link.links == 2 and len(router.lease_sets) > given + 2)
             fresh = router.lease_sets[-1].lease_set
-            assert fresh.to_bytes() != last.to_bytes() and fresh.verify()
+            assert fresh.to_bytes() != last.to_bytes() and fresh.verify() and not link.awaiting
             assert {x.gateway for x in fresh.leases} == {x.gateway for x in router.leases}
             assert router.created == 1  # one I2CP session all along
         finally:
