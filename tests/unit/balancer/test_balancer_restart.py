@@ -44,9 +44,9 @@ def test_frontend_keeps_its_session_and_rejoins_a_restarted_balancer(tmp_path: P
     async def scenario() -> None:
         router = FakeRouter(make_leases(1, 2, int(time.time() * 1000) + 600_000))
         await router.start()
-        balancer = await asyncio.create_subprocess_exec(*argv, cwd=REPO)
         link = RemoteBalancer(endpoint, retry=0.1)
         front = Frontend("r1", "127.0.0.1", router.port, keys, link, None, OPTIONS, retry_min=0.05)
+        balancer = await asyncio.create_subprocess_exec(*argv, cwd=REPO)
         tasks = [asyncio.create_task(link.run()), asyncio.create_task(front.run())]
         try:
             await until(lambda: front.is_up and link.links == 1)
