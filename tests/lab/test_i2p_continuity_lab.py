@@ -69,9 +69,9 @@ def test_a_balancer_crash_and_restart_leaves_the_sessions_up(lab: Lab, tmp_path:
         respawn(lab, record)
         wait_until(lambda: all(query_status(p)["balancer_links"] == 2 for p in fronts.values()), 30, 0.5,
                    what="both frontends linked to the restarted balancer", ignore=(OSError,))
-        status = wait_until(lambda: (s := query_status(str(lab.node(BALANCER_NODE).dir / "control.sock")))
-                            if s.get("current") else None, 60, 1.0, what="a LeaseSet from the restarted balancer",
-                            ignore=(OSError,))
+        control = str(lab.node(BALANCER_NODE).dir / "control.sock")
+        status = wait_until(lambda: s if (s := query_status(control)).get("current") else None, 60, 1.0,
+                            what="a LeaseSet from the restarted balancer", ignore=(OSError,))
         assert {r for r, s in status["routers"].items() if s["up"]} == {"r1", "r2"}
         assert all(query_status(p)["sessions"] == 1 for p in fronts.values())  # never a new I2CP session
         restarted_at = time.time()
