@@ -57,12 +57,12 @@ class _TaggedNode(Node):
     """A Mininet node whose shell carries its own lab's tag in its environment (found again after a crash;
     each node knows its lab, so one process may build several labs at once)."""
 
-    def __init__(self, name: str, lab_tag: str, **params) -> None:
-        self.lab_tag = lab_tag  # before Node.__init__: it starts the shell through _popen
+    def __init__(self, name: str, lab_rundir: RunDir, **params) -> None:
+        self.lab_rundir = lab_rundir  # before Node.__init__: it starts the shell through _popen
         super().__init__(name, **params)
 
     def _popen(self, cmd, **params):  # noqa: D401 - Mininet's hook
-        params.setdefault("env", tagged_env(self.lab_tag))
+        params.setdefault("env", tagged_env(self.lab_rundir))
         return super()._popen(cmd, **params)
 
 
@@ -256,12 +256,12 @@ class _Builder:
         if lab.cluster is not None:
             return self._create_cluster_nodes(lab.cluster)
         for spec in lab.net.nodes.values():
-            mn = _TaggedNode(spec.name.replace(":", "-"), lab.name, inNamespace=True)
+            mn = _TaggedNode(spec.name.replace(":", "-"), lab.rundir, inNamespace=True)
             self.mn[spec.name] = mn
             lab.rundir.record(ProcRecord(spec.name, "shell", mn.pid, start_time(mn.pid) or 0).as_dict())
             anchor = subprocess.Popen(["mnexec", "-da", str(mn.pid), "sleep", "infinity"],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, env=tagged_env(lab.name))
+                                      stderr=subprocess.DEVNULL, env=tagged_env(lab.rundir))
             rec = ProcRecord(spec.name, "anchor", anchor.pid, start_time(anchor.pid) or 0)
             lab.rundir.record(rec.as_dict())
             lab.nodes[spec.name] = NodeHandle(spec.name, rec, lab.rundir)
@@ -444,7 +444,7 @@ def _start_supervisor(lab: Lab) -> None:
     with open(lab.rundir.path / "supervisor.out", "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "testbed.supervise", lab.name, "--run-root",
                                  str(lab.rundir.path.parent)], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env=tagged_env(lab.name), start_new_session=True,
+                                stderr=subprocess.STDOUT, env=tagged_env(lab.rundir), start_new_session=True,
                                 cwd=Path(__file__).resolve().parent.parent)
     lab.rundir.record(ProcRecord("lab", "supervisor", proc.pid, start_time(proc.pid) or 0,
                                  tuple(proc.args)).as_dict())
@@ -508,13 +508,14 @@ def destroy(name: str, root: str | Path | None = None, progress: Progress = _qui
         swept = cluster.sweep(progress)
     recs = rundir.procs()
     targets = {r.pid: r.start for r in recs if r.name not in ("anchor", "shell")}
-    tagged = {p: s for p, s in tagged_pids(name).items() if p != os.getpid()}
+    tagged = {p: s for p, s in tagged_pids(name, rundir.path).items() if p != os.getpid()}
     holders = {r.pid: r.start for r in recs if r.name in ("anchor", "shell")}
     targets.update({p: s for p, s in tagged.items() if p not in holders})
     progress(f"stopping {len(targets)} processes of lab {name}")
     left = stop_all(targets)
     progress(f"releasing {len({r.node for r in recs if r.name == 'anchor'})} nodes")
-    left += stop_all({**holders, **{p: s for p, s in tagged_pids(name).items() if p != os.getpid()}}, grace=0.5)
+    left += stop_all({**holders, **{p: s for p, s in tagged_pids(name, rundir.path).items() if p != os.getpid()}},
+                     grace=0.5)
     if left:
         raise LabError(f"lab {name}: processes {left} would not stop; run directory kept in {rundir.path}")
     failed = {s: r for s, r in swept.items() if "error" in r or r.get("left")}

@@ -31,7 +31,7 @@ class Holdings:
 
 def holdings(name: str, root: str | Path | None = None) -> Holdings:
     rundir = RunDir.of(name, root)
-    pids = set(tagged_pids(name))
+    pids = set(tagged_pids(name, rundir.path))
     if rundir.path.exists():
         try:
             pids |= {r.pid for r in rundir.procs()}
@@ -91,7 +91,7 @@ def leftovers(name: str, held: Holdings, lab_ifnames: set[str], before_links: se
     interfaces and nftables tables before the lab; ``spare_pids`` are processes that only look like the
     lab's (not leaks)."""
     rundir = str(held.rundir) if held.rundir else f"/run/mhlab/{name}"
-    procs = [f"{pid}" for pid in tagged_pids(name) if pid not in spare_pids and pid != os.getpid()]
+    procs = [f"{pid}" for pid in tagged_pids(name, held.rundir) if pid not in spare_pids and pid != os.getpid()]
     mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
               if rundir + "/" in line or line.split()[4] == rundir]
     links = root_links()

@@ -18,18 +18,19 @@ from typing import IO
 
 from .errors import LabError
 from .cluster.ssh import Remote
-from .procs import TAG, ProcRecord, is_alive, start_time
+from .procs import DIR_TAG, TAG, ProcRecord, is_alive, start_time
 from .rundir import RunDir
 
 NODE_DIR_ENV = "MHLAB_NODE_DIR"
 
 
-def tagged_env(lab: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a lab's processes: its tag, and this Python's scripts (``shimctl``,
-    ``exitpathctl``) first on the PATH, so they work in a node whether or not the venv is activated."""
+def tagged_env(rundir: RunDir, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a lab's processes: its tags (name and run directory), and this Python's scripts
+    (``shimctl``, ``exitpathctl``) first on the PATH, so they work in a node whether or not the venv is
+    activated."""
     scripts = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-    env = {**os.environ, TAG: lab, "PATH": path if scripts in path.split(":") else f"{scripts}:{path}",
+    env = {**os.environ, TAG: rundir.lab, DIR_TAG: str(rundir.path), "PATH": path if scripts in path.split(":") else f"{scripts}:{path}",
            **(extra or {})}
     env.pop("PYTEST_CURRENT_TEST", None)
     return env
@@ -55,7 +56,7 @@ class NodeHandle:
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment of anything run in this node: the lab's tag and the node's folder."""
-        return tagged_env(self.lab, {NODE_DIR_ENV: str(self.dir), **(extra or {})})
+        return tagged_env(self.rundir, {NODE_DIR_ENV: str(self.dir), **(extra or {})})
 
     def _enter(self, argv: list[str], detach: bool = False) -> list[str]:
         if not is_alive(self.anchor):

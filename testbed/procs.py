@@ -2,7 +2,9 @@
 
 A PID alone can be reused after a crash; the start time (field 22 of /proc/PID/stat) makes a record name
 exactly one process.  Every process also carries ``MHLAB_LAB=<lab>`` in its environment (as munet does), so
-``destroy`` finds children a daemon forked even if they were never recorded.  Nothing is ever killed by name.
+``destroy`` finds children a daemon forked even if they were never recorded, and ``MHLAB_LAB_DIR=<run
+directory>``: two labs of one name in two run roots (parallel test workers, ``--run-root``) never take each
+other's processes for their own.  Nothing is ever killed by name.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from .wait import WaitTimeout, wait_until
 
 TAG = "MHLAB_LAB"
+DIR_TAG = "MHLAB_LAB_DIR"
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,12 @@ def is_alive(rec: ProcRecord) -> bool:
     return state != "Z"
 
 
-def tagged_pids(lab: str) -> dict[int, int]:
-    """PID -> start time of every process whose environment says it belongs to ``lab``."""
+def tagged_pids(lab: str, lab_dir: str | Path | None = None) -> dict[int, int]:
+    """PID -> start time of every process whose environment says it belongs to ``lab`` - and, given
+    ``lab_dir``, to the lab of that run directory: a process tagged with another lab directory is another
+    lab of the same name (one without a directory tag still counts: it can only be this lab's or older)."""
     want = f"{TAG}={lab}".encode()
+    prefix, mine = f"{DIR_TAG}=".encode(), f"{DIR_TAG}={lab_dir}".encode()
     found: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -72,7 +78,9 @@ def tagged_pids(lab: str) -> dict[int, int]:
             env = Path(entry.path, "environ").read_bytes()
         except OSError:
             continue
-        if want in env.split(b"\0"):
+        entries = env.split(b"\0")
+        if want in entries and (lab_dir is None or mine in entries
+                                or not any(e.startswith(prefix) for e in entries)):
             st = start_time(int(entry.name))
             if st is not None:
                 found[int(entry.name)] = st

@@ -19,8 +19,9 @@ DEFAULT_ROOT = "/run/mhlab"
 
 
 def run_root(explicit: str | Path | None = None) -> Path:
-    """Where labs live: ``explicit``, else ``$MHLAB_RUN_ROOT``, else /run/mhlab."""
-    return Path(explicit or os.environ.get("MHLAB_RUN_ROOT") or DEFAULT_ROOT)
+    """Where labs live: ``explicit``, else ``$MHLAB_RUN_ROOT``, else /run/mhlab (absolute: a lab's processes
+    are tagged with their run directory, which must read the same from any working directory)."""
+    return Path(os.path.abspath(explicit or os.environ.get("MHLAB_RUN_ROOT") or DEFAULT_ROOT))
 
 
 def append_record(journal: Path, entry: dict) -> None:

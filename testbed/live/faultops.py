@@ -60,7 +60,7 @@ def apply_fault(lab: Lab, fault: FaultBase, words: str = "", duration: float | N
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, cwd="/",
-                                env=tagged_env(lab.name), start_new_session=True)
+                                env=tagged_env(lab.rundir), start_new_session=True)
     lab.rundir.record(ProcRecord("", HOLDER_PREFIX + name, proc.pid, start_time(proc.pid) or 0,
                                  tuple(argv)).as_dict())
     line = _first_line(proc, APPLY_TIMEOUT)

@@ -1,5 +1,6 @@
 """One Python process holds two labs built at the same time (two threads): every node's shell and every
-process carries its own lab's tag, so destroying one lab leaves the other whole."""
+process carries its own lab's tag, so destroying one lab leaves the other whole - also two labs of the same
+name in two run roots (parallel test workers, ``--run-root``)."""
 
 import os
 import threading
@@ -9,7 +10,8 @@ import pytest
 
 from testbed.checks import ping
 from testbed.lab import Lab, _TaggedNode
-from testbed.procs import tagged_pids
+from testbed.procs import is_alive, tagged_pids
+from testbed.rundir import RunDir, run_root
 from testbed.wait import wait_until
 
 pytestmark = pytest.mark.lab
@@ -22,7 +24,8 @@ def _tag(pid: int) -> str | None:
 
 
 def test_each_node_carries_its_own_tag():
-    first, second = _TaggedNode("cbtag1", "cbtaga", inNamespace=True), _TaggedNode("cbtag2", "cbtagb", inNamespace=True)
+    first = _TaggedNode("cbtag1", RunDir.of("cbtaga"), inNamespace=True)
+    second = _TaggedNode("cbtag2", RunDir.of("cbtagb"), inNamespace=True)
     try:
         # a just-forked child shows its parent's environment until it has exec'd: poll briefly
         assert wait_until(lambda: (_tag(first.pid), _tag(second.pid)), 5, 0.05, what="the node shells' tags",
@@ -72,3 +75,20 @@ def test_two_labs_deployed_at_once():
         for lab in labs.values():
             if lab.rundir.path.exists():
                 lab.destroy()
+
+
+def test_a_lab_of_the_same_name_in_another_run_root_survives_a_destroy():
+    roots = [run_root(), run_root().with_name(run_root().name + "-twin")]
+    labs = [Lab.deploy(TOPO, name="cbsame", root=root) for root in roots]
+    try:
+        labs[0].destroy()
+        survivor = labs[1]
+        dead = [rec for rec in survivor.rundir.procs() if rec.name != "shell" and not is_alive(rec)]  # shells end at deploy
+        assert not dead, f"destroying cbsame in {roots[0]} stopped the twin's {dead}"
+        assert ping(survivor, "h1", survivor.plan.address("h1", "ispa"), survivor.plan.address("srv"))
+    finally:
+        for lab in labs:
+            if lab.rundir.path.exists():
+                lab.destroy()
+        if roots[1].exists() and not any(roots[1].iterdir()):
+            roots[1].rmdir()
