@@ -64,6 +64,12 @@ def crash_result(logs: dict[str, Path], fault_at: float, observe_s: float) -> di
             "first_ok_s": per[next(iter(per))]["first_ok_s"], "clients": per}
 
 
+def lost_between(logs: dict[str, Path], start: float, end: float) -> dict[str, int]:
+    """Requests per client sent in [start, end) that were not answered: the time between two crashes'
+    observations, which the recovery measure does not see (a restored router's return)."""
+    return {c: sum(not r.ok for r in read_requests(log) if start <= r.sent < end) for c, log in logs.items()}
+
+
 def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, out: Path,
            loglevel: str = "info", probes: int = 1, notransit: bool = False, transit: int = 0,
            hosting: int = 2) -> None:
@@ -82,6 +88,9 @@ def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, ou
             time.sleep(max(0.0, max(session_since.values()) + SESSION_MIN_AGE_S - time.time()))
             victim = observe.carrier(lab, m) or "r1"
             fault_at = time.time()
+            if runs:  # since the previous crash's observation ended
+                runs[-1]["lost_before_next"] = lost_between(logs, runs[-1]["fault_at"] + observe_s - TIMEOUT_S,
+                                                            fault_at)
             record = faults.crash(lab, m, victim, "router")
             time.sleep(observe_s)
             faults.restore(lab, record)
@@ -162,6 +171,10 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
                    color="grey", label="one client" if i == 0 else None)
         ax.scatter([x if x is not None else never for x in recs], [i - 0.12] * len(recs), s=50, alpha=0.6,
                    marker="o" if config != "plain" else "x", color="C0", label="every client (the crash)" if i == 0 else None)
+    between = [sum(run["lost_before_next"].values()) for r in results for run in r["runs"] if "lost_before_next" in run]
+    if between:
+        lines.append(f"requests lost between crashes (after one crash's observation, before the next), all "
+                     f"clients: {sum(between)} in {len(between)} intervals ({' '.join(map(str, between))})")
     lines.append("per lab, crash by crash: " + "; ".join(
         f"{r['lab']}: " + " ".join("-" if run["recovery_s"] is None else f"{run['recovery_s']:.1f}" for run in r["runs"])
         for r in sorted(results, key=lambda r: r["lab"])))
