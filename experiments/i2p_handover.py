@@ -112,12 +112,14 @@ def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, ou
 
 
 def keep_logs(lab: Lab, m: I2pLab, folder: Path) -> None:
-    """Copy the routers' i2pd logs and the probe's log next to the result (destroy removes the lab)."""
+    """Copy the routers' i2pd logs, the balancer's, backend's and frontends' output and the probes' logs
+    next to the result (destroy removes the lab)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for node, _ in m.routers():
-        src = lab.node(node).dir / "i2pd.log"
-        if src.exists():
-            shutil.copy(src, folder / f"{node}-i2pd.log")
+    for node in [n for n, _ in m.routers()] + ["bal"]:
+        for name in ("i2pd.log", "balancer.out", "backend.out", "frontend.out"):
+            src = lab.node(node).dir / name
+            if src.exists():
+                shutil.copy(src, folder / f"{node}-{name.replace('.', '-', name.count('.') - 1)}")
     for src in lab.rundir.path.glob("*.jsonl"):
         shutil.copy(src, folder / src.name)
 
