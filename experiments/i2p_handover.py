@@ -115,7 +115,7 @@ def keep_logs(lab: Lab, m: I2pLab, folder: Path) -> None:
     """Copy the routers' i2pd logs, the balancer's, backend's and frontends' output and the probes' logs
     next to the result (destroy removes the lab)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for node in [n for n, _ in m.routers()] + ["bal"]:
+    for node in [n for n, _ in m.routers()] + (["bal"] if m.mode == "balancer" else []):
         for name in ("i2pd.log", "balancer.out", "backend.out", "frontend.out"):
             src = lab.node(node).dir / name
             if src.exists():
