@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     bal = sub.add_parser("balancer", help="balancer process (frontends connect to --listen)")
     common(bal), balancing(bal)
     bal.add_argument("--listen", required=True)
+    bal.add_argument("--hold", type=float, default=2.0,
+                     help="seconds after start before the first LeaseSet: frontends of a restarted balancer "
+                          "reconnect meanwhile and say which router carried the published one (default 2)")
 
     front = sub.add_parser("frontend", help="frontend process for one router")
     common(front), tunnels(front)
@@ -114,7 +117,7 @@ async def _main(args: argparse.Namespace) -> None:
         await _serve(args, status, [service.run(), backend.run(), *(f.run() for f in frontends)])
     elif args.command == "balancer":
         service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval,
-                                  policy=make_policy(args.policy, args.gateways))
+                                  policy=make_policy(args.policy, args.gateways), hold_s=args.hold)
         await serve_balancer(args.listen, service)
         await _serve(args, service.status, [service.run()])
     elif args.command == "frontend":
@@ -125,7 +128,8 @@ async def _main(args: argparse.Namespace) -> None:
         tasks: list[Awaitable[Any]] = [balancer.run(), frontend.run()]
         if backend is not None:
             tasks.append(backend.run(frontend))
-        await _serve(args, frontend.status, tasks)
+        await _serve(args, lambda: {**frontend.status(), "balancer_links": balancer.links,
+                                    "answered_alone": balancer.answered_alone}, tasks)
     elif args.command == "backend":
         echo = EchoBackend(keys, handover=Handover() if args.handover else None)
         await serve_backend(args.listen, echo)

@@ -65,6 +65,7 @@ class RouterState:
     answers: int = 0
     sessions: int = 0
     identity: bytes | None = None  # the router's identity hash, when its frontend knows it
+    carried: bool = False  # its leases were in the LeaseSet the routers held when this balancer started
 
 
 @dataclass
@@ -82,14 +83,18 @@ class BalancerCore:
     publications: int = 0
     pending: bool = False
     dead: set[tuple[bytes, int]] = field(default_factory=set)  # tunnels through a router when it was lost
+    # a balancer process that may have started again builds nothing before this time: its frontends
+    # reconnect within a second or so, each saying whether its router carried the published LeaseSet
+    hold_until: float | None = None
 
     # -- events ---------------------------------------------------------------------------------
 
-    def router_up(self, router: str, now: float, identity: bytes | None = None) -> list[Action]:
+    def router_up(self, router: str, now: float, identity: bytes | None = None, carried: bool = False) -> list[Action]:
         state = self.routers.setdefault(router, RouterState())
         state.up, state.leases, state.publishing = True, (), False
         state.sessions += 1
         state.identity = identity or state.identity
+        state.carried = carried
         return self._choose_publishers()
 
     def router_down(self, router: str, now: float) -> list[Action]:
@@ -124,6 +129,8 @@ class BalancerCore:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must run next for a deferred publication (None: nothing waits)."""
+        if self.pending and self.current is None and self.hold_until is not None:
+            return self.hold_until
         if self.pending and self.last_build_at is not None:
             return self.last_build_at + self.min_interval
         return None
@@ -134,6 +141,9 @@ class BalancerCore:
         down = {s.identity for s in self.routers.values() if not s.up and s.identity is not None}
         live = {name: tuple(x for x in s.leases if x.gateway not in down and lease_key(x) not in self.dead)
                 for name, s in self.routers.items() if s.up}
+        if self.current is None:  # a balancer that started again: first the routers that carried the old
+            carriers = {n: x for n, x in live.items() if x and self.routers[n].carried}  # LeaseSet (clients'
+            live = carriers or live  # sessions are there; `primary` then stays with that router)
         return self.policy(live, int(now))
 
     def _refresh(self, now: float, requester: str | None, urgent: bool = False) -> list[Action]:
@@ -146,6 +156,8 @@ class BalancerCore:
         must_answer = self.current is None and requester is not None
         self.pending = changed and (bool(chosen) or must_answer)
         allowed = urgent or self.last_build_at is None or now - self.last_build_at >= self.min_interval
+        if self.current is None and self.hold_until is not None and now < self.hold_until:
+            allowed = False
         if self.pending and allowed and self._live():
             return self._build_and_hand_out(chosen, now)
         if requester is not None and self.current is not None:
@@ -157,6 +169,8 @@ class BalancerCore:
         if self.current is not None and published <= self.current.published:
             published = self.current.published + 1
         self.current = self.build(chosen, published)
+        for state in self.routers.values():  # from now on the policy's own memory decides
+            state.carried = False
         self.last_build_at = now
         self.publications += 1
         self.pending = False

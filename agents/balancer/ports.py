@@ -25,9 +25,10 @@ class RouterHandle(Protocol):
 class BalancerPort(Protocol):
     """What a frontend reports to the balancer."""
 
-    def router_up(self, handle: RouterHandle, identity: bytes | None = None) -> None:
+    def router_up(self, handle: RouterHandle, identity: bytes | None = None, carried: bool = False) -> None:
         """The router's session is up; ``identity``: the router's identity hash, if known (the
-        balancer then also drops the other routers' leases through it when it is lost)."""
+        balancer then also drops the other routers' leases through it when it is lost); ``carried``:
+        its leases are in the LeaseSet the routers hold (told to a balancer that started again)."""
 
     def leases_requested(self, router: str, leases: Sequence[Lease]) -> None: ...
 

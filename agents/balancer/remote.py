@@ -1,12 +1,13 @@
 """The multi-process layout: the same ports as the single-process one, over JSON-lines links.
 
-frontend -> balancer   {"op": "up", "router": R, "identity": HEX|null}, {"op": "down", "router": R},
+frontend -> balancer   {"op": "up", "router": R, "identity": HEX|null, "carried": B}, {"op": "down", "router": R},
                        {"op": "leases", "router": R, "leases": [...]}
 balancer -> frontend   {"op": "lease_set", "data": HEX}, {"op": "publish", "value": BOOL}
 frontend -> backend    {"op": "payload", "router": R, "data": HEX}, {"op": "state", "router": R, "up": B, "published": B}
 backend  -> frontend   {"op": "send", "to": HEX-destination, "data": HEX}, {"op": "lookup", "to": HEX-destination}
 
-A dropped frontend link counts as that router's session being lost.
+A dropped frontend link counts as that router's session being lost (by the balancer and by the backend).  A frontend whose balancer link drops
+keeps its session and reconnects (a restarted balancer hears every live router again).
 """
 
 from __future__ import annotations
@@ -72,37 +73,111 @@ class _Outbox:
 
 
 class RemoteBalancer:
-    """BalancerPort for a frontend whose balancer is another process."""
+    """BalancerPort for a frontend whose balancer is another process.
 
-    def __init__(self, endpoint: str) -> None:
+    The link outlives the balancer: when it drops, the frontend keeps its I2CP session and reconnects
+    (every ``retry`` s), then tells the new balancer what it knows now (the session is up, the router's
+    identity, its last leases), so a restarted balancer rebuilds the LeaseSet from live routers.  While
+    nobody listens, a router's RequestVariableLeaseSet is answered with the last LeaseSet the balancer
+    gave, and so is a request the balancer took but never answered when its link drops: i2pd 2.45.1
+    drops a session whose request is not answered within 10 s, and it checks only the signature, so the
+    published LeaseSet stays what it was.  Only the first connection has a deadline
+    (``connect_patiently``): a frontend started without a balancer fails visibly."""
+
+    def __init__(self, endpoint: str, retry: float = 1.0) -> None:
         self.endpoint = endpoint
+        self.retry = retry
         self.frontend: RouterHandle | None = None
-        self._out = _Outbox()
+        self.up = False
+        self.identity: bytes | None = None
+        self.leases: tuple[Lease, ...] | None = None
+        self.last_lease_set: LeaseSet2 | None = None
+        self.links = 0
+        self.answered_alone = 0  # lease requests answered with the last LeaseSet while the balancer was away
+        self.awaiting = False  # leases sent to the balancer, no LeaseSet back yet
+        self._writer: asyncio.StreamWriter | None = None
 
-    def router_up(self, handle: RouterHandle, identity: bytes | None = None) -> None:
-        self.frontend = handle
-        self._out.send({"op": "up", "router": handle.name, "identity": identity.hex() if identity else None})
+    def _send(self, message: dict[str, Any]) -> bool:
+        if self._writer is None or self._writer.is_closing():
+            return False
+        send_line(self._writer, message)
+        return True
+
+    def _up_message(self) -> dict[str, Any]:
+        name = self.frontend.name if self.frontend else ""
+        return {"op": "up", "router": name, "identity": self.identity.hex() if self.identity else None,
+                "carried": self._carried()}
+
+    def _carried(self) -> bool:
+        """The router's tunnels are in the LeaseSet it holds: clients' sessions may be with it."""
+        if self.leases is None or self.last_lease_set is None:
+            return False
+        mine = {(x.gateway, x.tunnel_id) for x in self.leases}
+        return any((x.gateway, x.tunnel_id) in mine for x in self.last_lease_set.leases)
+
+    def router_up(self, handle: RouterHandle, identity: bytes | None = None, carried: bool = False) -> None:
+        self.frontend, self.up, self.identity, self.leases = handle, True, identity, None
+        self._send(self._up_message())
 
     def leases_requested(self, router: str, leases: Sequence[Lease]) -> None:
-        self._out.send({"op": "leases", "router": router, "leases": leases_to_json(leases)})
+        self.leases = tuple(leases)
+        self.awaiting = True
+        if not self._send({"op": "leases", "router": router, "leases": leases_to_json(leases)}):
+            self._answer_alone()
+
+    def _answer_alone(self) -> None:
+        """The router waits for a LeaseSet and no balancer will give one: give it the last one again."""
+        if self.awaiting and self.frontend is not None and self.last_lease_set is not None:
+            self.awaiting = False
+            self.answered_alone += 1
+            self.frontend.give_lease_set(self.last_lease_set)
 
     def router_down(self, router: str) -> None:
-        self._out.send({"op": "down", "router": router})
+        self.up, self.leases, self.awaiting = False, None, False
+        self._send({"op": "down", "router": router})
 
     async def run(self) -> None:
         reader, writer = await connect_patiently(self.endpoint)
-        self._out.attach(writer)
-        async for message in read_lines(reader):
-            if self.frontend is None:
-                continue
-            if message.get("op") == "lease_set":
+        while True:
+            self._attach(writer)
+            try:
+                async for message in read_lines(reader):
+                    self._handle(message)
+            except OSError as exc:  # a crash with our last lines unread resets the link
+                log.warning("balancer link %s: %s", self.endpoint, exc)
+            writer.close()
+            self._writer = None
+            self._answer_alone()  # a request it took with it
+            log.warning("balancer link %s closed: reconnecting every %.1f s", self.endpoint, self.retry)
+            while True:
+                await asyncio.sleep(self.retry)
                 try:
-                    self.frontend.give_lease_set(LeaseSet2.from_bytes(bytes.fromhex(message["data"])))
-                except (DecodeError, ValueError, KeyError) as exc:
-                    log.warning("bad lease_set from balancer: %s", exc)
-            elif message.get("op") == "publish":
-                self.frontend.set_publishing(bool(message.get("value")))
-        raise ConnectionError("balancer link closed")
+                    reader, writer = await open_link(self.endpoint)
+                    break
+                except OSError:
+                    continue
+
+    def _attach(self, writer: asyncio.StreamWriter) -> None:
+        """A (new) balancer: it knows nothing, so tell it the current state, not what happened meanwhile."""
+        self._writer, self.links = writer, self.links + 1
+        if self.up and self.frontend is not None:
+            self._send(self._up_message())
+            if self.leases is not None:
+                self._send({"op": "leases", "router": self.frontend.name, "leases": leases_to_json(self.leases)})
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        if self.frontend is None:
+            return
+        if message.get("op") == "lease_set":
+            try:
+                lease_set = LeaseSet2.from_bytes(bytes.fromhex(message["data"]))
+            except (DecodeError, ValueError, KeyError) as exc:
+                log.warning("bad lease_set from balancer: %s", exc)
+                return
+            self.last_lease_set, self.awaiting = lease_set, False
+            self.frontend.give_lease_set(lease_set)
+        elif message.get("op") == "publish":
+            self.frontend.set_publishing(bool(message.get("value")))
 
 
 class RemoteBackend:
@@ -175,7 +250,7 @@ async def serve_balancer(endpoint: str, service: BalancerService) -> asyncio.Abs
                     except (TypeError, ValueError):
                         log.warning("frontend %s sent a bad identity: %r", router, message.get("identity"))
                         identity = None
-                    service.router_up(_LinkedRouter(router, writer), identity)
+                    service.router_up(_LinkedRouter(router, writer), identity, bool(message.get("carried")))
                 elif op == "leases" and router in names:
                     try:
                         service.leases_requested(router, leases_from_json(message.get("leases")))
@@ -196,6 +271,7 @@ async def serve_backend(endpoint: str, backend: BackendPort) -> asyncio.Abstract
     """Accept frontends; their payloads go to the one shared backend."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up: set[str] = set()  # routers this link said were up: a link that drops lost them (the frontend died)
         try:
             async for message in read_lines(reader):
                 if message.get("op") == "payload":
@@ -205,9 +281,13 @@ async def serve_backend(endpoint: str, backend: BackendPort) -> asyncio.Abstract
                         continue
                     backend.deliver(_LinkedRouter(str(message.get("router", "?")), writer), payload)
                 elif message.get("op") == "state":
-                    backend.router_state(_LinkedRouter(str(message.get("router", "?")), writer),
+                    router = str(message.get("router", "?"))
+                    (up.add if message.get("up") else up.discard)(router)
+                    backend.router_state(_LinkedRouter(router, writer),
                                          bool(message.get("up")), bool(message.get("published")))
         finally:
+            for router in up:  # its clients are handed over like those of a crashed router
+                backend.router_state(_LinkedRouter(router, writer), False, False)
             writer.close()
 
     return await serve_link(endpoint, handle)

@@ -34,6 +34,7 @@ class BalancerService:
         min_interval: float = 20.0,
         clock: Callable[[], float] = time.time,
         policy: Policy = fair_share,
+        hold_s: float = 0.0,
     ) -> None:
         self.keys = keys
         self.core = BalancerCore(
@@ -42,6 +43,7 @@ class BalancerService:
             publish_count=publish_count,
             min_interval=min_interval,
             policy=policy,
+            hold_until=clock() + hold_s if hold_s else None,
         )
         self.clock = clock
         self.handles: dict[str, RouterHandle] = {}
@@ -49,10 +51,10 @@ class BalancerService:
 
     # -- BalancerPort ---------------------------------------------------------------------------
 
-    def router_up(self, handle: RouterHandle, identity: bytes | None = None) -> None:
-        log.info("router %s: session up", handle.name)
+    def router_up(self, handle: RouterHandle, identity: bytes | None = None, carried: bool = False) -> None:
+        log.info("router %s: session up%s", handle.name, " (carries the published LeaseSet)" if carried else "")
         self.handles[handle.name] = handle
-        self._apply(self.core.router_up(handle.name, self.clock(), identity))
+        self._apply(self.core.router_up(handle.name, self.clock(), identity, carried))
 
     def leases_requested(self, router: str, leases: Sequence[Lease]) -> None:
         log.info("router %s: %d leases", router, len(leases))

@@ -62,6 +62,8 @@ def i2pd_argv(lab: I2pLab, role: str, address: str) -> list[str]:
         argv += ["--sam.address=127.0.0.1", f"--sam.port={SAM_PORT}"]
     if role == "floodfill":
         argv.append("--floodfill")
+    if role == "hosting" and not lab.hosting_transit:
+        argv.append("--notransit")  # declines every tunnel build request: no other router's hop is here
     return argv
 
 

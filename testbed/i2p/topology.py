@@ -1,7 +1,7 @@
 """``kind: i2p`` lab files: a private I2P network of real i2pd routers hosting one multihomed Destination.
 
 Routers are named by role: floodfills ``ff1``/``ff2``, hosting routers ``r1``…``rN`` (the Destination's
-sessions), clients ``c1``…``cM`` (SAM enabled), and ``bal`` (balancer + echo backend; no interface: it
+sessions), clients ``c1``…``cM`` (SAM enabled), plain transit routers ``t1``…``tK`` (tunnel hops only), and ``bal`` (balancer + echo backend; no interface: it
 reaches the hosting routers' frontends over unix sockets).  ``mode`` picks how the Destination is hosted:
 ``balancer`` (Proposal 140: one merged LeaseSet) or ``naive`` (every hosting router runs the Destination on
 its own and publishes its own LeaseSet: the hack the proposal replaces).
@@ -56,6 +56,11 @@ class I2pLab(Strict):
                             "floodfill misparses a stored LeaseSet2 and fails its first connection)")
     hosting: int = Field(3, ge=1, le=16, description="routers hosting the multihomed Destination")
     clients: int = Field(1, ge=0, le=16, description="client routers (SAM enabled)")
+    transit: int = Field(0, ge=0, le=16, description="plain routers t1…tK (no Destination, no SAM): more "
+                         "tunnel hops, e.g. when the hosting routers carry no transit tunnels")
+    hosting_transit: bool = Field(True, description="hosting routers accept other routers' tunnels; false: "
+                                  "i2pd --notransit there, so no client's (or survivor's) tunnel goes through a "
+                                  "hosting router and its crash breaks only its own tunnels")
     mode: Literal["balancer", "naive"] = Field("balancer", description="balancer: one merged LeaseSet "
                                                "(Proposal 140); naive: every router publishes its own")
     balancer: BalancerOptions = Field(default_factory=BalancerOptions)
@@ -106,7 +111,8 @@ class I2pLab(Strict):
         """(node, role) of every i2pd router, in address order."""
         return ([(f"ff{i + 1}", "floodfill") for i in range(self.floodfills)]
                 + [(f"r{i + 1}", "hosting") for i in range(self.hosting)]
-                + [(f"c{i + 1}", "client") for i in range(self.clients)])
+                + [(f"c{i + 1}", "client") for i in range(self.clients)]
+                + [(f"t{i + 1}", "transit") for i in range(self.transit)])
 
 
 def parse_i2p(doc: MarkedDoc) -> I2pLab:

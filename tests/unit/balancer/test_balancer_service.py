@@ -125,8 +125,14 @@ def test_multi_process_layout_over_links_with_echo_backend(tmp_path: Path) -> No
             await until(lambda: echo.rejected["r1"] == 1)
             assert echo.replied == {"r2": 1} and routers["r1"].sent == []
 
-            tasks[-1].cancel()  # r2's frontend dies: the balancer drops r2
+            assert echo.status()["routers"]["r2"]["up"]
+            # r2's frontend process is killed: its links just drop (no "down" said), and the balancer and
+            # the backend both lose r2 (the backend then hands r2's clients over)
+            for task in tasks[-3:]:
+                task.cancel()
+            remote_back._out.writer.close()
             await until(lambda: service.core.routers["r2"].up is False)
+            await until(lambda: echo.status()["routers"]["r2"]["up"] is False)
             await until(lambda: gateways(routers["r1"]) == {1})
         finally:
             for task in tasks:

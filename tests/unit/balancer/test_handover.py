@@ -134,3 +134,21 @@ def test_core_replaces_a_leaseset_listing_a_dead_router_within_min_interval() ->
     published = core.current.published
     core.router_down("r3", now + 7)
     assert core.current.published == published
+
+
+def test_a_restarted_balancer_keeps_the_router_that_carried_the_leaseset() -> None:
+    """Frontends of a restarted balancer reconnect one by one; the one whose router carried the published
+    LeaseSet (clients' sessions are there) says so, and the new balancer, holding its first LeaseSet for a
+    moment, publishes that router's leases, not the first by name."""
+    now = 1_800_000_000.0
+    core = BalancerCore(build=KEYS.lease_set, policy=Primary(), min_interval=20.0, hold_until=now + 2)
+    core.router_up("r1", now)
+    assert core.leases_requested("r1", [Lease(bytes([1]) * 32, 7, int(now + 600) * 1000)], now) == []
+    assert core.current is None and core.next_deadline() == now + 2  # held: r2 may still come
+    core.router_up("r2", now + 1, carried=True)
+    core.leases_requested("r2", [Lease(bytes([2]) * 32, 7, int(now + 600) * 1000)], now + 1)
+    actions = core.tick(now + 2)
+    assert {x.gateway[0] for x in core.current.leases} == {2}
+    assert sorted(a.router for a in actions if isinstance(a, AnswerLeaseSet)) == ["r1", "r2"]
+    core.tick(now + 30)  # and it stays with r2 (primary), though r1 sorts first
+    assert {x.gateway[0] for x in core.current.leases} == {2}

@@ -97,6 +97,25 @@ def test_services_per_role() -> None:
     assert bal[bal.index("--publisher") + 1] == "r1" and bal.count("--publisher") == 1
 
 
+def test_hosting_routers_without_transit_and_plain_transit_routers(tmp_path: Path) -> None:
+    """``hosting_transit: false`` puts i2pd's --notransit on the hosting routers only (so no client's tunnel
+    can go through one); ``transit: K`` adds plain routers t1..tK after the others (addresses unchanged)."""
+    default = netplan_for(I2pLab(name="t", hosting=2, clients=1))
+    assert not any("--notransit" in s.argv for n in default.nodes.values() for s in n.services)
+    model = lab_from("kind: i2p\nname: t\nhosting: 2\nclients: 1\ntransit: 2\nhosting_transit: false\n", tmp_path)
+    net = netplan_for(model)
+    assert [n for n, _ in model.routers()] == ["ff1", "r1", "r2", "c1", "t1", "t2"]
+    with_notransit = {n for n, node in net.nodes.items() if any("--notransit" in s.argv for s in node.services)}
+    assert with_notransit == {"r1", "r2"}
+    assert [s.name for s in net.nodes["t1"].services] == ["i2pd"]
+    t1 = net.nodes["t1"].services[0].argv
+    assert {"--i2cp.enabled=false", "--sam.enabled=false"} <= set(t1) and "--floodfill" not in t1
+    assert net.nodes["c1"].ifaces[0].addresses == default.nodes["c1"].ifaces[0].addresses
+    render(net, tmp_path / "out")
+    assert "--notransit" in (tmp_path / "out" / "nodes" / "r1" / "services.txt").read_text()
+    assert "--notransit" not in (tmp_path / "out" / "nodes" / "c1" / "services.txt").read_text()
+
+
 def test_naive_mode_runs_the_destination_on_each_router() -> None:
     net = netplan_for(I2pLab(name="t", hosting=3, mode="naive"))
     assert "bal" not in net.nodes
