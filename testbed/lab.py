@@ -14,6 +14,7 @@ import grp
 import os
 import pwd
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from mininet.link import Link
 from mininet.node import Node
 
 from .cluster.build import ClusterRun
@@ -44,7 +44,8 @@ from .wait import wait_until
 # folder is bind-mounted there inside the node, so a plain `vtysh` in the node talks to the node's daemons
 FRR_VTY_DIR = "/run/frr"
 CHECKS_AT_ONCE = 16  # FRR dry runs at once: each loads FRR (~16 MB) and mostly waits; a 50-site lab has 206
-CHECK_TIMEOUT = 120  # s for one dry run, a safety bound only (a 250-peer bgpd config: 13 s at load 24)
+CHECK_TIMEOUT = 600  # s for one dry run, a safety bound only (a 250-peer bgpd config: 13 s at load 24)
+PARALLEL = 4  # commands run at once while building a lab: a few per core (each mostly waits on the kernel)
 
 Progress = Callable[[str], None]
 
@@ -252,22 +253,24 @@ class _Builder:
         self.lab.timings["total"] = round(time.monotonic() - t0, 3)
 
     def create_nodes(self) -> None:
+        """One anchor per node: ``mnexec -n`` unshares the network and mount namespaces (making / private)
+        and execs ``sleep``, which then holds both; no shell per node (the veths need none, see
+        ``create_links``).  Each anchor is recorded as soon as it exists (one journal writer, this thread);
+        the sysctls and mounts inside the nodes then run a few at a time."""
         lab = self.lab
         if lab.cluster is not None:
             return self._create_cluster_nodes(lab.cluster)
         for spec in lab.net.nodes.values():
-            mn = _TaggedNode(spec.name.replace(":", "-"), lab.name, inNamespace=True)
-            self.mn[spec.name] = mn
-            lab.rundir.record(ProcRecord(spec.name, "shell", mn.pid, start_time(mn.pid) or 0).as_dict())
-            anchor = subprocess.Popen(["mnexec", "-da", str(mn.pid), "sleep", "infinity"],
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, env=tagged_env(lab.name))
+            anchor = subprocess.Popen(["mnexec", "-cdn", "sleep", "infinity"], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env=tagged_env(lab.name))
             rec = ProcRecord(spec.name, "anchor", anchor.pid, start_time(anchor.pid) or 0)
             lab.rundir.record(rec.as_dict())
             lab.nodes[spec.name] = NodeHandle(spec.name, rec, lab.rundir)
         for spec in lab.net.nodes.values():
-            self._wait_entered(lab.nodes[spec.name])
-        self._configure_nodes()
+            if spec.frr_daemons:
+                self._record_vty_mount(lab.nodes[spec.name])
+        _parallel(self._prepare_node, list(lab.net.nodes.values()))
 
     def _create_cluster_nodes(self, cluster: ClusterRun) -> None:
         """Each node on its server (Mininet's remote node), held by a relayed anchor (``testbed.cluster``).
@@ -285,63 +288,81 @@ class _Builder:
 
         cluster.each(build, list(lab.net.nodes.values()))
 
-    def _configure_nodes(self) -> None:
-        for spec in self.lab.net.nodes.values():
-            self._configure_node(spec)
+    def _prepare_node(self, spec) -> None:
+        """Sysctls, and FRR's vty directory for a router, in one command inside the node."""
+        handle = self.lab.nodes[spec.name]
+        self._wait_entered(handle)
+        if spec.role == "bridge":
+            script = "sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+        else:
+            script = f"sysctl -q -p {shlex.quote(str(handle.dir / 'sysctl.conf'))}"
+        if spec.frr_daemons:
+            script += f" && mount --bind {shlex.quote(str(handle.dir))} {FRR_VTY_DIR}"
+        handle.run(script, check=True)
 
     def _configure_node(self, spec) -> None:
+        """A cluster node's preparation (its journal records are written by the thread that builds it)."""
         handle = self.lab.nodes[spec.name]
-        if spec.role == "bridge":
-            handle.run(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
-                        "net.ipv6.conf.default.disable_ipv6=1"], check=True)
-        else:
-            handle.run(["sysctl", "-q", "-p", str(handle.dir / "sysctl.conf")], check=True)
         if spec.frr_daemons:
-            self._mount_vty_dir(handle)
+            self._record_vty_mount(handle)
+        self._prepare_node(spec)
 
-    def _mount_vty_dir(self, handle: NodeHandle) -> None:
-        """Bind-mount the router's run folder onto FRR's vty directory inside the node only: the node's
+    def _record_vty_mount(self, handle: NodeHandle) -> None:
+        """The router's run folder is bind-mounted onto FRR's vty directory inside the node only: the node's
         mount namespace is private (mnexec makes / rprivate), so the mount never shows outside and goes
         with the namespace when destroy stops the node's last process.  Recorded for the record."""
         self.lab.rundir.record({"kind": "mount", "node": handle.name, "source": str(handle.dir),
                                 "target": FRR_VTY_DIR, "undone_by": "the node's mount namespace ending"})
-        handle.run(["mount", "--bind", str(handle.dir), FRR_VTY_DIR], check=True)
 
     @staticmethod
     def _wait_entered(handle: NodeHandle) -> None:
-        """mnexec -a joins the namespace just after fork: wait until the anchor is really inside (a cluster
-        node's anchor was awaited on its server)."""
+        """mnexec sets the namespaces up (unshare, / made private, /sys remounted) before it execs ``sleep``:
+        nothing may enter the node earlier (a bind mount could still propagate to the host).  A cluster
+        node's anchor was awaited on its server."""
         if handle.remote is not None:
             return
-        shell = next(rec for rec in handle.rundir.procs() if rec.node == handle.name and rec.name == "shell")
-        shell_ns = os.readlink(f"/proc/{shell.pid}/ns/net")
-        wait_until(lambda: os.readlink(f"/proc/{handle.pid}/ns/net") == shell_ns, 5, 0.002,
-                   what=f"node {handle.name}: its anchor process entering the namespace", ignore=(OSError,))
+        wait_until(lambda: Path(f"/proc/{handle.pid}/comm").read_text().strip() == "sleep", 5, 0.002,
+                   what=f"node {handle.name}: its anchor process setting up the namespaces", ignore=(OSError,))
 
     def create_links(self) -> None:
-        for index, link in enumerate(self.lab.net.links):
+        """Every veth pair by one ``ip -batch`` run from here, each end created directly inside its node's
+        namespace (``netns PID``), so nothing ever appears in the root namespace and names cannot clash with
+        another lab's; each pair is in the journal before the batch runs.  Then each LAN bridge inside its
+        own node, a few at a time.  A cluster lab's links go through its servers (``testbed.cluster``)."""
+        lab, batch = self.lab, []
+        for index, link in enumerate(lab.net.links):
             how = "veth"
-            if self.lab.cluster is not None:
-                how = self.lab.cluster.link(index, self.mn[link.a], self.mn[link.b], link.a_if, link.b_if)
+            if lab.cluster is not None:
+                how = lab.cluster.link(index, self.mn[link.a], self.mn[link.b], link.a_if, link.b_if)
             else:
-                Link(self.mn[link.a], self.mn[link.b], intfName1=link.a_if, intfName2=link.b_if)
-            self.lab.rundir.record({"kind": "link", "a": link.a, "a_if": link.a_if, "b": link.b,
-                                    "b_if": link.b_if, "segment": link.segment, "as": how})
-        for spec in self.lab.net.nodes.values():
-            if spec.role == "bridge":
-                ports = [l.b_if for l in self.lab.net.links if l.b == spec.name]
-                script = ["ip link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0"]
-                script += [f"ip link set dev {p} master br0 up" for p in ports]
-                script += ["ip link set dev br0 up"]
-                self.lab.nodes[spec.name].run(" && ".join(script), check=True)
+                batch.append(f"link add name {link.a_if} netns {lab.nodes[link.a].pid} type veth "
+                             f"peer name {link.b_if} netns {lab.nodes[link.b].pid}")
+            lab.rundir.record({"kind": "link", "a": link.a, "a_if": link.a_if, "b": link.b,
+                               "b_if": link.b_if, "segment": link.segment, "as": how})
+        if batch:
+            res = subprocess.run(["ip", "-batch", "-"], input="\n".join(batch) + "\n", capture_output=True,
+                                 text=True, timeout=120)
+            if res.returncode != 0:
+                raise LabError(f"creating the lab's veth pairs failed: {(res.stderr or res.stdout).strip()[:500]}")
+        bridges = [spec for spec in lab.net.nodes.values() if spec.role == "bridge"]
+        if lab.cluster is not None:
+            lab.cluster.each(self._make_bridge, bridges)
+        else:
+            _parallel(self._make_bridge, bridges)
+
+    def _make_bridge(self, spec) -> None:
+        ports = [l.b_if for l in self.lab.net.links if l.b == spec.name]
+        script = ["ip link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0"]
+        script += [f"ip link set dev {p} master br0 up" for p in ports]
+        script += ["ip link set dev br0 up"]
+        self.lab.nodes[spec.name].run(" && ".join(script), check=True)
 
     def configure(self) -> None:
         specs = [spec for spec in self.lab.net.nodes.values() if spec.role != "bridge"]
         if self.lab.cluster is not None:  # over ssh: the nodes side by side
             self.lab.cluster.each(self._configure_addresses, specs)
         else:
-            for spec in specs:
-                self._configure_addresses(spec)
+            _parallel(self._configure_addresses, specs)
 
     def _configure_addresses(self, spec) -> None:
         handle = self.lab.nodes[spec.name]
@@ -448,6 +469,15 @@ def _start_supervisor(lab: Lab) -> None:
                                 cwd=Path(__file__).resolve().parent.parent)
     lab.rundir.record(ProcRecord("lab", "supervisor", proc.pid, start_time(proc.pid) or 0,
                                  tuple(proc.args)).as_dict())
+
+
+def _parallel(fn, items: list) -> None:
+    """``fn`` over ``items`` in a few threads: each call mostly waits for a command inside a node, so a few
+    at once keep both cores busy.  Every call finishes before the first error is raised."""
+    with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="build") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    for future in futures:
+        future.result()
 
 
 def _peers(spec) -> int:
