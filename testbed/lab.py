@@ -29,7 +29,8 @@ from mininet.node import Node
 from .cluster.build import ClusterRun
 from .cluster.model import Cluster
 from .errors import LabError, UsageError
-from .frr import bgp_peers, check_argv, check_frr, check_problems, daemon_argv, parse_json, vtysh_argv
+from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape, daemon_argv, parse_json,
+                  vtysh_argv)
 from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
 from .netplan import NetPlan, ingress_table
@@ -221,7 +222,7 @@ class _Builder:
     def __init__(self, lab: Lab, progress: Progress) -> None:
         self.lab, self.progress = lab, progress
         self.mn: dict[str, Node] = {}
-        self.checks: list[tuple[str, str, Future]] = []
+        self.checks: list[tuple[str, str, list[str], Future]] = []  # router, daemon, same shape, run
         self.checker: ThreadPoolExecutor | None = None
 
     def step(self, label: str, fn, *args) -> None:
@@ -372,32 +373,45 @@ class _Builder:
             handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
 
     def check_configs(self) -> None:
-        """FRR's dry runs of every rendered config, started in the background right after rendering: they
+        """FRR's dry runs of the rendered configs, started in the background right after rendering: they
         need no namespace, so they overlap with building the nodes and links; ``start_frr`` collects them.
-        A bounded number at once, the largest configs (most BGP peers) first: all at once, a 50-site lab
-        started 206 FRR processes together and the machine spent its time swapping between them."""
+        One dry run per distinct config shape (``frr.config_shape``: routers of one role differ only in
+        names, AS numbers and valid addresses), standing for every config of that shape; a bounded number
+        at once, the largest configs (most BGP peers) first: all at once, a 50-site lab started 206 FRR
+        processes together and the machine spent its time swapping between them."""
         rd = self.lab.rundir.path
         self.checker = ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE, thread_name_prefix="frr-check")
+        shapes: dict[tuple[str, str], int] = {}
+        total = 0
         for spec in sorted(self.lab.net.routers(), key=_peers, reverse=True):
+            ndir = node_dir(rd, spec.name)
             if spec.frr_daemons:  # FRR runs as frr: the dry run opens the config's log file as well
-                os.chown(node_dir(rd, spec.name), *_frr_ids())
+                os.chown(ndir, *_frr_ids())
             for daemon in spec.frr_daemons:
-                argv = check_argv(daemon, node_dir(rd, spec.name), _peers(spec))
-                self.checks.append((spec.name, daemon, self.checker.submit(
-                    subprocess.run, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                    timeout=CHECK_TIMEOUT)))
+                total += 1
+                key = (daemon, config_shape((ndir / f"{daemon}.conf").read_text(), spec.name, str(ndir)))
+                if key in shapes:
+                    self.checks[shapes[key]][2].append(spec.name)
+                    continue
+                shapes[key] = len(self.checks)
+                self.checks.append((spec.name, daemon, [], self.checker.submit(
+                    subprocess.run, check_argv(daemon, ndir, _peers(spec)), stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, text=True, timeout=CHECK_TIMEOUT)))
+        self.progress(f"FRR dry runs: {len(self.checks)} distinct configs stand for all {total}")
 
     def start_frr(self) -> None:
         routers = [n for n in self.lab.net.routers() if n.frr_daemons]
         bad = []
         checks, self.checks = self.checks, []
-        for router, daemon, future in checks:
+        for router, daemon, alike, future in checks:
+            also = f" (and the {len(alike)} configs of the same shape: {', '.join(alike[:3])}...)" if alike else ""
             try:
                 res = future.result()
             except subprocess.TimeoutExpired:
-                bad.append(f"{router}/{daemon}.conf: FRR's dry run took longer than {CHECK_TIMEOUT} s")
+                bad.append(f"{router}/{daemon}.conf{also}: FRR's dry run took longer than {CHECK_TIMEOUT} s")
                 continue
-            bad += [f"{router}/{daemon}.conf: {problem}" for problem in check_problems(res.returncode, res.stdout)]
+            bad += [f"{router}/{daemon}.conf{also}: {problem}"
+                    for problem in check_problems(res.returncode, res.stdout)]
         if self.checker is not None:
             self.checker.shutdown()
         if bad:

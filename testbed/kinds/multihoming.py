@@ -4,7 +4,7 @@ every source address of every site host and counts what the ISPs' ingress filter
 
 from __future__ import annotations
 
-from ..checks import (Check, bgp_checks, bgp_pending, http_get, ingress_counters, kernel_routes,
+from ..checks import (Check, bgp_checks, bgp_converging, http_get, ingress_counters, kernel_routes,
                       kernel_routes_pending, ping, route_spec)
 from ..mechanisms import get_mechanism, mechanisms
 from ..netplan import NetPlan, build_netplan
@@ -29,7 +29,7 @@ def parse(doc: MarkedDoc) -> Topology:
 def readiness(net: NetPlan) -> tuple[Readiness, ...]:
     out = []
     if any(n.bgp for n in net.nodes.values()):
-        out.append(Readiness("BGP convergence", bgp_pending, BGP_TIMEOUT, interval=0.1,
+        out.append(Readiness("BGP convergence", bgp_converging(net), BGP_TIMEOUT, interval=0.1,
                              targets=lambda n: [f"{r.name}->{nb.peer}" for r in n.routers() if r.bgp
                                                 for nb in r.bgp.neighbors]))
     if net.await_kernel_routes:
