@@ -254,24 +254,42 @@ class _Builder:
         self.lab.timings["total"] = round(time.monotonic() - t0, 3)
 
     def create_nodes(self) -> None:
-        """One anchor per node: ``mnexec -n`` unshares the network and mount namespaces (making / private)
-        and execs ``sleep``, which then holds both; no shell per node (the veths need none, see
-        ``create_links``).  Each anchor is recorded as soon as it exists (one journal writer, this thread);
-        the sysctls and mounts inside the nodes then run a few at a time."""
+        """One anchor per node, which prepares its node itself: ``mnexec -n`` unshares the network and mount
+        namespaces (making / private) and runs a shell that sets the node's sysctls, mounts a router's vty
+        directory and then becomes ``sleep``, which holds both namespaces.  No shell stays per node and
+        nothing enters a node from here (the veths need none, see ``create_links``): a 1,005-node lab spent
+        105 s entering each node once to prepare it.  Each anchor, and the mount it will make, is in the
+        journal before it is started."""
         lab = self.lab
         if lab.cluster is not None:
             return self._create_cluster_nodes(lab.cluster)
+        procs = {}
         for spec in lab.net.nodes.values():
-            anchor = subprocess.Popen(["mnexec", "-cdn", "sleep", "infinity"], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env=tagged_env(lab.name))
-            rec = ProcRecord(spec.name, "anchor", anchor.pid, start_time(anchor.pid) or 0)
+            ndir = node_dir(lab.rundir.path, spec.name)
+            ndir.mkdir(parents=True, exist_ok=True)
+            if spec.frr_daemons:
+                self._record_vty_mount(spec.name, ndir)
+            with open(ndir / "anchor.err", "wb") as err:
+                procs[spec.name] = subprocess.Popen(
+                    ["mnexec", "-cdn", "sh", "-c", f"{_prepare_script(spec, ndir)} && exec sleep infinity"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=tagged_env(lab.name))
+            rec = ProcRecord(spec.name, "anchor", procs[spec.name].pid, start_time(procs[spec.name].pid) or 0)
             lab.rundir.record(rec.as_dict())
             lab.nodes[spec.name] = NodeHandle(spec.name, rec, lab.rundir)
-        for spec in lab.net.nodes.values():
-            if spec.frr_daemons:
-                self._record_vty_mount(lab.nodes[spec.name])
-        _parallel(self._prepare_node, list(lab.net.nodes.values()))
+        for name, proc in procs.items():
+            self._wait_prepared(lab.nodes[name], proc)
+
+    @staticmethod
+    def _wait_prepared(handle: NodeHandle, proc: subprocess.Popen) -> None:
+        """The anchor is ``sleep`` once its node is ready; it exits if a sysctl or the mount failed."""
+        def ready() -> bool:
+            if proc.poll() is not None:
+                said = (handle.dir / "anchor.err").read_text(errors="replace").strip()[-500:]
+                raise LabError(f"node {handle.name}: preparing the node failed (exit {proc.returncode}): {said}")
+            return Path(f"/proc/{proc.pid}/comm").read_text().strip() == "sleep"
+
+        wait_until(ready, 30, 0.002, what=f"node {handle.name}: its anchor setting the node up",
+                   ignore=(OSError,))
 
     def _create_cluster_nodes(self, cluster: ClusterRun) -> None:
         """Each node on its server (Mininet's remote node), held by a relayed anchor (``testbed.cluster``).
@@ -289,41 +307,19 @@ class _Builder:
 
         cluster.each(build, list(lab.net.nodes.values()))
 
-    def _prepare_node(self, spec) -> None:
-        """Sysctls, and FRR's vty directory for a router, in one command inside the node."""
-        handle = self.lab.nodes[spec.name]
-        self._wait_entered(handle)
-        if spec.role == "bridge":
-            script = "sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
-        else:
-            script = f"sysctl -q -p {shlex.quote(str(handle.dir / 'sysctl.conf'))}"
-        if spec.frr_daemons:
-            script += f" && mount --bind {shlex.quote(str(handle.dir))} {FRR_VTY_DIR}"
-        handle.run(script, check=True)
-
     def _configure_node(self, spec) -> None:
-        """A cluster node's preparation (its journal records are written by the thread that builds it)."""
+        """A cluster node's sysctls and vty mount, in one command inside it (journal first, this thread)."""
         handle = self.lab.nodes[spec.name]
         if spec.frr_daemons:
-            self._record_vty_mount(handle)
-        self._prepare_node(spec)
+            self._record_vty_mount(spec.name, handle.dir)
+        handle.run(_prepare_script(spec, handle.dir), check=True)
 
-    def _record_vty_mount(self, handle: NodeHandle) -> None:
+    def _record_vty_mount(self, node: str, source: Path) -> None:
         """The router's run folder is bind-mounted onto FRR's vty directory inside the node only: the node's
         mount namespace is private (mnexec makes / rprivate), so the mount never shows outside and goes
         with the namespace when destroy stops the node's last process.  Recorded for the record."""
-        self.lab.rundir.record({"kind": "mount", "node": handle.name, "source": str(handle.dir),
+        self.lab.rundir.record({"kind": "mount", "node": node, "source": str(source),
                                 "target": FRR_VTY_DIR, "undone_by": "the node's mount namespace ending"})
-
-    @staticmethod
-    def _wait_entered(handle: NodeHandle) -> None:
-        """mnexec sets the namespaces up (unshare, / made private, /sys remounted) before it execs ``sleep``:
-        nothing may enter the node earlier (a bind mount could still propagate to the host).  A cluster
-        node's anchor was awaited on its server."""
-        if handle.remote is not None:
-            return
-        wait_until(lambda: Path(f"/proc/{handle.pid}/comm").read_text().strip() == "sleep", 5, 0.002,
-                   what=f"node {handle.name}: its anchor process setting up the namespaces", ignore=(OSError,))
 
     def create_links(self) -> None:
         """Every veth pair by one ``ip -batch`` run from here, each end created directly inside its node's
@@ -352,11 +348,12 @@ class _Builder:
             _parallel(self._make_bridge, bridges)
 
     def _make_bridge(self, spec) -> None:
+        """The LAN's bridge and its ports, by one ``ip -batch`` inside the bridge's node."""
         ports = [l.b_if for l in self.lab.net.links if l.b == spec.name]
-        script = ["ip link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0"]
-        script += [f"ip link set dev {p} master br0 up" for p in ports]
-        script += ["ip link set dev br0 up"]
-        self.lab.nodes[spec.name].run(" && ".join(script), check=True)
+        batch = ["link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0"]
+        batch += [f"link set dev {p} master br0 up" for p in ports]
+        batch += ["link set dev br0 up"]
+        self.lab.nodes[spec.name].run(["ip", "-batch", "-"], input="\n".join(batch) + "\n", check=True)
 
     def configure(self) -> None:
         specs = [spec for spec in self.lab.net.nodes.values() if spec.role != "bridge"]
@@ -483,6 +480,17 @@ def _start_supervisor(lab: Lab) -> None:
                                 cwd=Path(__file__).resolve().parent.parent)
     lab.rundir.record(ProcRecord("lab", "supervisor", proc.pid, start_time(proc.pid) or 0,
                                  tuple(proc.args)).as_dict())
+
+
+def _prepare_script(spec, ndir: Path) -> str:
+    """The shell line that prepares a node from inside: its sysctls, and FRR's vty directory for a router."""
+    if spec.role == "bridge":
+        script = "sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+    else:
+        script = f"sysctl -q -p {shlex.quote(str(ndir / 'sysctl.conf'))}"
+    if spec.frr_daemons:
+        script += f" && mount --bind {shlex.quote(str(ndir))} {FRR_VTY_DIR}"
+    return script
 
 
 def _parallel(fn, items: list) -> None:
