@@ -3,9 +3,10 @@
 Deploy order: nodes (each an anchor process that sets the node's sysctls and, in a router, mounts FRR's vty
 directory, then holds the namespaces) -> links (one ``ip -batch``) -> addresses/routes/filters (a few nodes
 at a time) -> FRR (one dry run per config shape) -> services -> the NetPlan's hooks -> wait until the lab
-kind's readiness conditions hold (multihoming: BGP converged, then the data plane).  The runtime reads only the NetPlan and the
-lab's kind (``testbed.kinds``), never a particular model.  Every process is recorded in the run directory's journal before it
-is relied on, so :func:`destroy` undoes exactly one lab - also after the deploying process was SIGKILLed.
+kind's readiness conditions hold (multihoming: BGP converged, then the data plane).  The runtime reads only
+the NetPlan and the lab's kind (``testbed.kinds``), never a particular model.  Every process is recorded in
+the run directory's journal before it is relied on, so :func:`destroy` undoes exactly one lab - also after
+the deploying process was SIGKILLed.
 Nothing is ever created in the root network namespace: bridges live in namespaces of their own.
 """
 
