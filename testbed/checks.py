@@ -12,12 +12,13 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Callable
 
+from .frr import bgp_peers
 from .kinds.contract import Check, RunningLab
 from .procs import is_alive
 
-__all__ = ["Check", "bgp_checks", "bgp_pending", "bfd_peers", "kernel_routes",
+__all__ = ["Check", "bgp_checks", "bgp_pending", "bgp_converging", "bfd_peers", "kernel_routes",
            "kernel_routes_pending", "route_spec", "routing_settled", "ping", "http_get",
            "ingress_counters", "process_checks", "run_all", "table", "to_json"]
 
@@ -38,6 +39,45 @@ def bgp_pending(lab: RunningLab) -> list[str]:
         routes = lab.vtysh_json(router, "show bgp ipv6 unicast json").get("routes", {})
         missing += [f"{router} lacks {p}" for p in prefixes if p not in routes]
     return missing
+
+
+def bgp_converging(net) -> Callable[[RunningLab], list[str]]:
+    """:func:`bgp_pending` for one bring-up, asking as few routers as it can.  A session is Established at
+    both its ends or (for one keepalive round trip) at neither, so each poll asks about every session from
+    one end only - the routers with the most sessions first - and a session once seen Established is not
+    asked about again.  In an N-site lab the two ISPs' answers cover every session: two vtysh runs a
+    poll instead of 2N+3 (at 50 sites the 103 a poll cost more CPU than BGP itself: 29 s to converge,
+    2.4 s asking two)."""
+    sessions = {r.name: [(nb.peer, nb.address) for nb in r.bgp.neighbors] for r in net.routers() if r.bgp}
+    order = sorted(sessions, key=lambda r: len(sessions[r]), reverse=True)
+    up: set[frozenset[str]] = set()
+    last: dict[frozenset[str], str] = {}  # pair -> "router->peer: state" as last asked
+
+    def pending(lab: RunningLab) -> list[str]:
+        asked: set[frozenset[str]] = set()
+        for router in order:
+            if all(frozenset((router, p)) in up | asked for p, _ in sessions[router]):
+                continue
+            peers = bgp_peers(lab.vtysh_json(router, "show bgp summary json"))
+            states: dict[str, str] = {}
+            for peer, address in sessions[router]:
+                state = peers.get(address, {}).get("state", "Idle")
+                states[peer] = state if states.get(peer, "Established") == "Established" else states[peer]
+            for peer, state in states.items():
+                pair = frozenset((router, peer))
+                asked.add(pair)
+                last[pair] = f"{router}->{peer}: {state}"
+                if state == "Established":
+                    up.add(pair)
+        missing = [last[pair] for pair in asked - up]
+        if missing:
+            return missing
+        for router, prefixes in lab.net.await_routes.items():
+            routes = lab.vtysh_json(router, "show bgp ipv6 unicast json").get("routes", {})
+            missing += [f"{router} lacks {p}" for p in prefixes if p not in routes]
+        return missing
+
+    return pending
 
 
 def kernel_routes(lab: RunningLab, router: str, table: str = "main") -> list[dict]:

@@ -1,10 +1,12 @@
 """The runtime: a NetPlan becomes namespaces, veth links, bridges, addresses, routes and daemons - and back.
 
-Deploy order: nodes (each with an anchor process; FRR's vty directory mounted in routers) -> sysctls ->
-links -> addresses/routes/filters -> FRR -> services -> the NetPlan's hooks -> wait until the lab kind's
-readiness conditions hold (multihoming: BGP converged).  The runtime reads only the NetPlan and the
-lab's kind (``testbed.kinds``), never a particular model.  Every process is recorded in the run directory's journal before it
-is relied on, so :func:`destroy` undoes exactly one lab - also after the deploying process was SIGKILLed.
+Deploy order: nodes (each an anchor process that sets the node's sysctls and, in a router, mounts FRR's vty
+directory, then holds the namespaces) -> links (one ``ip -batch``) -> addresses/routes/filters (a few nodes
+at a time) -> FRR (one dry run per config shape) -> services -> the NetPlan's hooks -> wait until the lab
+kind's readiness conditions hold (multihoming: BGP converged, then the data plane).  The runtime reads only
+the NetPlan and the lab's kind (``testbed.kinds``), never a particular model.  Every process is recorded in
+the run directory's journal before it is relied on, so :func:`destroy` undoes exactly one lab - also after
+the deploying process was SIGKILLed.
 Nothing is ever created in the root network namespace: bridges live in namespaces of their own.
 """
 
@@ -14,6 +16,7 @@ import grp
 import os
 import pwd
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -23,13 +26,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from mininet.link import Link
 from mininet.node import Node
 
 from .cluster.build import ClusterRun
 from .cluster.model import Cluster
 from .errors import LabError, UsageError
-from .frr import bgp_peers, check_argv, check_frr, check_problems, daemon_argv, parse_json, vtysh_argv
+from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape, daemon_argv, parse_json,
+                  vtysh_argv)
 from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
 from .netplan import NetPlan, ingress_table
@@ -44,7 +47,8 @@ from .wait import wait_until
 # folder is bind-mounted there inside the node, so a plain `vtysh` in the node talks to the node's daemons
 FRR_VTY_DIR = "/run/frr"
 CHECKS_AT_ONCE = 16  # FRR dry runs at once: each loads FRR (~16 MB) and mostly waits; a 50-site lab has 206
-CHECK_TIMEOUT = 120  # s for one dry run, a safety bound only (a 250-peer bgpd config: 13 s at load 24)
+CHECK_TIMEOUT = 600  # s for one dry run, a safety bound only (a 250-peer bgpd config: 13 s at load 24)
+PARALLEL = 4  # commands run at once while building a lab: a few per core (each mostly waits on the kernel)
 
 Progress = Callable[[str], None]
 
@@ -220,7 +224,7 @@ class _Builder:
     def __init__(self, lab: Lab, progress: Progress) -> None:
         self.lab, self.progress = lab, progress
         self.mn: dict[str, Node] = {}
-        self.checks: list[tuple[str, str, Future]] = []
+        self.checks: list[tuple[str, str, list[str], Future]] = []  # router, daemon, same shape, run
         self.checker: ThreadPoolExecutor | None = None
 
     def step(self, label: str, fn, *args) -> None:
@@ -252,22 +256,42 @@ class _Builder:
         self.lab.timings["total"] = round(time.monotonic() - t0, 3)
 
     def create_nodes(self) -> None:
+        """One anchor per node, which prepares its node itself: ``mnexec -n`` unshares the network and mount
+        namespaces (making / private) and runs a shell that sets the node's sysctls, mounts a router's vty
+        directory and then becomes ``sleep``, which holds both namespaces.  No shell stays per node and
+        nothing enters a node from here (the veths need none, see ``create_links``): a 1,005-node lab spent
+        105 s entering each node once to prepare it.  Each anchor, and the mount it will make, is in the
+        journal before it is started."""
         lab = self.lab
         if lab.cluster is not None:
             return self._create_cluster_nodes(lab.cluster)
+        procs = {}
         for spec in lab.net.nodes.values():
-            mn = _TaggedNode(spec.name.replace(":", "-"), lab.rundir, inNamespace=True)
-            self.mn[spec.name] = mn
-            lab.rundir.record(ProcRecord(spec.name, "shell", mn.pid, start_time(mn.pid) or 0).as_dict())
-            anchor = subprocess.Popen(["mnexec", "-da", str(mn.pid), "sleep", "infinity"],
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, env=tagged_env(lab.rundir))
-            rec = ProcRecord(spec.name, "anchor", anchor.pid, start_time(anchor.pid) or 0)
+            ndir = node_dir(lab.rundir.path, spec.name)
+            ndir.mkdir(parents=True, exist_ok=True)
+            if spec.frr_daemons:
+                self._record_vty_mount(spec.name, ndir)
+            with open(ndir / "anchor.err", "wb") as err:
+                procs[spec.name] = subprocess.Popen(
+                    ["mnexec", "-cdn", "sh", "-c", f"{_prepare_script(spec, ndir)} && exec sleep infinity"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=tagged_env(lab.rundir))
+            rec = ProcRecord(spec.name, "anchor", procs[spec.name].pid, start_time(procs[spec.name].pid) or 0)
             lab.rundir.record(rec.as_dict())
             lab.nodes[spec.name] = NodeHandle(spec.name, rec, lab.rundir)
-        for spec in lab.net.nodes.values():
-            self._wait_entered(lab.nodes[spec.name])
-        self._configure_nodes()
+        for name, proc in procs.items():
+            self._wait_prepared(lab.nodes[name], proc)
+
+    @staticmethod
+    def _wait_prepared(handle: NodeHandle, proc: subprocess.Popen) -> None:
+        """The anchor is ``sleep`` once its node is ready; it exits if a sysctl or the mount failed."""
+        def ready() -> bool:
+            if proc.poll() is not None:
+                said = (handle.dir / "anchor.err").read_text(errors="replace").strip()[-500:]
+                raise LabError(f"node {handle.name}: preparing the node failed (exit {proc.returncode}): {said}")
+            return Path(f"/proc/{proc.pid}/comm").read_text().strip() == "sleep"
+
+        wait_until(ready, 30, 0.002, what=f"node {handle.name}: its anchor setting the node up",
+                   ignore=(OSError,))
 
     def _create_cluster_nodes(self, cluster: ClusterRun) -> None:
         """Each node on its server (Mininet's remote node), held by a relayed anchor (``testbed.cluster``).
@@ -285,63 +309,60 @@ class _Builder:
 
         cluster.each(build, list(lab.net.nodes.values()))
 
-    def _configure_nodes(self) -> None:
-        for spec in self.lab.net.nodes.values():
-            self._configure_node(spec)
-
     def _configure_node(self, spec) -> None:
+        """A cluster node's sysctls and vty mount, in one command inside it (journal first, this thread)."""
         handle = self.lab.nodes[spec.name]
-        if spec.role == "bridge":
-            handle.run(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
-                        "net.ipv6.conf.default.disable_ipv6=1"], check=True)
-        else:
-            handle.run(["sysctl", "-q", "-p", str(handle.dir / "sysctl.conf")], check=True)
         if spec.frr_daemons:
-            self._mount_vty_dir(handle)
+            self._record_vty_mount(spec.name, handle.dir)
+        handle.run(_prepare_script(spec, handle.dir), check=True)
 
-    def _mount_vty_dir(self, handle: NodeHandle) -> None:
-        """Bind-mount the router's run folder onto FRR's vty directory inside the node only: the node's
+    def _record_vty_mount(self, node: str, source: Path) -> None:
+        """The router's run folder is bind-mounted onto FRR's vty directory inside the node only: the node's
         mount namespace is private (mnexec makes / rprivate), so the mount never shows outside and goes
         with the namespace when destroy stops the node's last process.  Recorded for the record."""
-        self.lab.rundir.record({"kind": "mount", "node": handle.name, "source": str(handle.dir),
+        self.lab.rundir.record({"kind": "mount", "node": node, "source": str(source),
                                 "target": FRR_VTY_DIR, "undone_by": "the node's mount namespace ending"})
-        handle.run(["mount", "--bind", str(handle.dir), FRR_VTY_DIR], check=True)
-
-    @staticmethod
-    def _wait_entered(handle: NodeHandle) -> None:
-        """mnexec -a joins the namespace just after fork: wait until the anchor is really inside (a cluster
-        node's anchor was awaited on its server)."""
-        if handle.remote is not None:
-            return
-        shell = next(rec for rec in handle.rundir.procs() if rec.node == handle.name and rec.name == "shell")
-        shell_ns = os.readlink(f"/proc/{shell.pid}/ns/net")
-        wait_until(lambda: os.readlink(f"/proc/{handle.pid}/ns/net") == shell_ns, 5, 0.002,
-                   what=f"node {handle.name}: its anchor process entering the namespace", ignore=(OSError,))
 
     def create_links(self) -> None:
-        for index, link in enumerate(self.lab.net.links):
+        """Every veth pair by one ``ip -batch`` run from here, each end created directly inside its node's
+        namespace (``netns PID``), so nothing ever appears in the root namespace and names cannot clash with
+        another lab's; each pair is in the journal before the batch runs.  Then each LAN bridge inside its
+        own node, a few at a time.  A cluster lab's links go through its servers (``testbed.cluster``)."""
+        lab, batch = self.lab, []
+        for index, link in enumerate(lab.net.links):
             how = "veth"
-            if self.lab.cluster is not None:
-                how = self.lab.cluster.link(index, self.mn[link.a], self.mn[link.b], link.a_if, link.b_if)
+            if lab.cluster is not None:
+                how = lab.cluster.link(index, self.mn[link.a], self.mn[link.b], link.a_if, link.b_if)
             else:
-                Link(self.mn[link.a], self.mn[link.b], intfName1=link.a_if, intfName2=link.b_if)
-            self.lab.rundir.record({"kind": "link", "a": link.a, "a_if": link.a_if, "b": link.b,
-                                    "b_if": link.b_if, "segment": link.segment, "as": how})
-        for spec in self.lab.net.nodes.values():
-            if spec.role == "bridge":
-                ports = [l.b_if for l in self.lab.net.links if l.b == spec.name]
-                script = ["ip link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0"]
-                script += [f"ip link set dev {p} master br0 up" for p in ports]
-                script += ["ip link set dev br0 up"]
-                self.lab.nodes[spec.name].run(" && ".join(script), check=True)
+                batch.append(f"link add name {link.a_if} netns {lab.nodes[link.a].pid} type veth "
+                             f"peer name {link.b_if} netns {lab.nodes[link.b].pid}")
+            lab.rundir.record({"kind": "link", "a": link.a, "a_if": link.a_if, "b": link.b,
+                               "b_if": link.b_if, "segment": link.segment, "as": how})
+        if batch:
+            res = subprocess.run(["ip", "-batch", "-"], input="\n".join(batch) + "\n", capture_output=True,
+                                 text=True, timeout=120)
+            if res.returncode != 0:
+                raise LabError(f"creating the lab's veth pairs failed: {(res.stderr or res.stdout).strip()[:500]}")
+        bridges = [spec for spec in lab.net.nodes.values() if spec.role == "bridge"]
+        if lab.cluster is not None:
+            lab.cluster.each(self._make_bridge, bridges)
+        else:
+            _parallel(self._make_bridge, bridges)
+
+    def _make_bridge(self, spec) -> None:
+        """The LAN's bridge and its ports, by one ``ip -batch`` inside the bridge's node."""
+        ports = [l.b_if for l in self.lab.net.links if l.b == spec.name]
+        batch = ["link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0"]
+        batch += [f"link set dev {p} master br0 up" for p in ports]
+        batch += ["link set dev br0 up"]
+        self.lab.nodes[spec.name].run(["ip", "-batch", "-"], input="\n".join(batch) + "\n", check=True)
 
     def configure(self) -> None:
         specs = [spec for spec in self.lab.net.nodes.values() if spec.role != "bridge"]
         if self.lab.cluster is not None:  # over ssh: the nodes side by side
             self.lab.cluster.each(self._configure_addresses, specs)
         else:
-            for spec in specs:
-                self._configure_addresses(spec)
+            _parallel(self._configure_addresses, specs)
 
     def _configure_addresses(self, spec) -> None:
         handle = self.lab.nodes[spec.name]
@@ -351,32 +372,45 @@ class _Builder:
             handle.run(["nft", "-f", str(handle.dir / "ruleset.nft")], check=True)
 
     def check_configs(self) -> None:
-        """FRR's dry runs of every rendered config, started in the background right after rendering: they
+        """FRR's dry runs of the rendered configs, started in the background right after rendering: they
         need no namespace, so they overlap with building the nodes and links; ``start_frr`` collects them.
-        A bounded number at once, the largest configs (most BGP peers) first: all at once, a 50-site lab
-        started 206 FRR processes together and the machine spent its time swapping between them."""
+        One dry run per distinct config shape (``frr.config_shape``: routers of one role differ only in
+        names, AS numbers and valid addresses), standing for every config of that shape; a bounded number
+        at once, the largest configs (most BGP peers) first: all at once, a 50-site lab started 206 FRR
+        processes together and the machine spent its time swapping between them."""
         rd = self.lab.rundir.path
         self.checker = ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE, thread_name_prefix="frr-check")
+        shapes: dict[tuple[str, str], int] = {}
+        total = 0
         for spec in sorted(self.lab.net.routers(), key=_peers, reverse=True):
+            ndir = node_dir(rd, spec.name)
             if spec.frr_daemons:  # FRR runs as frr: the dry run opens the config's log file as well
-                os.chown(node_dir(rd, spec.name), *_frr_ids())
+                os.chown(ndir, *_frr_ids())
             for daemon in spec.frr_daemons:
-                argv = check_argv(daemon, node_dir(rd, spec.name), _peers(spec))
-                self.checks.append((spec.name, daemon, self.checker.submit(
-                    subprocess.run, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                    timeout=CHECK_TIMEOUT)))
+                total += 1
+                key = (daemon, config_shape((ndir / f"{daemon}.conf").read_text(), spec.name, str(ndir)))
+                if key in shapes:
+                    self.checks[shapes[key]][2].append(spec.name)
+                    continue
+                shapes[key] = len(self.checks)
+                self.checks.append((spec.name, daemon, [], self.checker.submit(
+                    subprocess.run, check_argv(daemon, ndir, _peers(spec)), stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, text=True, timeout=CHECK_TIMEOUT)))
+        self.progress(f"FRR dry runs: {len(self.checks)} distinct configs stand for all {total}")
 
     def start_frr(self) -> None:
         routers = [n for n in self.lab.net.routers() if n.frr_daemons]
         bad = []
         checks, self.checks = self.checks, []
-        for router, daemon, future in checks:
+        for router, daemon, alike, future in checks:
+            also = f" (and the {len(alike)} configs of the same shape: {', '.join(alike[:3])}...)" if alike else ""
             try:
                 res = future.result()
             except subprocess.TimeoutExpired:
-                bad.append(f"{router}/{daemon}.conf: FRR's dry run took longer than {CHECK_TIMEOUT} s")
+                bad.append(f"{router}/{daemon}.conf{also}: FRR's dry run took longer than {CHECK_TIMEOUT} s")
                 continue
-            bad += [f"{router}/{daemon}.conf: {problem}" for problem in check_problems(res.returncode, res.stdout)]
+            bad += [f"{router}/{daemon}.conf{also}: {problem}"
+                    for problem in check_problems(res.returncode, res.stdout)]
         if self.checker is not None:
             self.checker.shutdown()
         if bad:
@@ -448,6 +482,26 @@ def _start_supervisor(lab: Lab) -> None:
                                 cwd=Path(__file__).resolve().parent.parent)
     lab.rundir.record(ProcRecord("lab", "supervisor", proc.pid, start_time(proc.pid) or 0,
                                  tuple(proc.args)).as_dict())
+
+
+def _prepare_script(spec, ndir: Path) -> str:
+    """The shell line that prepares a node from inside: its sysctls, and FRR's vty directory for a router."""
+    if spec.role == "bridge":
+        script = "sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+    else:
+        script = f"sysctl -q -p {shlex.quote(str(ndir / 'sysctl.conf'))}"
+    if spec.frr_daemons:
+        script += f" && mount --bind {shlex.quote(str(ndir))} {FRR_VTY_DIR}"
+    return script
+
+
+def _parallel(fn, items: list) -> None:
+    """``fn`` over ``items`` in a few threads: each call mostly waits for a command inside a node, so a few
+    at once keep both cores busy.  Every call finishes before the first error is raised."""
+    with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="build") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    for future in futures:
+        future.result()
 
 
 def _peers(spec) -> int:

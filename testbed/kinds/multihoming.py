@@ -4,7 +4,9 @@ every source address of every site host and counts what the ISPs' ingress filter
 
 from __future__ import annotations
 
-from ..checks import (Check, bgp_checks, bgp_pending, http_get, ingress_counters, kernel_routes,
+from concurrent.futures import ThreadPoolExecutor
+
+from ..checks import (Check, bgp_checks, bgp_converging, http_get, ingress_counters, kernel_routes,
                       kernel_routes_pending, ping, route_spec)
 from ..mechanisms import get_mechanism, mechanisms
 from ..netplan import NetPlan, build_netplan
@@ -17,6 +19,7 @@ IGP_TIMEOUT = 60.0
 # once BGP converged every path exists: a probe may still be lost to a first neighbour discovery or a busy
 # machine, so each is retried (one packet a poll) - for this long, then deploy fails naming the probe
 DATA_PLANE_TIMEOUT = 15.0
+PINGS_AT_ONCE = 16  # data-plane probes at once: each mostly waits for its reply
 
 
 def parse(doc: MarkedDoc) -> Topology:
@@ -29,7 +32,7 @@ def parse(doc: MarkedDoc) -> Topology:
 def readiness(net: NetPlan) -> tuple[Readiness, ...]:
     out = []
     if any(n.bgp for n in net.nodes.values()):
-        out.append(Readiness("BGP convergence", bgp_pending, BGP_TIMEOUT, interval=0.1,
+        out.append(Readiness("BGP convergence", bgp_converging(net), BGP_TIMEOUT, interval=0.1,
                              targets=lambda n: [f"{r.name}->{nb.peer}" for r in n.routers() if r.bgp
                                                 for nb in r.bgp.neighbors]))
     if net.await_kernel_routes:
@@ -60,14 +63,19 @@ def data_plane_probes(net: NetPlan) -> list[tuple[str, str, str, str, str]]:
 
 
 def _data_plane(net: NetPlan) -> Readiness:
-    """One ping per probe still missing, per poll: a probe that got its reply is not sent again."""
+    """One ping per probe still missing, per poll, a few at once (``PINGS_AT_ONCE``: a 250-site lab has 500
+    probes, one after the other a poll took minutes); a probe that got its reply is not sent again."""
     probes = data_plane_probes(net)
     done: set[int] = set()
 
     def pending(lab: RunningLab) -> list[str]:
-        for i, (host, _, src, _, dst) in enumerate(probes):
-            if i not in done and ping(lab, host, src, dst, wait=0.5):
+        def probe(i: int) -> None:
+            host, _, src, _, dst = probes[i]
+            if ping(lab, host, src, dst, wait=0.5):
                 done.add(i)
+
+        with ThreadPoolExecutor(max_workers=PINGS_AT_ONCE, thread_name_prefix="probe") as pool:
+            list(pool.map(probe, [i for i in range(len(probes)) if i not in done]))
         return [_probe_name(p) for i, p in enumerate(probes) if i not in done]
 
     return Readiness("data plane", pending, DATA_PLANE_TIMEOUT, interval=0.2,
