@@ -33,8 +33,12 @@ def bgp_pending(lab: RunningLab) -> list[str]:
     (``NetPlan.await_routes``: e.g. every ISP knowing every ISP aggregate).  Empty once converged."""
     missing = [f"{r}->{p}: {s}" for r, peers in lab.bgp_sessions().items() for p, s in peers.items()
                if s != "Established"]
-    if missing:
-        return missing
+    return missing or routes_missing(lab)
+
+
+def routes_missing(lab: RunningLab) -> list[str]:
+    """Routes a router still lacks once every session is up (``NetPlan.await_routes``)."""
+    missing = []
     for router, prefixes in lab.net.await_routes.items():
         routes = lab.vtysh_json(router, "show bgp ipv6 unicast json").get("routes", {})
         missing += [f"{router} lacks {p}" for p in prefixes if p not in routes]
@@ -69,13 +73,7 @@ def bgp_converging(net) -> Callable[[RunningLab], list[str]]:
                 last[pair] = f"{router}->{peer}: {state}"
                 if state == "Established":
                     up.add(pair)
-        missing = [last[pair] for pair in asked - up]
-        if missing:
-            return missing
-        for router, prefixes in lab.net.await_routes.items():
-            routes = lab.vtysh_json(router, "show bgp ipv6 unicast json").get("routes", {})
-            missing += [f"{router} lacks {p}" for p in prefixes if p not in routes]
-        return missing
+        return [last[pair] for pair in asked - up] or routes_missing(lab)
 
     return pending
 
