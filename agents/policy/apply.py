@@ -10,7 +10,9 @@
   (the address whose label is the row's).  Conntrack maps the replies back.  The rule also marks the
   connection's first packet ``SOURCE_CHOSEN`` (agents/marks.py), so an exit path agent on the same host
   keeps that source instead of its cache's while it works.  A connection that already has the row's
-  source stops there, so a lower row cannot rewrite it.
+  source stops there, so a lower row cannot rewrite it.  A destination row needs no rewrite (the kernel
+  follows its label), but a connection that left with that row's source is marked the same way: the
+  policy chose it, and an exit path race must not replace it (only a source that gets no answer is raced).
 """
 
 from __future__ import annotations
@@ -59,6 +61,20 @@ def snat_sources(policy: Policy, addresses: list[ipaddress.IPv6Address]) -> list
     return out
 
 
+def steering_sources(policy: Policy, addresses: list[ipaddress.IPv6Address]) -> list[tuple[ipaddress.IPv6Network, ipaddress.IPv6Address]]:
+    """Each destination row (a prefix holding none of the host's addresses, whose label is one of the host's
+    addresses') with that address: the source the kernel picks for those destinations because of the
+    policy.  The site-prefix rows and RFC 6724's defaults name no destination and are left out."""
+    out = []
+    for net, _prec, label in sorted(unique_rows(policy), key=lambda r: -r[0].prefixlen):
+        if any(a in net for a in addresses):
+            continue
+        src = next((a for a in addresses if policy.label_of(a) == label), None)
+        if src is not None:
+            out.append((net, src))
+    return out
+
+
 def nft_ruleset(policy: Policy, addresses: list[ipaddress.IPv6Address]) -> str:
     rules = ["    ip6 saddr fe80::/10 return"]
     for (net, _prec, _lab, proto, lo, hi), src in snat_sources(policy, addresses):
@@ -70,6 +86,9 @@ def nft_ruleset(policy: Policy, addresses: list[ipaddress.IPv6Address]) -> str:
         # a connection that already has the row's source is done, the others get it
         rules.append("    " + " ".join(parts + [f"meta mark set meta mark | {SOURCE_CHOSEN:#x} ip6 saddr {src} accept"]))
         rules.append("    " + " ".join(parts + [f"counter snat ip6 to {src}"]))
+    for net, src in steering_sources(policy, addresses):
+        # a destination row the kernel followed (RFC 6724 rule 6) chose this source too: said the same way
+        rules.append(f"    ip6 daddr {net} ip6 saddr {src} meta mark set meta mark | {SOURCE_CHOSEN:#x}")
     body = "\n".join(rules)
     return (f"table ip6 {NFT_TABLE} {{}}\ndelete table ip6 {NFT_TABLE}\n"
             f"table ip6 {NFT_TABLE} {{\n  chain out {{\n    type nat hook postrouting priority srcnat; "

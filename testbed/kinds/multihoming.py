@@ -63,19 +63,25 @@ def data_plane_probes(net: NetPlan) -> list[tuple[str, str, str, str, str]]:
 
 
 def _data_plane(net: NetPlan) -> Readiness:
-    """One ping per probe still missing, per poll, a few at once (``PINGS_AT_ONCE``: a 250-site lab has 500
-    probes, one after the other a poll took minutes); a probe that got its reply is not sent again."""
+    """One ping per probe still missing, per poll, a few hosts at once (``PINGS_AT_ONCE``: a 250-site lab has
+    500 probes, one after the other a poll took minutes); a probe that got its reply is not sent again.  A
+    host's own probes go one after the other, in the order of its sources: what a host agent learns from
+    them (the exit path cache keeps the first source that got an answer) is the same in every bring-up."""
     probes = data_plane_probes(net)
     done: set[int] = set()
+    by_host: dict[str, list[int]] = {}
+    for i, (host, *_rest) in enumerate(probes):
+        by_host.setdefault(host, []).append(i)
 
     def pending(lab: RunningLab) -> list[str]:
-        def probe(i: int) -> None:
-            host, _, src, _, dst = probes[i]
-            if ping(lab, host, src, dst, wait=0.5):
-                done.add(i)
+        def probe_host(indices: list[int]) -> None:
+            for i in indices:
+                host, _, src, _, dst = probes[i]
+                if i not in done and ping(lab, host, src, dst, wait=0.5):
+                    done.add(i)
 
         with ThreadPoolExecutor(max_workers=PINGS_AT_ONCE, thread_name_prefix="probe") as pool:
-            list(pool.map(probe, [i for i in range(len(probes)) if i not in done]))
+            list(pool.map(probe_host, by_host.values()))
         return [_probe_name(p) for i, p in enumerate(probes) if i not in done]
 
     return Readiness("data plane", pending, DATA_PLANE_TIMEOUT, interval=0.2,

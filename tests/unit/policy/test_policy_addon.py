@@ -117,6 +117,16 @@ def test_host_files_from_a_policy():
     row = "meta l4proto tcp th dport 5201-5201"
     assert f"{row} meta mark set meta mark | 0x5300 ip6 saddr 2001:db8:b001:1::10 accept" in nft
     assert f"{row} counter snat ip6 to 2001:db8:b001:1::10" in nft
+    # the site prefixes' own rows and RFC 6724's defaults steer nothing: no mark for them
+    assert "daddr 2001:db8:a001::/48" not in nft and "daddr ::/0" not in nft
+
+
+def test_a_destination_row_marks_connections_that_left_with_its_source():
+    policy = Policy.from_json(policy_table(PA, PolicyOptions(rules=[{"dst": "2001:db8:f000::/64", "isp": "ispa"}])))
+    addrs = [ipaddress.IPv6Address("2001:db8:a001:1::10"), ipaddress.IPv6Address("2001:db8:b001:1::10")]
+    nft = nft_ruleset(policy, addrs)
+    assert "ip6 daddr 2001:db8:f000::/64 ip6 saddr 2001:db8:a001:1::10 meta mark set meta mark | 0x5300" in nft
+    assert nft.count("meta mark set") == 1
 
 
 def test_the_server_argv_is_shell_safe(tmp_path):
