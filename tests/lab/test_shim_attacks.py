@@ -60,7 +60,13 @@ def test_a_tag_learnt_on_the_path_buys_nothing_off_it(lab):
 
 def test_a_victim_named_as_the_attackers_locator_gets_nothing(lab, tmp_path):
     srv = ipaddress.IPv6Interface(lab.plan.address("srv") + "/64")
-    victim, b1 = lab.plan.address("hA", "ispa2"), lab.plan.address("hB", "ispb1")
+    b1 = lab.plan.address("hB", "ispb1")
+    # the victim: an address of hA's ISP-A2 /64 that none of hA's own contexts uses (hB's REAP probes to
+    # hA's locators, for the context an earlier test made, are ordinary traffic and would be counted)
+    a2 = lab.plan.address("hA", "ispa2")
+    victim = str(ipaddress.IPv6Interface(a2 + "/64").network[0xdead])
+    a2_dev = lab["hA"].run(f"ip -6 -o addr show to {a2}/128 | awk 'NR==1{{print $2}}'").stdout.strip()
+    lab["hA"].run(["ip", "-6", "addr", "replace", f"{victim}/64", "dev", a2_dev, "nodad"], check=True)
     count = lab["hA"].popen([*ATTACK, "watch", "--dst", victim, "--from-net", "2001:db8:b100::/40",
                              "--from-net", "2001:db8:b200::/40", "--seconds", "60"], name="watch-shatk",
                             stdout=open(tmp_path / "victim.jsonl", "w"))
