@@ -57,19 +57,6 @@ def _quiet(_: str) -> None:
     pass
 
 
-class _TaggedNode(Node):
-    """A Mininet node whose shell carries its own lab's tag in its environment (found again after a crash;
-    each node knows its lab, so one process may build several labs at once)."""
-
-    def __init__(self, name: str, lab_rundir: RunDir, **params) -> None:
-        self.lab_rundir = lab_rundir  # before Node.__init__: it starts the shell through _popen
-        super().__init__(name, **params)
-
-    def _popen(self, cmd, **params):  # noqa: D401 - Mininet's hook
-        params.setdefault("env", tagged_env(self.lab_rundir))
-        return super()._popen(cmd, **params)
-
-
 @dataclass
 class Lab:
     """A running lab.  ``with Lab.deploy("topologies/two-isp-site.yaml") as lab: lab["h1"].cmd("ping …")``."""

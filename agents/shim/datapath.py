@@ -37,7 +37,7 @@ Address = ipaddress.IPv6Address
 MTU_MARGIN = 40
 ROUTE_CHECK_INTERVAL = 1.0  # seconds between checks that a pair's next hop has not moved
 STAT_NAMES = ("translated_out", "restored_in", "unknown_in", "malformed_in", "out_redirected",
-              "out_failed", "no_route", "in_failed")
+              "out_failed", "no_route", "in_failed", "out_too_big")
 
 
 @dataclass(frozen=True)
@@ -91,11 +91,11 @@ def _pair_key(ulids: UlidPair) -> bytes:
 COUNTERS = {"out_map": (40, 2), "in_map": (32, 2), "watch_map": (0, 4)}
 
 
-def _xlate_value(tr: Translation, hop: netops.NextHop) -> bytes:
-    """``struct xlate`` of shim_tc.c: locators, peer tag, counters, gateway, device."""
+def _xlate_value(tr: Translation, hop: netops.NextHop, mtu: int) -> bytes:
+    """``struct xlate`` of shim_tc.c: locators, peer tag, counters, gateway, device and its MTU."""
     gateway = hop.gateway.packed if hop.gateway else bytes(16)
     return (tr.local_locator.packed + tr.peer_locator.packed + struct.pack("<QQQ", tr.peer_tag, 0, 0)
-            + gateway + struct.pack("<II", hop.ifindex, 0))
+            + gateway + struct.pack("<II", hop.ifindex, mtu))
 
 
 @dataclass
@@ -119,7 +119,16 @@ class EbpfDataPath(DataPath):
             self.tc.attach(dev, "egress", self.obj.programs["tc/out"], "shim_out")
 
     def apply(self, plan: Plan) -> None:
-        """Map entries go in before their route and come out after it (never a gap)."""
+        """A translation's route goes in before its map entry and comes out after it.
+
+        The route's lower MTU must reach TCP before a single packet is translated: a segment
+        built for the untranslated path's MTU grows past its device's MTU with the payload
+        header, and a router answers Packet Too Big.  The price is a window of a few
+        milliseconds in which the context's packets leave by the new pair's device untranslated
+        (lost, as on the failed pair, or delivered with the ULIDs).  A socket's first segment
+        after the route can still be sized for the old MTU: ``shim_out`` drops it (counted
+        ``out_too_big``) instead of sending it 8 octets too big, and TCP sends it again smaller.
+        """
         maps = self.obj.maps
         for ulids, tr in plan.translate.items():
             if self.current.translate.get(ulids) != tr:
@@ -131,10 +140,10 @@ class EbpfDataPath(DataPath):
         for ulids in plan.watch - self.current.watch:
             maps["watch_map"].update(_pair_key(ulids), bytes(32))
         for ulids in self.current.translate.keys() - plan.translate.keys():
-            netops.unroute_translated(*ulids)
-            self.hops.pop(ulids, None)
             self._harvest("out_map", _pair_key(ulids))
             maps["out_map"].delete(_pair_key(ulids))
+            netops.unroute_translated(*ulids)
+            self.hops.pop(ulids, None)
         for key in self.current.restore.keys() - plan.restore.keys():
             maps["in_map"].delete(struct.pack("<Q", key[0]) + key[1].packed + key[2].packed)
         for ulids in self.current.watch - plan.watch:
@@ -142,9 +151,10 @@ class EbpfDataPath(DataPath):
         self.current = plan
 
     def _translate(self, ulids: UlidPair, tr: Translation, hop: netops.NextHop) -> None:
+        mtu = netops.device_mtu(hop.device)
+        netops.route_translated(*ulids, hop, mtu - MTU_MARGIN)
         self._harvest("out_map", _pair_key(ulids))
-        self.obj.maps["out_map"].update(_pair_key(ulids), _xlate_value(tr, hop))
-        netops.route_translated(*ulids, hop, netops.device_mtu(hop.device) - MTU_MARGIN)
+        self.obj.maps["out_map"].update(_pair_key(ulids), _xlate_value(tr, hop, mtu))
         self.hops[ulids] = hop
 
     def _follow_routes(self) -> None:

@@ -153,7 +153,11 @@ def run():
         time.sleep(0.3)
         result["links_a"] = sorted(link["ifname"] for link in json.loads(net.run("hA", "ip", "-j", "link", "show")))
         result["route_a"] = json.loads(net.run("hA", "ip", "-6", "-j", "route", "get", B1, "from", A1))[0]
-        before = (net.ask("hA", cmd="status")["datapath"], int(net.run("hA", "cat", "/sys/class/net/eth2/statistics/tx_packets")))
+        # The stream's packets go on being translated meanwhile: the device's count is read before the
+        # daemon's here and after it below, so that one sent between the two reads is never counted
+        # as translated without having left by eth2.
+        eth2_before = int(net.run("hA", "cat", "/sys/class/net/eth2/statistics/tx_packets"))
+        before = (net.ask("hA", cmd="status")["datapath"], eth2_before)
         t0 = time.time()
         bulk = net.run("hA", sys.executable, "-c",
                        "import socket,sys; s=socket.socket(socket.AF_INET6); s.bind((sys.argv[1],0)); "
@@ -175,7 +179,8 @@ def run():
         gap, at = max_gap(result["stream"].get("arrivals", []), result["cut_at"])
         result["gap"] = gap
         print(f"\nshim data path failover: switch {result['switch_after']:.2f} s after the cut, "
-              f"largest stream gap {gap:.2f} s; bulk {result['bulk']['bytes'] / result['bulk']['seconds'] / 1e6 * 8:.0f} Mb/s")
+              f"largest stream gap {gap:.2f} s; bulk {result['bulk']['bytes'] / result['bulk']['seconds'] / 1e6 * 8:.0f} Mb/s; "
+              f"too big to translate (dropped at hA) {result['status_a']['datapath'].get('out_too_big')}")
         yield result
     finally:
         net.close()

@@ -57,7 +57,7 @@ struct xlate {			/* value of out_map */
 	__u64 packets, bytes;
 	__u8 gateway[16];	/* next hop towards dst (all zero: dst is on link) */
 	__u32 ifindex;		/* the device that next hop is on */
-	__u32 pad;
+	__u32 mtu;		/* that device's MTU: no translated packet may exceed it */
 };
 struct in_key {
 	__u64 tag;		/* our context tag */
@@ -73,7 +73,8 @@ struct watch {			/* value of watch_map */
 	__u64 tx_packets, tx_bytes, rx_packets, rx_bytes;
 };
 
-enum { S_OUT = 0, S_IN, S_IN_UNKNOWN, S_MALFORMED, S_OUT_REDIRECT, S_OUT_DROP, S_NO_ROUTE, S_IN_DROP, S_MAX = 8 };
+enum { S_OUT = 0, S_IN, S_IN_UNKNOWN, S_MALFORMED, S_OUT_REDIRECT, S_OUT_DROP, S_NO_ROUTE, S_IN_DROP, S_OUT_TOO_BIG,
+       S_MAX = 9 };
 
 struct map_def out_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct ulid_pair), sizeof(struct xlate), 4096 };
 struct map_def in_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct in_key), sizeof(struct restore), 16384 };
@@ -114,6 +115,26 @@ static __always_inline int push_header(struct __sk_buff *skb, const __u8 *eth, s
 	return 0;
 }
 
+/*
+ * The largest packet this one puts on the wire, without the payload header: itself, or for a
+ * large (GSO) segment each of the packets it is cut into (IPv6 + TCP/UDP header + gso_size).
+ * A socket builds its next segment for the MTU of the route it has cached; the first one
+ * after the translation route's lower MTU went in can still be sized for the untranslated
+ * path, and with the header it would be 8 octets too big for the device.
+ */
+static __always_inline __u32 wire_size(struct __sk_buff *skb, const struct ipv6hdr *ip6)
+{
+	__u8 doff;
+
+	if (!skb->gso_size)
+		return skb->len - ETH_HLEN;
+	if (ip6->nexthdr == 17)
+		return IP6_HLEN + 8 + skb->gso_size;
+	if (ip6->nexthdr != 6 || bpf_skb_load_bytes(skb, ETH_HLEN + IP6_HLEN + 12, &doff, 1) < 0)
+		return 0;	/* no transport header we can size: let it through */
+	return IP6_HLEN + (doff >> 4) * 4 + skb->gso_size;
+}
+
 static __always_inline void watch_out(struct ulid_pair *key, __u32 len)
 {
 	struct watch *w = bpf_map_lookup_elem(&watch_map, key);
@@ -144,6 +165,12 @@ int shim_out(struct __sk_buff *skb)
 	if (!x) {		/* not translated: the kernel's own path, counted for REAP */
 		watch_out(&key, skb->len);
 		return TC_ACT_OK;
+	}
+	if (x->mtu && wire_size(skb, &ip6) + SHIM_HLEN > x->mtu) {
+		/* Dropped here rather than refused by a router (Packet Too Big): the socket has
+		 * just taken the lower MTU, and TCP sends the data again in smaller segments. */
+		count(S_OUT_TOO_BIG);
+		return TC_ACT_SHOT;
 	}
 	if (bpf_skb_load_bytes(skb, 0, eth, ETH_HLEN) < 0) {	/* kept: the route chose its MACs */
 		count(S_OUT_DROP);

@@ -33,13 +33,14 @@ def map_sizes(path):
 def test_translation_value_matches_struct_xlate(tmp_path):
     sizes = map_sizes(bpfload.compile_object(str(tmp_path)))
     hop = netops.NextHop("eth2", 7, A("fe80::1"))
-    value = _xlate_value(Translation(A("2001:db8:a2::1"), A("2001:db8:b2::1"), 0x1234), hop)
+    value = _xlate_value(Translation(A("2001:db8:a2::1"), A("2001:db8:b2::1"), 0x1234), hop, 1500)
     assert len(value) == sizes["out_map"][1]
     offset, n = COUNTERS["out_map"]
     assert struct.unpack_from(f"<{n}Q", value, offset) == (0, 0)  # counters start at zero
     assert value[offset + 8 * n:offset + 8 * n + 16] == A("fe80::1").packed  # then the gateway, the device
-    assert struct.unpack_from("<I", value, offset + 8 * n + 16) == (7,)
-    on_link = _xlate_value(Translation(A("2001:db8:a2::1"), A("2001:db8:b2::1"), 1), netops.NextHop("eth1", 3, None))
+    assert struct.unpack_from("<II", value, offset + 8 * n + 16) == (7, 1500)  # and the device's MTU
+    on_link = _xlate_value(Translation(A("2001:db8:a2::1"), A("2001:db8:b2::1"), 1), netops.NextHop("eth1", 3, None),
+                           9000)
     assert on_link[offset + 8 * n:offset + 8 * n + 16] == bytes(16)
 
 
