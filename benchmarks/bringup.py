@@ -35,7 +35,7 @@ from mininet.link import Link  # noqa: E402
 from mininet.node import Node  # noqa: E402
 
 from testbed.checks import ping  # noqa: E402
-from testbed.frr import daemon_argv, parse_json  # noqa: E402
+from testbed.frr import daemon_argv, daemon_env, parse_json  # noqa: E402
 from testbed.generate import n_sites  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 from testbed.netplan import build_netplan  # noqa: E402
@@ -135,7 +135,8 @@ def raw_once(topo) -> float:
                 d = node_dir(root, spec.name)
                 subprocess.run(["chown", "-R", "frr:frr", str(d)], check=True)
                 for daemon in spec.frr_daemons:
-                    procs.append(nodes[spec.name].popen(daemon_argv(daemon, d, d, len(spec.bgp.neighbors) if spec.bgp else 0)))
+                    procs.append(nodes[spec.name].popen(daemon_argv(daemon, d, d, len(spec.bgp.neighbors) if spec.bgp else 0),
+                                                        env={**os.environ, **daemon_env()}))
                     if daemon == "zebra":
                         while not (d / "zserv.api").exists():
                             time.sleep(0.005)

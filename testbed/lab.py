@@ -31,8 +31,8 @@ from mininet.node import Node
 from .cluster.build import ClusterRun
 from .cluster.model import Cluster
 from .errors import LabError, UsageError
-from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape, daemon_argv, parse_json,
-                  vtysh_argv)
+from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape, daemon_argv, daemon_env,
+                  parse_json, vtysh_argv)
 from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
 from .neightable import HostTables, entries_needed
@@ -428,12 +428,12 @@ class _Builder:
             raise LabError("FRR rejected a rendered config (see `mhlab render`):\n" + "\n".join(bad))
         for spec in routers:  # zebra first everywhere, then the protocol daemons that connect to it
             handle = self.lab.nodes[spec.name]
-            handle.spawn("zebra", daemon_argv("zebra", handle.dir, handle.dir, _peers(spec)))
+            handle.spawn("zebra", daemon_argv("zebra", handle.dir, handle.dir, _peers(spec)), env=daemon_env())
         _wait_paths([self.lab.nodes[s.name].dir / "zserv.api" for s in routers], 10, "zebra's zserv socket")
         for spec in routers:
             handle = self.lab.nodes[spec.name]
             for daemon in spec.frr_daemons[1:]:
-                handle.spawn(daemon, daemon_argv(daemon, handle.dir, handle.dir, _peers(spec)))
+                handle.spawn(daemon, daemon_argv(daemon, handle.dir, handle.dir, _peers(spec)), env=daemon_env())
         _wait_paths([self.lab.nodes[s.name].dir / f"{d}.vty" for s in routers for d in s.frr_daemons], 10,
                     "FRR vty sockets")
 

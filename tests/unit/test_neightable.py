@@ -127,3 +127,16 @@ def test_a_holder_whose_lab_is_gone_does_not_keep_the_raise(host, tmp_path):
     host.raise_for(b, {6: 8012, 4: 0}, journal_b.append)
     (Path(a) / "lab.json").unlink()  # lab a's run directory was removed without its destroy
     assert host.release(b)["net.ipv6.neigh.default.gc_thresh3"] == 1024
+
+
+def test_deploy_fails_before_building_anything(host, tmp_path, monkeypatch):
+    """The preflight runs before the run directory exists: nothing to clean up, nothing half-built."""
+    import testbed.lab as lab_module
+
+    monkeypatch.setattr(lab_module, "HostTables", lambda: host)
+    monkeypatch.setattr(lab_module, "check_frr", lambda allow_untested=False: "8.4.4")
+    monkeypatch.setattr(lab_module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab_module, "_check_traversable", lambda root: None)
+    with pytest.raises(LabError, match=r"bsbig needs up to 8,012 IPv6 neighbour entries"):
+        lab_module.Lab.deploy(n_sites(250), name="bsbig", root=tmp_path / "run")
+    assert not (tmp_path / "run" / "bsbig").exists() and not host.record.exists()
