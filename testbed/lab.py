@@ -174,8 +174,8 @@ class Lab:
                                                                   sort_keys=False))
         lab = cls(net, rundir, kind)
         try:
-            if cluster is None and raise_neigh_table:
-                raised = tables.raise_for(str(rundir.path), need, rundir.record)
+            if cluster is None and (raise_neigh_table or tables.raise_held()):  # a held raise stays for it too
+                raised = tables.raise_for(str(rundir.path), need, rundir.record, may_raise=raise_neigh_table)
                 if raised:
                     progress("raised the host's neighbour table: " + ", ".join(f"{k}={v}" for k, v in raised.items()))
             if cluster is not None:

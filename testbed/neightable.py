@@ -134,19 +134,19 @@ class HostTables:
         except (OSError, IndexError, ValueError):
             return 0
 
-    def tables(self, originals: bool = False) -> dict[int, Table]:
-        """Both families' tables; with ``originals``, a held raise's limits read as they were before it."""
-        before = self.originals() if originals else {}
-        return {f: Table(f, tuple(before.get(n, self.read(n)) for n in sysctl_names(f)),  # type: ignore[arg-type]
-                         self.in_use(f)) for f in FAMILIES}
+    def tables(self) -> dict[int, Table]:
+        return {f: Table(f, tuple(self.read(n) for n in sysctl_names(f)), self.in_use(f))  # type: ignore[arg-type]
+                for f in FAMILIES}
 
     def preflight(self, need: dict[int, int], lab: str) -> None:
-        """LabError naming the sysctl and the number needed when the tables cannot hold the lab - under the
-        host's own limits: a lab that fits only thanks to another lab's raise would lose it when that lab is
-        destroyed, so it needs the opt-in too (and then holds the raise itself)."""
-        why = too_small(self.tables(originals=True), need, lab)
+        """LabError naming the sysctl and the number needed when the tables cannot hold the lab."""
+        why = too_small(self.tables(), need, lab)
         if why:
             raise LabError(why)
+
+    def raise_held(self) -> bool:
+        """Whether some lab holds a raise now (a lab deployed meanwhile joins its holders, see raise_for)."""
+        return bool(self.originals())
 
     def originals(self) -> dict[str, int]:
         """The limits as they were before a raise that is still held (empty: none is)."""
@@ -156,12 +156,18 @@ class HostTables:
             return {}
 
     # -- the opt-in raise ---------------------------------------------------------------------------------
-    def raise_for(self, holder: str, need: dict[int, int], journal) -> dict[str, int]:
+    def raise_for(self, holder: str, need: dict[int, int], journal, may_raise: bool = True) -> dict[str, int]:
         """Raise the limits that cannot hold ``need`` (never lower one), for lab run directory ``holder``.
         The old values go to the lab's ``journal`` (a callable taking one record) and to the host record -
-        the first raise's originals stay there until the last holder releases.  Returns what was written."""
+        the first raise's originals stay there until the last holder releases.  Without ``may_raise`` the
+        lab only joins the holders of a raise in force (it fits only thanks to it, so the raise stays until
+        it is destroyed too) and fails like the preflight if the limits no longer hold it.  Returns what
+        was written."""
         with self._locked() as state:
             tables = self.tables()
+            why = too_small(tables, need, Path(holder).name)
+            if why and not may_raise:
+                raise LabError(why)
             new: dict[str, int] = {}
             for f in FAMILIES:
                 if need.get(f) and not tables[f].fits(need[f]):

@@ -105,11 +105,22 @@ def test_raise_is_journalled_and_restored_by_the_last_holder_only(host, tmp_path
     assert host.read("net.ipv6.neigh.default.gc_thresh2") == 512 and not host.record.exists()
 
 
-def test_a_lab_that_fits_only_thanks_to_another_labs_raise_needs_the_opt_in(host, tmp_path):
-    a, journal = _lab(tmp_path, "a")
-    host.raise_for(a, {6: 8012, 4: 0}, journal.append)
+def test_a_lab_deployed_while_a_raise_is_held_keeps_it_until_it_is_destroyed(host, tmp_path):
+    a, journal_a = _lab(tmp_path, "a")
+    b, journal_b = _lab(tmp_path, "b")
+    host.raise_for(a, {6: 8012, 4: 0}, journal_a.append)
+    assert host.raise_held()
+    host.preflight({6: 2000, 4: 0}, "b")  # fits the raised limits
+    assert host.raise_for(b, {6: 2000, 4: 0}, journal_b.append, may_raise=False) == {}
+    assert host.release(a) == {} and host.read("net.ipv6.neigh.default.gc_thresh3") == 10240
+    assert host.release(b)["net.ipv6.neigh.default.gc_thresh3"] == 1024 and not host.raise_held()
+
+
+def test_without_the_opt_in_nothing_is_raised_even_if_the_raise_went_meanwhile(host, tmp_path):
+    b, journal = _lab(tmp_path, "b")
     with pytest.raises(LabError, match="--raise-neigh-table"):
-        host.preflight({6: 2000, 4: 0}, "other")
+        host.raise_for(b, {6: 2000, 4: 0}, journal.append, may_raise=False)
+    assert host.read("net.ipv6.neigh.default.gc_thresh3") == 1024 and journal == []
 
 
 def test_a_limit_someone_changed_meanwhile_is_left_as_they_set_it(host, tmp_path):
