@@ -163,7 +163,8 @@ class HostTables:
         lab only joins the holders of a raise in force (it fits only thanks to it, so the raise stays until
         it is destroyed too) and fails like the preflight if the limits no longer hold it.  Returns what
         was written."""
-        with self._locked() as state:
+        with self._locked() as lock:
+            state = lock.state
             tables = self.tables()
             why = too_small(tables, need, Path(holder).name)
             if why and not may_raise:
@@ -179,16 +180,19 @@ class HostTables:
                      "record": str(self.record), "undone_by": "destroy of the last lab that raised them"})
             for name, value in new.items():
                 state["original"].setdefault(name, original[name])
-                self.write(name, value)
                 state["set"][name] = value
             state["holders"][holder] = {"need": {str(f): need.get(f, 0) for f in FAMILIES}, "pid": os.getpid()}
+            lock.save()  # the record before the change: a deploy killed here is still undone by destroy
+            for name, value in new.items():
+                self.write(name, value)
             return new
 
     def release(self, holder: str) -> dict[str, int]:
         """``holder`` no longer needs a raise.  When no lab holds one any more (a holder whose run directory
         is gone is dropped), every limit still at the value mhlab wrote goes back to its original; one that
         someone changed since is left as they set it.  Returns what was restored."""
-        with self._locked() as state:
+        with self._locked() as lock:
+            state = lock.state
             state["holders"].pop(holder, None)
             for other in list(state["holders"]):
                 if not (Path(other) / "lab.json").exists():
@@ -214,7 +218,7 @@ class _RecordLock:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def __enter__(self) -> dict:
+    def __enter__(self) -> "_RecordLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = open(self.path.with_suffix(".lock"), "w")
         fcntl.flock(self.lock, fcntl.LOCK_EX)
@@ -224,17 +228,21 @@ class _RecordLock:
             self.state = {}
         for key in ("original", "set", "holders"):
             self.state.setdefault(key, {})
-        return self.state
+        return self
+
+    def save(self) -> None:
+        """The state on disk (atomically); no holder and nothing to restore: no record."""
+        if self.state["holders"] or self.state["original"]:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.state, indent=2) + "\n")
+            os.replace(tmp, self.path)
+        else:
+            self.path.unlink(missing_ok=True)
 
     def __exit__(self, exc_type, *_exc) -> None:
         try:
             if exc_type is None:
-                if self.state["holders"] or self.state["original"]:
-                    tmp = self.path.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(self.state, indent=2) + "\n")
-                    os.replace(tmp, self.path)
-                else:
-                    self.path.unlink(missing_ok=True)
+                self.save()
         finally:
             fcntl.flock(self.lock, fcntl.LOCK_UN)
             self.lock.close()
