@@ -135,8 +135,8 @@ def raw_once(topo) -> float:
                 d = node_dir(root, spec.name)
                 subprocess.run(["chown", "-R", "frr:frr", str(d)], check=True)
                 for daemon in spec.frr_daemons:
-                    procs.append(nodes[spec.name].popen(daemon_argv(daemon, d, d, len(spec.bgp.neighbors) if spec.bgp else 0),
-                                                        env={**os.environ, **daemon_env()}))
+                    argv = daemon_argv(daemon, d, d, len(spec.bgp.neighbors) if spec.bgp else 0)
+                    procs.append(nodes[spec.name].popen(argv, env={**os.environ, **daemon_env()}))
                     if daemon == "zebra":
                         while not (d / "zserv.api").exists():
                             time.sleep(0.005)

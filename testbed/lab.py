@@ -603,5 +603,5 @@ def destroy(name: str, root: str | Path | None = None, progress: Progress = _qui
     restored = _release_host_sysctls(rundir, progress)
     if not keep_dir:
         rundir.remove()
-    return {"lab": name, **({"restored": restored} if restored else {}), "processes": len(targets), "nodes": len(holders) // 2 if holders else 0,
-            **({"servers": swept} if cluster is not None else {})}
+    return {"lab": name, "processes": len(targets), "nodes": len(holders) // 2 if holders else 0,
+            **({"restored": restored} if restored else {}), **({"servers": swept} if cluster is not None else {})}
