@@ -1,6 +1,6 @@
 """Bring-up cost: mhlab deploy of a lab next to the raw cost of the same namespaces, veths and daemons.
 
-Prints, for the default lab and generated labs of N sites (N = 1, 5, 20):
+Prints, for the default lab and generated labs of N sites (N = 1, 5, 20; 50, 250, 500 on request):
 - mhlab: time from `Lab.deploy` to "all BGP sessions Established, every ISP knows every aggregate" plus one
   end-to-end ping from each host address;
 - memory of the running lab: the sum of the RSS of its recorded processes (shared pages counted once per
@@ -8,8 +8,14 @@ Prints, for the default lab and generated labs of N sites (N = 1, 5, 20):
   namespaces and veths included; noisy when other work runs), both per node;
 - raw: a straight-line script doing the same work with no orchestration (same namespaces, veths, addresses,
   FRR daemons and configs, polling until BGP is up, one ping) - the floor;
-- the ratio, and the time mhlab spent waiting for BGP (protocol time, in both columns).
-Run as root: `sudo .venv/bin/python benchmarks/bringup.py [--sizes 1,5,20] [--repeat 1] [--raw-max 50]`.
+- the ratio, and the time mhlab spent waiting for BGP (protocol time, in both columns);
+- per router, the private memory (``/proc/PID/smaps_rollup``: Private_Clean + Private_Dirty, what each daemon
+  really adds; RSS counts the shared FRR libraries again in every process) of zebra and of bgpd;
+- the load average before each row (other work on the machine slows everything down).
+Labs of more than ~30 sites need more of the host's one IPv6 neighbour table than its default 1,024 entries
+(``testbed.neightable``): ``--raise-neigh-table`` lets each deploy raise it (journalled, restored at destroy).
+Run as root: `sudo .venv/bin/python benchmarks/bringup.py [--sizes 1,5,20] [--repeat 1] [--raw-max 50]
+[--raise-neigh-table]`.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from mininet.link import Link  # noqa: E402
 from mininet.node import Node  # noqa: E402
 
 from testbed.checks import ping  # noqa: E402
-from testbed.frr import daemon_argv, parse_json  # noqa: E402
+from testbed.frr import daemon_argv, daemon_env, parse_json  # noqa: E402
 from testbed.generate import n_sites  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 from testbed.netplan import build_netplan  # noqa: E402
@@ -59,12 +65,24 @@ def rss_kb(pid: int) -> int:
 FRR = ("zebra", "bgpd", "staticd", "bfdd", "ospf6d")
 
 
-def mhlab_once(topo, name: str) -> tuple[float, float, int, int, int]:
+def private_kb(pid: int) -> int:
+    """Pages only this process holds (``smaps_rollup``): its heap, stacks and written data."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1])
+    except OSError:
+        pass
+    return total
+
+
+def mhlab_once(topo, name: str, raise_neigh_table: bool) -> tuple[float, float, int, int, int, dict[str, int]]:
     """Seconds to a converged, pinged lab; BGP convergence seconds; RSS sum and MemAvailable drop (kB); RSS
-    of the FRR daemons (kB)."""
+    of the FRR daemons (kB); private kB per FRR daemon name (summed over routers)."""
     avail0 = mem_available_kb()
     t0 = time.monotonic()
-    lab = Lab.deploy(topo, name=name)
+    lab = Lab.deploy(topo, name=name, raise_neigh_table=raise_neigh_table)
     try:
         for host in lab.net.hosts():
             if host.owner in {s.name for s in lab.topology.sites}:
@@ -76,7 +94,11 @@ def mhlab_once(topo, name: str) -> tuple[float, float, int, int, int]:
         procs = lab.rundir.procs()
         rss = sum(rss_kb(rec.pid) for rec in procs)
         frr = sum(rss_kb(rec.pid) for rec in procs if rec.name in FRR)
-        return elapsed, lab.timings["wait for BGP convergence"], rss, avail0 - mem_available_kb(), frr
+        private: dict[str, int] = {}
+        for rec in procs:
+            if rec.name in FRR:
+                private[rec.name] = private.get(rec.name, 0) + private_kb(rec.pid)
+        return elapsed, lab.timings["wait for BGP convergence"], rss, avail0 - mem_available_kb(), frr, private
     finally:
         lab.destroy()
 
@@ -113,7 +135,8 @@ def raw_once(topo) -> float:
                 d = node_dir(root, spec.name)
                 subprocess.run(["chown", "-R", "frr:frr", str(d)], check=True)
                 for daemon in spec.frr_daemons:
-                    procs.append(nodes[spec.name].popen(daemon_argv(daemon, d, d, len(spec.bgp.neighbors) if spec.bgp else 0)))
+                    argv = daemon_argv(daemon, d, d, len(spec.bgp.neighbors) if spec.bgp else 0)
+                    procs.append(nodes[spec.name].popen(argv, env={**os.environ, **daemon_env()}))
                     if daemon == "zebra":
                         while not (d / "zserv.api").exists():
                             time.sleep(0.005)
@@ -149,19 +172,26 @@ def main() -> int:
                     help="run the straight-line baseline only for labs of up to this many sites (it is slow)")
     ap.add_argument("--no-default", action="store_true", help="skip the default two-isp-site lab")
     ap.add_argument("--prefix", default="bench", help="lab names: PREFIX + run number")
+    ap.add_argument("--raise-neigh-table", action="store_true",
+                    help="let each deploy raise the host's neighbour-table limits when the lab needs it "
+                    "(restored when the lab is destroyed); without it a lab that needs more fails at once")
     args = ap.parse_args()
     labs = [] if args.no_default else [("two-isp-site (default)", load_topology(DEFAULT), 0)]
     labs += [(f"{n} sites x 2 ISPs", n_sites(n, mechanism="sadr-static"), n) for n in map(int, args.sizes.split(","))]
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'lab':<24} {'nodes':>5} {'mhlab s':>8} {'raw s':>7} {'ratio':>6} {'BGP conv s':>10} "
-          f"{'ms/node':>7} {'RSS MB/node':>11} {'MemAvail MB/node':>16} {'FRR MB/router':>13}")
+    print(f"{'lab':<24} {'nodes':>5} {'load':>5} {'mhlab s':>8} {'raw s':>7} {'ratio':>6} {'BGP conv s':>10} "
+          f"{'ms/node':>7} {'RSS MB/node':>11} {'MemAvail MB/node':>16} {'FRR RSS MB/router':>17} "
+          f"{'zebra priv MB':>13} {'bgpd priv MB':>12} {'FRR priv GB':>11}")
     for label, topo, sites in labs:
         net = build_netplan(topo)
         nodes, routers = len(net.nodes), sum(1 for n in net.routers() if n.frr_daemons)
-        m, conv, rss, avail, frr, r = [], [], [], [], [], []
+        m, conv, rss, avail, frr, r, priv = [], [], [], [], [], [], []
+        load = os.getloadavg()[0]
         for i in range(args.repeat):
-            total, c, rss_kb_sum, avail_kb, frr_kb = mhlab_once(topo, f"{args.prefix}{i}")
+            total, c, rss_kb_sum, avail_kb, frr_kb, private = mhlab_once(topo, f"{args.prefix}{i}",
+                                                                         args.raise_neigh_table)
             frr.append(frr_kb)
+            priv.append(private)
             m.append(total)
             conv.append(c)
             rss.append(rss_kb_sum)
@@ -170,10 +200,13 @@ def main() -> int:
                 r.append(raw_once(topo))
         mm = statistics.median(m)
         raw = f"{statistics.median(r):>7.2f} {mm / statistics.median(r):>6.2f}" if r else f"{'-':>7} {'-':>6}"
-        print(f"{label:<24} {nodes:>5} {mm:>8.2f} {raw} {statistics.median(conv):>10.2f} "
+        per = {d: statistics.median(p.get(d, 0) for p in priv) / 1024 / max(routers, 1) for d in ("zebra", "bgpd")}
+        all_priv = statistics.median(sum(p.values()) for p in priv) / 1024 / 1024
+        print(f"{label:<24} {nodes:>5} {load:>5.1f} {mm:>8.2f} {raw} {statistics.median(conv):>10.2f} "
               f"{1000 * mm / nodes:>7.1f} {statistics.median(rss) / 1024 / nodes:>11.2f} "
               f"{statistics.median(avail) / 1024 / nodes:>16.2f} "
-              f"{statistics.median(frr) / 1024 / max(routers, 1):>13.2f}", flush=True)
+              f"{statistics.median(frr) / 1024 / max(routers, 1):>17.2f} {per['zebra']:>13.2f} "
+              f"{per['bgpd']:>12.2f} {all_priv:>11.2f}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     print("\nmhlab = Lab.deploy until BGP converged + end-to-end ping; raw = the same bring-up as a straight-line "
           "script with no journal, checks or records.")

@@ -151,7 +151,7 @@ def cmd_deploy(args) -> int:
     elif args.place:
         raise UsageError("--place needs --cluster FILE (the servers to place nodes on)")
     lab = Lab.deploy(args.file, name=args.name, root=args.run_root, progress=_progress(args.quiet),
-                     cluster=cluster)
+                     cluster=cluster, raise_neigh_table=args.raise_neigh_table)
     print(f"lab {lab.name} is up in {lab.timings['total']:.2f} s ({len(lab.nodes)} nodes); "
           f"run directory {lab.rundir.path}")
     if lab.cluster is not None:
@@ -324,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "(servers, ssh, placement, MTU; docs/cluster.md); cross-server links are VXLAN")
     dp.add_argument("--place", action="append", default=[], metavar="NODE=SERVER",
                     help="with --cluster: run NODE on SERVER (overrides the file's place:; repeatable)")
+    dp.add_argument("--raise-neigh-table", action="store_true",
+                    help="when the host's neighbour table (net.ipv6/ipv4.neigh.default.gc_thresh1/2/3, one for "
+                    "all namespaces) cannot hold the lab, raise it; the old values are journalled and restored "
+                    "when the last lab that raised them is destroyed (without it such a lab fails before "
+                    "anything is built, naming the numbers)")
     d = add("destroy", cmd_destroy, "stop exactly the processes of a lab and release its namespaces",
             "sudo mhlab destroy twoisp", quiet)
     d.add_argument("labs", nargs="*", help="lab names")

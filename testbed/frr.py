@@ -47,6 +47,18 @@ def fd_limit(peers: int = 0) -> int:
     return 1024 + 4 * peers
 
 
+# glibc's allocator for every FRR daemon: one arena instead of one per thread (zebra runs 6 threads, bgpd
+# 4), and freed memory at the heap's top handed back at 64 kB instead of 128 kB, with no extra padding.
+# Measured on a 20-site lab (43 routers): zebra 5.14 -> 4.90 MB and bgpd 8.52 -> 8.39 MB of private memory
+# per router; MALLOC_ARENA_MAX alone: 0.1 MB (zebra only); a threshold of 0 and a 64 kB mmap threshold: no more
+DAEMON_ENV = (("MALLOC_ARENA_MAX", "1"), ("MALLOC_TRIM_THRESHOLD_", "65536"), ("MALLOC_TOP_PAD_", "0"))
+
+
+def daemon_env() -> dict[str, str]:
+    """What a router's FRR daemons get in their environment on top of the node's (see DAEMON_ENV)."""
+    return dict(DAEMON_ENV)
+
+
 def daemon_argv(daemon: str, confdir: Path, rundir: Path, peers: int = 0) -> list[str]:
     """Foreground daemon with every path private to the node (no shared /var/run/frr, no TCP vty), sized
     for ``peers`` BGP sessions (see :func:`fd_limit`)."""

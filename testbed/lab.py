@@ -31,10 +31,11 @@ from mininet.node import Node
 from .cluster.build import ClusterRun
 from .cluster.model import Cluster
 from .errors import LabError, UsageError
-from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape, daemon_argv, parse_json,
-                  vtysh_argv)
+from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape, daemon_argv, daemon_env,
+                  parse_json, vtysh_argv)
 from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
+from .neightable import HostTables, entries_needed
 from .netplan import NetPlan, ingress_table
 from .node import NodeHandle, tagged_env
 from .procs import ProcRecord, start_time, stop_all, tagged_pids
@@ -132,10 +133,13 @@ class Lab:
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
     def deploy(cls, topology: str | Path | Any, name: str | None = None, root: str | Path | None = None,
-               progress: Progress = _quiet, timeout: float | None = None, cluster: Cluster | None = None) -> "Lab":
+               progress: Progress = _quiet, timeout: float | None = None, cluster: Cluster | None = None,
+               raise_neigh_table: bool = False) -> "Lab":
         """Build and start a lab of any kind; on any failure everything created so far is removed and the
         error raised.  ``timeout`` bounds each readiness wait (default: the kind's own bounds).  With a
-        ``cluster`` the nodes are built on its servers (see ``testbed.cluster``)."""
+        ``cluster`` the nodes are built on its servers (see ``testbed.cluster``).  A lab the host's neighbour
+        table cannot hold fails before anything is built, unless ``raise_neigh_table`` (the limits are raised,
+        journalled and restored by the destroy of the last lab that raised them; ``testbed.neightable``)."""
         topo = load_lab(topology) if isinstance(topology, (str, Path)) else topology
         if name:
             topo = _renamed(topo, name)
@@ -147,6 +151,9 @@ class Lab:
         if os.geteuid() != 0:
             raise LabError("deploying a lab needs root (network namespaces): run with sudo")
         _check_traversable(rundir.path.parent)
+        tables, need = HostTables(), entries_needed(net)
+        if cluster is None and not raise_neigh_table:  # a cluster's nodes live on other kernels
+            tables.preflight(need, topo.name)
         rundir.create({"name": topo.name, "status": "deploying", "topology": topo.source.file,
                        "orchestrator_pid": os.getpid(), "created": time.time()})
         (rundir.path / "topology.yaml").write_text(yaml.safe_dump(topo.model_dump(exclude_none=True,
@@ -154,6 +161,10 @@ class Lab:
                                                                   sort_keys=False))
         lab = cls(net, rundir, kind)
         try:
+            if cluster is None and (raise_neigh_table or tables.raise_held()):  # a held raise stays for it too
+                raised = tables.raise_for(str(rundir.path), need, rundir.record, may_raise=raise_neigh_table)
+                if raised:
+                    progress("raised the host's neighbour table: " + ", ".join(f"{k}={v}" for k, v in raised.items()))
             if cluster is not None:
                 lab.cluster = ClusterRun(cluster, rundir)
                 lab.cluster.prepare(list(net.nodes), [(l.a, l.b) for l in net.links])
@@ -404,12 +415,12 @@ class _Builder:
             raise LabError("FRR rejected a rendered config (see `mhlab render`):\n" + "\n".join(bad))
         for spec in routers:  # zebra first everywhere, then the protocol daemons that connect to it
             handle = self.lab.nodes[spec.name]
-            handle.spawn("zebra", daemon_argv("zebra", handle.dir, handle.dir, _peers(spec)))
+            handle.spawn("zebra", daemon_argv("zebra", handle.dir, handle.dir, _peers(spec)), env=daemon_env())
         _wait_paths([self.lab.nodes[s.name].dir / "zserv.api" for s in routers], 10, "zebra's zserv socket")
         for spec in routers:
             handle = self.lab.nodes[spec.name]
             for daemon in spec.frr_daemons[1:]:
-                handle.spawn(daemon, daemon_argv(daemon, handle.dir, handle.dir, _peers(spec)))
+                handle.spawn(daemon, daemon_argv(daemon, handle.dir, handle.dir, _peers(spec)), env=daemon_env())
         _wait_paths([self.lab.nodes[s.name].dir / f"{d}.vty" for s in routers for d in s.frr_daemons], 10,
                     "FRR vty sockets")
 
@@ -533,6 +544,18 @@ def _wait_paths(paths: list[Path], timeout: float, what: str) -> None:
                what=f"{what} appearing (see the node's *.out and *.log files)")
 
 
+def _release_host_sysctls(rundir: RunDir, progress: Progress) -> dict[str, int]:
+    """A lab that raised the host's neighbour-table limits lets go of its raise (journal: ``host-sysctl``);
+    the last one out restores the old values."""
+    raises = [r for r in rundir.records() if r.get("kind") == "host-sysctl"]
+    if not raises:
+        return {}
+    restored = HostTables(record=Path(raises[0]["record"])).release(str(rundir.path))
+    if restored:
+        progress("restored the host's neighbour table: " + ", ".join(f"{k}={v}" for k, v in restored.items()))
+    return restored
+
+
 def destroy(name: str, root: str | Path | None = None, progress: Progress = _quiet,
             keep_dir: bool = False, forget_servers: bool = False) -> dict:
     """Stop every process of lab ``name`` (recorded or tagged) - which frees its namespaces, links, bridges
@@ -564,7 +587,8 @@ def destroy(name: str, root: str | Path | None = None, progress: Progress = _qui
         raise LabError(f"lab {name}: servers {', '.join(failed)} not swept clean ({failed}); run directory "
                        f"kept in {rundir.path}: `mhlab destroy {name}` again once they answer "
                        "(`--forget-servers` if they are gone for good)")
+    restored = _release_host_sysctls(rundir, progress)
     if not keep_dir:
         rundir.remove()
     return {"lab": name, "processes": len(targets), "nodes": len(holders) // 2 if holders else 0,
-            **({"servers": swept} if cluster is not None else {})}
+            **({"restored": restored} if restored else {}), **({"servers": swept} if cluster is not None else {})}

@@ -73,12 +73,13 @@ def settled_table(lab: Lab, router: str = CORE, quiet: float = 1.0, timeout: flo
 
 
 def measure(n: int, mechanism: str, root: str | Path | None = None, quiet: float = 1.0,
-            deploy_timeout: float = 300.0) -> Sample:
-    """Deploy ``n`` sites under ``mechanism``, read the core's settled table, ping once, tear down."""
+            deploy_timeout: float = 300.0, raise_neigh_table: bool = False) -> Sample:
+    """Deploy ``n`` sites under ``mechanism``, read the core's settled table, ping once, tear down
+    (``raise_neigh_table``: see ``Lab.deploy``; past ~30 sites the host's default neighbour table is short)."""
     tag = mechanism.replace("-", "")[:2]  # pi, sa, …: the lab names of a run stay apart
     topo = n_sites(n, mechanism, name=f"tg{tag}{n}")
     t0 = time.monotonic()
-    lab = Lab.deploy(topo, root=root, timeout=deploy_timeout)
+    lab = Lab.deploy(topo, root=root, timeout=deploy_timeout, raise_neigh_table=raise_neigh_table)
     try:
         deploy_s = time.monotonic() - t0
         t1 = time.monotonic()
