@@ -35,7 +35,7 @@ from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape
                   parse_json, vtysh_argv)
 from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
-from .neightable import HostTables, entries_needed
+from .neightable import HostTables, entries_needed, overflow_note, overflowed, tight
 from .netplan import NetPlan, ingress_table
 from .node import NodeHandle, tagged_env
 from .procs import ProcRecord, start_time, stop_all, tagged_pids
@@ -154,6 +154,10 @@ class Lab:
         tables, need = HostTables(), entries_needed(net)
         if cluster is None and not raise_neigh_table:  # a cluster's nodes live on other kernels
             tables.preflight(need, topo.name)
+            warning = tight(tables.tables(), need, topo.name)
+            if warning:
+                progress(warning)
+        refused = overflowed()
         rundir.create({"name": topo.name, "status": "deploying", "topology": topo.source.file,
                        "orchestrator_pid": os.getpid(), "created": time.time()})
         (rundir.path / "topology.yaml").write_text(yaml.safe_dump(topo.model_dump(exclude_none=True,
@@ -169,12 +173,15 @@ class Lab:
                 lab.cluster = ClusterRun(cluster, rundir)
                 lab.cluster.prepare(list(net.nodes), [(l.a, l.b) for l in net.links])
             _Builder(lab, progress).build(timeout)
-        except BaseException:
+        except BaseException as failure:
             progress("deploy failed: removing everything it created")
             try:
                 destroy(topo.name, rundir.path.parent, _quiet)
             except LabError as exc:  # e.g. a concurrent `mhlab destroy` already removed it: keep the cause
                 progress(f"cleanup after the failed deploy: {exc}")
+            note = overflow_note(refused, overflowed()) if cluster is None else None
+            if note and isinstance(failure, LabError):
+                raise LabError(f"{failure}; {note}") from failure
             raise
         rundir.update_meta(status="up", timings=lab.timings, readiness=lab.readiness)
         if any(p.restart for n in net.nodes.values() for p in n.services):

@@ -33,6 +33,10 @@ PROC_SYS = Path("/proc/sys")
 FAMILIES = (6, 4)
 STAT = {6: "ndisc_cache", 4: "arp_cache"}  # /proc/net/stat/<table>: entries now, all namespaces together
 HEADROOM = 1.25  # a raise leaves a quarter spare for the host's own traffic and a lab started meanwhile
+# What a lab makes of the entries it may make, coming up and under `mhlab check`: hosts resolve only their
+# gateway and a router mostly one address of each peer (a 5-site lab: 81 of 172; a 50-site lab, 1,612 at most,
+# came up under the default 1,024).  The preflight refuses a lab only when even this share cannot fit.
+MADE_SHARE = 0.5
 
 
 def sysctl_names(family: int) -> tuple[str, str, str]:
@@ -83,10 +87,15 @@ class Table:
         return self.in_use + need <= self.thresh[2]
 
     def holds(self, need: int) -> bool:
-        """The limit holds the lab by itself.  What the preflight asks: the entries in the table now
-        (``/proc/net/stat``) include multicast and stale ones the kernel drops on demand, so on a host shared
-        with other labs they would refuse small labs for entries that are not in their way."""
-        return need <= self.thresh[2]
+        """The limit holds what the lab will make (``MADE_SHARE`` of ``need``) by itself.  What the preflight
+        asks: the entries in the table now (``/proc/net/stat``) include multicast and stale ones the kernel
+        drops on demand, so on a host shared with other labs they would refuse small labs for entries that
+        are not in their way; and the whole bound would refuse labs that come up."""
+        return need * MADE_SHARE <= self.thresh[2]
+
+    def tight(self, need: int) -> bool:
+        """The lab fits only if it makes no more than its usual share: worth a word before it is built."""
+        return need > self.thresh[2]
 
     def raised(self, need: int) -> tuple[int, int, int]:
         """The limits that hold ``need`` more entries with headroom: all three scaled by one whole factor,
@@ -105,14 +114,47 @@ def too_small(tables: dict[int, Table], need: dict[int, int], lab: str) -> str |
     for f in short:
         t = tables[f]
         name = sysctl_names(f)[2]
-        words.append(f"up to {need[f]:,} IPv{f} neighbour entries, but {name} = {t.thresh[2]:,} and "
-                     f"{t.in_use:,} are in use")
+        words.append(f"up to {need[f]:,} IPv{f} neighbour entries (about {round(need[f] * MADE_SHARE):,} made "
+                     f"coming up), but {name} = {t.thresh[2]:,} and {t.in_use:,} are in use")
         fix += [f"{n}={v}" for n, v in zip(sysctl_names(f), t.raised(need[f]))]
     return (f"lab {lab} needs {'; and '.join(words)} (the host has one neighbour table for all network "
             "namespaces; past that limit neighbours stay unresolved and the lab never comes fully up). "
             "Deploy with --raise-neigh-table (mhlab raises the limits, journals the old values and restores "
             "them when the last lab that raised them is destroyed), or raise them yourself: "
             f"sysctl -w {' '.join(fix)}")
+
+
+def tight(tables: dict[int, Table], need: dict[int, int], lab: str) -> str | None:
+    """A warning when the lab fits the limits only by making fewer entries than it may, or None."""
+    close = [f for f in FAMILIES if need.get(f) and tables[f].tight(need[f]) and tables[f].holds(need[f])]
+    if not close:
+        return None
+    return (f"lab {lab} may make up to " + ", ".join(f"{need[f]:,} IPv{f} neighbour entries ({sysctl_names(f)[2]} = "
+                                                    f"{tables[f].thresh[2]:,})" for f in close)
+            + "; labs make about half that. If it does not come up, deploy with --raise-neigh-table")
+
+
+def overflowed(proc_stat: Path = Path("/proc/net/stat")) -> dict[int, int]:
+    """Family -> times the kernel refused a neighbour entry since boot (``table_fulls``, summed over CPUs)."""
+    out = {}
+    for family in FAMILIES:
+        try:
+            lines = (proc_stat / STAT[family]).read_text().splitlines()
+            col = lines[0].split().index("table_fulls")
+            out[family] = sum(int(line.split()[col], 16) for line in lines[1:])
+        except (OSError, IndexError, ValueError):
+            out[family] = 0
+    return out
+
+
+def overflow_note(before: dict[int, int], after: dict[int, int]) -> str | None:
+    """What to add to a failed deploy's error when the host's table overflowed while it ran, or None."""
+    grew = [f for f in FAMILIES if after.get(f, 0) > before.get(f, 0)]
+    if not grew:
+        return None
+    return ("meanwhile the host's neighbour table refused entries (" + ", ".join(
+        f"IPv{f}: {after[f] - before[f]:,} times, {sysctl_names(f)[2]}" for f in grew)
+        + "): neighbours stayed unresolved; deploy with --raise-neigh-table")
 
 
 @dataclass(frozen=True)
@@ -177,7 +219,7 @@ class HostTables:
             if why and not may_raise:
                 raise LabError(why)
             new: dict[str, int] = {}
-            for f in FAMILIES:
+            for f in FAMILIES if may_raise else ():
                 if need.get(f) and not tables[f].fits(need[f]):
                     for name, old, value in zip(sysctl_names(f), tables[f].thresh, tables[f].raised(need[f])):
                         if value > old:

@@ -10,7 +10,7 @@ import pytest
 
 from testbed.errors import LabError
 from testbed.generate import n_sites
-from testbed.neightable import HostTables, Table, entries_needed, sysctl_names, too_small
+from testbed.neightable import HostTables, Table, entries_needed, overflow_note, overflowed, sysctl_names, tight, too_small
 from testbed.netplan import build_netplan
 
 DEFAULTS = {1: 128, 2: 512, 3: 1024}
@@ -119,8 +119,10 @@ def test_a_lab_deployed_while_a_raise_is_held_keeps_it_until_it_is_destroyed(hos
 def test_without_the_opt_in_nothing_is_raised_even_if_the_raise_went_meanwhile(host, tmp_path):
     b, journal = _lab(tmp_path, "b")
     with pytest.raises(LabError, match="--raise-neigh-table"):
-        host.raise_for(b, {6: 2000, 4: 0}, journal.append, may_raise=False)
+        host.raise_for(b, {6: 4000, 4: 0}, journal.append, may_raise=False)
     assert host.read("net.ipv6.neigh.default.gc_thresh3") == 1024 and journal == []
+    host.raise_for(b, {6: 2000, 4: 0}, journal.append, may_raise=False)  # fits at its usual share: joins only
+    assert host.read("net.ipv6.neigh.default.gc_thresh3") == 1024
 
 
 def test_a_limit_someone_changed_meanwhile_is_left_as_they_set_it(host, tmp_path):
@@ -151,3 +153,27 @@ def test_deploy_fails_before_building_anything(host, tmp_path, monkeypatch):
     with pytest.raises(LabError, match=r"bsbig needs up to 8,012 IPv6 neighbour entries"):
         lab_module.Lab.deploy(n_sites(250), name="bsbig", root=tmp_path / "run")
     assert not (tmp_path / "run" / "bsbig").exists() and not host.record.exists()
+
+
+def test_a_lab_that_fits_only_at_its_usual_share_is_built_with_a_warning():
+    """50 sites may make 1,612 entries and came up under the default 1,024: warned, not refused."""
+    tables = {6: Table(6, (128, 512, 1024), 30), 4: Table(4, (128, 512, 1024), 2)}
+    assert too_small(tables, {6: 1612, 4: 0}, "bs50") is None
+    warning = tight(tables, {6: 1612, 4: 0}, "bs50")
+    assert "1,612 IPv6" in warning and "gc_thresh3 = 1,024" in warning and "--raise-neigh-table" in warning
+    assert tight(tables, {6: 652, 4: 0}, "bs20") is None
+    assert too_small(tables, {6: 2050, 4: 0}, "bs64") is not None  # half of it no longer fits
+
+
+def test_overflows_while_deploying_are_named_in_the_error(tmp_path):
+    stat = tmp_path / "stat"
+    stat.mkdir()
+    header = "entries  allocs table_fulls\n"
+    (stat / "arp_cache").write_text(header + "00000002 00000010 00000000\n")
+    (stat / "ndisc_cache").write_text(header + "00000400 00000100 00000003\n00000400 00000100 00000004\n")
+    before = overflowed(stat)
+    assert before == {6: 7, 4: 0}
+    assert overflow_note(before, before) is None
+    (stat / "ndisc_cache").write_text(header + "00000400 00000100 00000013\n00000400 00000100 00000004\n")
+    note = overflow_note(before, overflowed(stat))
+    assert "IPv6: 16 times" in note and "gc_thresh3" in note and "--raise-neigh-table" in note
