@@ -263,7 +263,8 @@ def cmd_run(args) -> int:
     if args.lab and args.name:
         raise UsageError("--lab attaches to a running lab; --name names a lab to deploy: give one of them")
     outcome = run_loaded(loaded, out, attach=args.lab, lab_name=args.name, keep_lab=args.keep_lab,
-                         pcap=args.pcap or [], progress=_progress(args.quiet))
+                         pcap=args.pcap or [], progress=_progress(args.quiet),
+                         raise_neigh_table=args.raise_neigh_table)
     print(summary(outcome.result))
     print(f"report: {outcome.files.markdown}  {outcome.files.json}  {outcome.files.timeline}")
     return 0 if outcome.result.passed else 1
@@ -327,8 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--raise-neigh-table", action="store_true",
                     help="when the host's neighbour table (net.ipv6/ipv4.neigh.default.gc_thresh1/2/3, one for "
                     "all namespaces) cannot hold the lab, raise it; the old values are journalled and restored "
-                    "when the last lab that raised them is destroyed (without it such a lab fails before "
-                    "anything is built, naming the numbers)")
+                    "when the last lab that raised them is destroyed (without it a lab that cannot fit even "
+                    "half of its possible entries fails before anything is built, naming the numbers)")
     d = add("destroy", cmd_destroy, "stop exactly the processes of a lab and release its namespaces",
             "sudo mhlab destroy twoisp", quiet)
     d.add_argument("labs", nargs="*", help="lab names")
@@ -376,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "expectations against the lab and print them; build and start nothing")
     r.add_argument("-o", "--output", help="report directory (default reports/<scenario name>)")
     r.add_argument("--keep-lab", action="store_true", help="leave a deployed lab up afterwards")
+    r.add_argument("--raise-neigh-table", action="store_true",
+                   help="let the lab deployed for the run raise the host's neighbour table (as `mhlab deploy "
+                   "--raise-neigh-table`: journalled, restored when the last lab that raised it is destroyed)")
     r.add_argument("--pcap", action="append", metavar="LINK",
                    help="capture a link to LINK.pcap in the report directory; repeat it (or ';'-separate) for "
                         "several: link names (ispa-ra) or node pairs (ra,ispa)")
