@@ -193,11 +193,18 @@ def rows(results: list[dict[str, Any]]) -> dict[tuple[int, str], dict[str, Any]]
     return out
 
 
-def jaccard(published: list[list[Any]], pools: dict[str, list[list[Any]]]) -> float:
-    """Mean overlap of each router's pool gateways with the LeaseSet's (not visible to an observer)."""
+def overlap(published: list[list[Any]], pools: dict[str, list[list[Any]]]) -> tuple[float, float, float]:
+    """Mean overlap of each router's pool gateways G with the LeaseSet's L (not visible to an observer
+    who sees only LeaseSets): Jaccard |G∩L|/|G∪L|, the share of the pool's gateways that are published
+    |G∩L|/|G|, and the share of the LeaseSet's gateways that are the router's own |G∩L|/|L|. One router
+    publishing its own pool has 1, 1, 1."""
     gws = {x[0] for x in published}
-    vals = [len(p & gws) / len(p | gws) for p in ({x[0] for x in pool} for pool in pools.values()) if p]
-    return statistics.fmean(vals) if vals else float("nan")
+    sets = [p for p in ({x[0] for x in pool} for pool in pools.values()) if p]
+    if not sets or not gws:
+        return float("nan"), float("nan"), float("nan")
+    return (statistics.fmean(len(p & gws) / len(p | gws) for p in sets),
+            statistics.fmean(len(p & gws) / len(p) for p in sets),
+            statistics.fmean(len(p & gws) / len(gws) for p in sets))
 
 
 def spread(xs: list[int]) -> str:
@@ -222,7 +229,7 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
              "chi-square power 0.8 at 5 % (pow) and Wald's SPRT at 5 %/5 % (sprt); floor: the median sprt figure "
              "two samples of 10 drawn from the single router's own histogram give by chance.",
              f"{'N':>3} {'row':<44} {'runs':>4} {'leases':>6} {'gateways / LeaseSet (mean ± sd [range])':<30} "
-             f"{'pool∩LS':>7} {'chi2 (df, p)':>20} {'perm p':>7} {'pow':>6} {'sprt':>6}   per-run counts"]
+             f"{'pool∩LS':>7} {'G∩L/G':>6} {'G∩L/L':>6} {'chi2 (df, p)':>20} {'perm p':>7} {'pow':>6} {'sprt':>6}   per-run counts"]
     for n in sizes:
         ref_row = table.get((n, "single router"))
         ref = Counter(distinct(ls) for ls, _ in ref_row["sets"]) if ref_row else None
@@ -240,8 +247,10 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
                 pw = f"{observations_needed(c, ref):.0f}"
                 sp = f"{sprt_observations(c, ref):.0f}"
             lines.append(f"{n:>3} {label:<44} {len(obs):>4} {statistics.fmean(len(ls) for ls, _ in row['sets']):>6.1f} "
-                         f"{spread(obs):<30} {statistics.fmean(jaccard(ls, p) for ls, p in row['sets']):>7.2f} "
-                         f"{test:>20} {perm:>7} {pw:>6} {sp:>6}   {dict(sorted(c.items()))}")
+                         f"{spread(obs):<30} "
+                         + " ".join(f"{statistics.fmean(v):>{w}.2f}" for v, w in
+                                    zip(zip(*(overlap(ls, p) for ls, p in row["sets"])), (7, 6, 6)))
+                         + f" {test:>20} {perm:>7} {pw:>6} {sp:>6}   {dict(sorted(c.items()))}")
         if ref:
             lines.append(f"{n:>3}   floor: sprt {sprt_floor(ref, 10):.0f} for two samples drawn from the single "
                          "router's own histogram (the same law)")
