@@ -140,11 +140,18 @@ def label(config: str) -> str:
     return CONFIGS[base] + (f", N = {n}" if n else "")
 
 
-def spread(values: list[float], spec: str = ".1f") -> str:
-    """median [min-max] of what happened (``-`` when nothing did)."""
+def p95(values: list[float]) -> float:
+    """The 95th percentile (nearest rank: of 10 values, the largest)."""
+    ordered = sorted(values)
+    return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+
+
+def spread(values: list[float], spec: str = ".1f", tail: bool = True) -> str:
+    """median / p95 [min-max] of what happened (without ``tail``: median [min-max]; ``-`` when nothing did)."""
     if not values:
         return "-"
-    return f"{statistics.median(values):{spec}} [{min(values):{spec}}-{max(values):{spec}}]"
+    p = f" / {p95(values):{spec}}" if tail else ""
+    return f"{statistics.median(values):{spec}}{p} [{min(values):{spec}}-{max(values):{spec}}]"
 
 
 def report(results: list[dict[str, Any]], out: Path) -> str:
@@ -154,8 +161,9 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
 
     lines = ["Continuity with stock clients that keep their sessions (SAM DATAGRAM, primary policy, N = 2 hosting routers unless said): the "
              "carrying router crashes; recovery = until every later request of every probing client is answered",
-             f"{'config':<42} {'crashes':>7} {'clients':>7} {'<=10 s':>6} {'recovery s median [range]':>26} "
-             f"{'answered after':>20}   each crash's recovery (s; - = not within the observation)"]
+             f"{'config':<42} {'crashes':>7} {'clients':>7} {'<=10 s':>6} {'recovery s median / p95 [range]':>32} "
+             f"{'answered after, median [range]':>32}   lost between crashes   each crash's recovery (s; - = not "
+             "within the observation)"]
     fig, ax = plt.subplots(figsize=(8, 3.4))
     present = sorted({config_of(r) for r in results}, key=lambda c: (list(CONFIGS).index(c.partition("@")[0]), c))
     never = max([run.get("observe_s", 30.0) for r in results for run in r["runs"]] + [30.0]) + 3
@@ -165,8 +173,10 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
         done = [x for x in recs if x is not None]
         answered = [run["answered_after_fault"] for run in runs if run.get("answered_after_fault") is not None]
         probes = max(len(run.get("clients", {"c1": 0})) for run in runs)
+        lost = [sum(run["lost_before_next"].values()) for run in runs if "lost_before_next" in run]
+        lost_text = f"{sum(lost)} in {len(lost)}" if lost else "-"
         lines.append(f"{label(config).replace(chr(10), ' '):<42} {len(runs):>7} {probes:>7} {sum(x <= 10 for x in done):>6} "
-                     f"{spread(done):>26} {spread(answered, '.2f'):>20}   "
+                     f"{spread(done):>32} {spread(answered, '.2f', tail=False):>32}   {lost_text:>20}   "
                      + " ".join("-" if x is None else f"{x:.1f}" for x in recs))
         each = [c["recovery_s"] for run in runs for c in run.get("clients", {}).values()]
         ax.scatter([x if x is not None else never for x in each], [i + 0.12] * len(each), s=12, alpha=0.5,
