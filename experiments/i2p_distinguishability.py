@@ -39,6 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.balancer.control import query_status  # noqa: E402
+from agents.balancer.occupancy import estimate_peers, occupancy_mean  # noqa: E402
 from agents.balancer.policy import GatewayAware, fair_share  # noqa: E402
 from agents.balancer.structures import Lease2  # noqa: E402
 from testbed.i2p import observe  # noqa: E402
@@ -207,6 +208,32 @@ def overlap(published: list[list[Any]], pools: dict[str, list[list[Any]]]) -> tu
             statistics.fmean(len(p & gws) / len(gws) for p in sets))
 
 
+def peer_estimates(pools: dict[str, list[list[Any]]]) -> dict[str, float]:
+    """The mean target (distinct gateways one router would show with the LeaseSet's T tunnels) under each
+    way of estimating the peers K a router picks from, from what the balancer sees: the pools' gateways."""
+    gws = [x[0] for pool in pools.values() for x in pool]
+    if not gws:
+        return {}
+    counts = Counter(gws)
+    tunnels, seen = min(16, len(gws)), len(counts)
+    singles, doubles = sum(v == 1 for v in counts.values()), sum(v == 2 for v in counts.values())
+    chao1 = seen + (singles * singles / (2 * doubles) if doubles else singles * (singles - 1) / 2)
+    per_router = [(len(p), len({x[0] for x in p})) for p in pools.values() if p]
+    draws = statistics.fmean(t for t, _ in per_router)
+    distinct_each = statistics.fmean(d for _, d in per_router)
+    # K from the repeats within one router's own pool (i2pd's picks as one router makes them): the K at which
+    # `draws` uniform picks show `distinct_each` gateways on average (bisection), at most the K seen
+    lo, hi = 1.0, float(seen)
+    for _ in range(60 if distinct_each < draws else 0):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if occupancy_mean(round(draws), mid) < distinct_each else (lo, mid)  # type: ignore[arg-type]
+    k_own = hi
+    return {"K seen (default)": occupancy_mean(tunnels, seen),
+            "K moment estimate": occupancy_mean(tunnels, estimate_peers(len(gws), seen)),
+            "K Chao1": occupancy_mean(tunnels, max(1, round(chao1))),
+            "K from one router's repeats": occupancy_mean(tunnels, max(1, round(k_own)))}
+
+
 def spread(xs: list[int]) -> str:
     if not xs:
         return "-"
@@ -254,6 +281,18 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
         if ref:
             lines.append(f"{n:>3}   floor: sprt {sprt_floor(ref, 10):.0f} for two samples drawn from the single "
                          "router's own histogram (the same law)")
+    lines += ["", "The mean target under other estimates of the peers K (one per run from the multihomed lab's pools "
+              "at the window's end, mean over runs) against the single router's mean distinct gateways:"]
+    for r in results:
+        if r["dist_kind"] == "single":
+            continue
+        runs = [run for run in r["runs"] if complete(r, run)]
+        ests = [peer_estimates(run["samples"][-1]["pools"]) for run in runs]
+        ref_row = table.get((r["n"], "single router"))
+        ref = statistics.fmean(distinct(ls) for ls, _ in ref_row["sets"]) if ref_row and ref_row["sets"] else float("nan")
+        if ests and ests[0]:
+            lines.append(f"{r['n']:>3} single router {ref:.2f}; " + "; ".join(
+                f"{k} {statistics.fmean(e[k] for e in ests if e):.2f}" for k in ests[0]))
     lines += ["", "Labs: " + "; ".join(
         f"{r['dist_kind']} N={r['n']}: {len(r['runs'])} runs, {sum(complete(r, x) for x in r['runs'])} complete, "
         f"ready {statistics.median(x['ready_s'] for x in r['runs']):.0f} s (median), window {r['window_s']:.0f} s, "
