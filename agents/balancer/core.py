@@ -21,7 +21,7 @@ router, make that router publish or not). Rules, from Proposal 140 and what i2pd
   its New Session Replies, and after 12 of them (``ECIESX25519_NSR_NUM_GENERATED_TAGS``) the
   survivor cannot read that client any more (docs/i2p-proposal-140.md). Tunnels that went through
   a router before it restarted stay excluded after it is back (its transit tunnels are gone);
-* for ``reannounce_for`` seconds after a router is lost or comes (back) up, the same leases are handed
+* for ``reannounce_for`` seconds after a router is lost or comes back up, the same leases are handed
   out again every ``reannounce_every`` seconds under a newer ``published`` (a *re-announcement*). i2pd 2.45.1
   keeps the path (outbound tunnel, client lease) of each session for 30 s or 100 messages
   (``ROUTING_PATH_EXPIRATION_TIMEOUT``), and I2CP datagrams carry no acknowledgement, so a router
@@ -111,7 +111,8 @@ class BalancerCore:
         state.sessions += 1
         state.identity = identity or state.identity
         state.carried = carried
-        self._unsettle(now)
+        if state.sessions > 1:  # a router that comes back (its first session is the bring-up: no clients yet)
+            self._unsettle(now)
         return self._choose_publishers()
 
     def router_down(self, router: str, now: float) -> list[Action]:

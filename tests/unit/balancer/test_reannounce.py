@@ -62,6 +62,17 @@ def test_without_reannouncing_a_restored_router_changes_nothing() -> None:
     assert not any(answers(c.tick(T0 + t)) for t in range(532, 720))
 
 
+def test_the_first_bring_up_is_not_reannounced() -> None:
+    """Routers coming up for the first time carry no client sessions yet, and the publication-load
+    experiments count the floodfill stores from there on."""
+    c = BalancerCore(build=KEYS.lease_set, policy=Primary(), reannounce_every=5.0)
+    for i, name in enumerate(("r1", "r2", "r3", "r4"), start=1):
+        c.router_up(name, T0)
+        c.leases_requested(name, leases(i), T0)
+    assert not any(answers(c.tick(T0 + t)) for t in range(20, 300))
+    assert c.status()["reannouncements"] == 0
+
+
 def test_no_reannouncements_in_steady_state() -> None:
     c = settled(reannounce_every=5.0)
     assert not any(answers(c.tick(T0 + t)) for t in range(400, 1000, 5))
