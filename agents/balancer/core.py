@@ -22,7 +22,8 @@ router, make that router publish or not). Rules, from Proposal 140 and what i2pd
   survivor cannot read that client any more (docs/i2p-proposal-140.md). Tunnels that went through
   a router before it restarted stay excluded after it is back (its transit tunnels are gone);
 * for ``reannounce_for`` seconds after a router is lost or comes back up, the same leases are handed
-  out again every ``reannounce_every`` seconds under a newer ``published`` (a *re-announcement*). i2pd 2.45.1
+  again every ``reannounce_every`` seconds, under a newer ``published``, to the routers whose leases
+  they are (a *re-announcement*; a publishing standby keeps its copy, so floodfills see no more). i2pd 2.45.1
   keeps the path (outbound tunnel, client lease) of each session for 30 s or 100 messages
   (``ROUTING_PATH_EXPIRATION_TIMEOUT``), and I2CP datagrams carry no acknowledgement, so a router
   answering a client through a lease that just died loses every answer until then. A session that
@@ -201,10 +202,17 @@ class BalancerCore:
             return []
         if now - self.last_build_at < (self.reannounce_every or 0) or not self._live():
             return []
+        # only the routers whose leases are published hold client sessions; the others (a publishing
+        # standby under `primary`) keep the older copy, so the floodfills are not sent one every 20 s
+        published = {lease_key(x) for x in self.current.leases}
+        carriers = [n for n in self._live() if published & {lease_key(x) for x in self.routers[n].leases}]
+        if not carriers:
+            return []
         self.reannouncements += 1
-        return self._build_and_hand_out(self.current.leases, now)
+        return self._build_and_hand_out(self.current.leases, now, to=carriers, new_content=False)
 
-    def _build_and_hand_out(self, chosen: tuple[Lease2, ...], now: float) -> list[Action]:
+    def _build_and_hand_out(self, chosen: tuple[Lease2, ...], now: float, to: Sequence[str] | None = None,
+                            new_content: bool = True) -> list[Action]:
         published = int(now)
         if self.current is not None and published <= self.current.published:
             published = self.current.published + 1
@@ -212,9 +220,9 @@ class BalancerCore:
         for state in self.routers.values():  # from now on the policy's own memory decides
             state.carried = False
         self.last_build_at = now
-        self.publications += 1
+        self.publications += new_content
         self.pending = False
-        return [self._answer(name, self.current) for name in self._live()]
+        return [self._answer(name, self.current) for name in (self._live() if to is None else to)]
 
     def _answer(self, router: str, lease_set: LeaseSet2) -> AnswerLeaseSet:
         self.routers[router].answers += 1

@@ -31,10 +31,11 @@ def answers(actions: list[object]) -> dict[str, object]:
     return {a.router: a.lease_set for a in actions if isinstance(a, AnswerLeaseSet)}
 
 
-def test_a_restored_router_makes_every_router_get_the_same_leases_again_every_few_seconds() -> None:
+def test_a_restored_router_makes_the_carrier_get_the_same_leases_again_every_few_seconds() -> None:
     c = settled(reannounce_every=5.0)
     c.router_down("r2", T0 + 500)  # a standby dies: r1's leases stay published
     before = c.current
+    publications = c.status()["publications"]
     assert before is not None
     c.router_up("r2", T0 + 530)
     c.leases_requested("r2", leases(2), T0 + 531)
@@ -42,7 +43,7 @@ def test_a_restored_router_makes_every_router_get_the_same_leases_again_every_fe
     for t in range(532, 720):
         out = answers(c.tick(T0 + t))
         if out:
-            assert set(out) == {"r1", "r2", "r3", "r4"}  # every live router, so the carrier too
+            assert set(out) == {"r1"}  # the carrier: the one router whose leases are published
             seen.append((t, next(iter(out.values()))))
     times = [t for t, _ in seen]
     assert times and times[0] - 530 <= 6 and max(b - a for a, b in zip(times, times[1:])) <= 6
@@ -52,6 +53,18 @@ def test_a_restored_router_makes_every_router_get_the_same_leases_again_every_fe
     for _, ls in seen:  # the same leases, the carrier's: no client is moved
         assert {lease_key(x) for x in ls.leases} == {lease_key(x) for x in before.leases}
     assert c.status()["reannouncements"] == len(seen)
+    assert c.status()["publications"] == publications  # no new content: not counted as a publication
+
+
+def test_under_fair_share_every_router_with_published_leases_gets_them() -> None:
+    c = BalancerCore(build=KEYS.lease_set, reannounce_every=5.0)  # fair_share: every router's leases
+    for i, name in enumerate(("r1", "r2", "r3"), start=1):
+        c.router_up(name, T0)
+        c.leases_requested(name, leases(i), T0)
+    c.tick(T0 + 400)
+    c.router_down("r3", T0 + 500)
+    out = [answers(c.tick(T0 + t)) for t in range(501, 530)]
+    assert {"r1", "r2"} in [set(x) for x in out if x]
 
 
 def test_without_reannouncing_a_restored_router_changes_nothing() -> None:
