@@ -128,7 +128,7 @@ def keep_logs(lab: Lab, m: I2pLab, folder: Path) -> None:
 
 
 CONFIGS = {"handover-transit": "handover,\nhosting routers carry transit",
-           "handover-notransit": "handover,\nno transit on hosting routers",
+           "handover-notransit": "handover, no transit,\nno re-announcements",
            "handover-reannounce": "handover, no transit,\nre-announcements", "plain": "no handover"}
 
 
@@ -169,7 +169,7 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
              f"{'config':<42} {'crashes':>7} {'clients':>7} {'<=10 s':>6} {'recovery s median / p95 [range]':>32} "
              f"{'answered after, median [range]':>32}   lost between crashes   each crash's recovery (s; - = not "
              "within the observation)"]
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.6), sharey=True, gridspec_kw={"width_ratios": [3, 1.2]})
     present = sorted({config_of(r) for r in results}, key=lambda c: (list(CONFIGS).index(c.partition("@")[0]), c))
     never = max([run.get("observe_s", 30.0) for r in results for run in r["runs"]] + [30.0]) + 3
     for i, config in enumerate(present):
@@ -180,6 +180,7 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
         probes = max(len(run.get("clients", {"c1": 0})) for run in runs)
         lost = [sum(run["lost_before_next"].values()) for run in runs if "lost_before_next" in run]
         lost_text = f"{sum(lost)} in {len(lost)}" if lost else "-"
+        bx.scatter(lost, [i] * len(lost), s=40, alpha=0.6, color="C3")
         lines.append(f"{label(config).replace(chr(10), ' '):<42} {len(runs):>7} {probes:>7} {sum(x <= 10 for x in done):>6} "
                      f"{spread(done):>32} {spread(answered, '.2f', tail=False):>32}   {lost_text:>20}   "
                      + " ".join("-" if x is None else f"{x:.1f}" for x in recs))
@@ -208,6 +209,9 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     runs = sum(len(r["runs"]) for r in results)
     ax.set_title(f"Stock clients keeping their sessions, carrying router crashed ({runs} crashes)", fontsize=10)
     ax.legend(fontsize=8, loc="center right", bbox_to_anchor=(0.9, 0.5))
+    bx.set_xlabel("requests lost between two crashes\n(all clients, one dot per interval)", fontsize=8)
+    bx.set_xlim(left=-15)
+    bx.set_title("between crashes", fontsize=10)
     return save_report(fig, "\n".join(lines), out, "i2p_handover")
 
 
