@@ -39,6 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.balancer.control import query_status  # noqa: E402
+from agents.balancer.occupancy import estimate_peers, occupancy_mean  # noqa: E402
 from agents.balancer.policy import GatewayAware, fair_share  # noqa: E402
 from agents.balancer.structures import Lease2  # noqa: E402
 from testbed.i2p import observe  # noqa: E402
@@ -193,11 +194,44 @@ def rows(results: list[dict[str, Any]]) -> dict[tuple[int, str], dict[str, Any]]
     return out
 
 
-def jaccard(published: list[list[Any]], pools: dict[str, list[list[Any]]]) -> float:
-    """Mean overlap of each router's pool gateways with the LeaseSet's (not visible to an observer)."""
+def overlap(published: list[list[Any]], pools: dict[str, list[list[Any]]]) -> tuple[float, float, float]:
+    """Mean overlap of each router's pool gateways G with the LeaseSet's L (not visible to an observer
+    who sees only LeaseSets): Jaccard |G∩L|/|G∪L|, the share of the pool's gateways that are published
+    |G∩L|/|G|, and the share of the LeaseSet's gateways that are the router's own |G∩L|/|L|. One router
+    publishing its own pool has 1, 1, 1."""
     gws = {x[0] for x in published}
-    vals = [len(p & gws) / len(p | gws) for p in ({x[0] for x in pool} for pool in pools.values()) if p]
-    return statistics.fmean(vals) if vals else float("nan")
+    sets = [p for p in ({x[0] for x in pool} for pool in pools.values()) if p]
+    if not sets or not gws:
+        return float("nan"), float("nan"), float("nan")
+    return (statistics.fmean(len(p & gws) / len(p | gws) for p in sets),
+            statistics.fmean(len(p & gws) / len(p) for p in sets),
+            statistics.fmean(len(p & gws) / len(gws) for p in sets))
+
+
+def peer_estimates(pools: dict[str, list[list[Any]]]) -> dict[str, float]:
+    """The mean target (distinct gateways one router would show with the LeaseSet's T tunnels) under each
+    way of estimating the peers K a router picks from, from what the balancer sees: the pools' gateways."""
+    gws = [x[0] for pool in pools.values() for x in pool]
+    if not gws:
+        return {}
+    counts = Counter(gws)
+    tunnels, seen = min(16, len(gws)), len(counts)
+    singles, doubles = sum(v == 1 for v in counts.values()), sum(v == 2 for v in counts.values())
+    chao1 = seen + (singles * singles / (2 * doubles) if doubles else singles * (singles - 1) / 2)
+    per_router = [(len(p), len({x[0] for x in p})) for p in pools.values() if p]
+    draws = statistics.fmean(t for t, _ in per_router)
+    distinct_each = statistics.fmean(d for _, d in per_router)
+    # K from the repeats within one router's own pool (i2pd's picks as one router makes them): the K at which
+    # `draws` uniform picks show `distinct_each` gateways on average (bisection), at most the K seen
+    lo, hi = 1.0, float(seen)
+    for _ in range(60 if distinct_each < draws else 0):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if occupancy_mean(round(draws), mid) < distinct_each else (lo, mid)  # type: ignore[arg-type]
+    k_own = hi
+    return {"K seen (default)": occupancy_mean(tunnels, seen),
+            "K moment estimate": occupancy_mean(tunnels, estimate_peers(len(gws), seen)),
+            "K Chao1": occupancy_mean(tunnels, max(1, round(chao1))),
+            "K from one router's repeats": occupancy_mean(tunnels, max(1, round(k_own)))}
 
 
 def spread(xs: list[int]) -> str:
@@ -222,7 +256,7 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
              "chi-square power 0.8 at 5 % (pow) and Wald's SPRT at 5 %/5 % (sprt); floor: the median sprt figure "
              "two samples of 10 drawn from the single router's own histogram give by chance.",
              f"{'N':>3} {'row':<44} {'runs':>4} {'leases':>6} {'gateways / LeaseSet (mean ± sd [range])':<30} "
-             f"{'pool∩LS':>7} {'chi2 (df, p)':>20} {'perm p':>7} {'pow':>6} {'sprt':>6}   per-run counts"]
+             f"{'pool∩LS':>7} {'G∩L/G':>6} {'G∩L/L':>6} {'chi2 (df, p)':>20} {'perm p':>7} {'pow':>6} {'sprt':>6}   per-run counts"]
     for n in sizes:
         ref_row = table.get((n, "single router"))
         ref = Counter(distinct(ls) for ls, _ in ref_row["sets"]) if ref_row else None
@@ -240,11 +274,25 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
                 pw = f"{observations_needed(c, ref):.0f}"
                 sp = f"{sprt_observations(c, ref):.0f}"
             lines.append(f"{n:>3} {label:<44} {len(obs):>4} {statistics.fmean(len(ls) for ls, _ in row['sets']):>6.1f} "
-                         f"{spread(obs):<30} {statistics.fmean(jaccard(ls, p) for ls, p in row['sets']):>7.2f} "
-                         f"{test:>20} {perm:>7} {pw:>6} {sp:>6}   {dict(sorted(c.items()))}")
+                         f"{spread(obs):<30} "
+                         + " ".join(f"{statistics.fmean(v):>{w}.2f}" for v, w in
+                                    zip(zip(*(overlap(ls, p) for ls, p in row["sets"])), (7, 6, 6)))
+                         + f" {test:>20} {perm:>7} {pw:>6} {sp:>6}   {dict(sorted(c.items()))}")
         if ref:
             lines.append(f"{n:>3}   floor: sprt {sprt_floor(ref, 10):.0f} for two samples drawn from the single "
                          "router's own histogram (the same law)")
+    lines += ["", "The mean target under other estimates of the peers K (one per run from the multihomed lab's pools "
+              "at the window's end, mean over runs) against the single router's mean distinct gateways:"]
+    for r in results:
+        if r["dist_kind"] == "single":
+            continue
+        runs = [run for run in r["runs"] if complete(r, run)]
+        ests = [peer_estimates(run["samples"][-1]["pools"]) for run in runs]
+        ref_row = table.get((r["n"], "single router"))
+        ref = statistics.fmean(distinct(ls) for ls, _ in ref_row["sets"]) if ref_row and ref_row["sets"] else float("nan")
+        if ests and ests[0]:
+            lines.append(f"{r['n']:>3} single router {ref:.2f}; " + "; ".join(
+                f"{k} {statistics.fmean(e[k] for e in ests if e):.2f}" for k in ests[0]))
     lines += ["", "Labs: " + "; ".join(
         f"{r['dist_kind']} N={r['n']}: {len(r['runs'])} runs, {sum(complete(r, x) for x in r['runs'])} complete, "
         f"ready {statistics.median(x['ready_s'] for x in r['runs']):.0f} s (median), window {r['window_s']:.0f} s, "

@@ -8,8 +8,10 @@ the requests is crashed; ``--observe`` seconds later it is restored, and once it
 next crash (of the new carrier) follows, ``--cycles`` times per lab.  ``handover`` labs run the backend's
 handover (docs/i2p-proposal-140.md), ``plain`` labs the same balancer with ``--no-handover``;
 ``--notransit`` makes the hosting routers refuse transit tunnels (lab ``hosting_transit: false``), so no
-client's own tunnel can die with a hosting router.  Recovery = seconds from the crash until every later
-request of every probing client (within the observation) was answered.
+client's own tunnel can die with a hosting router; ``--reannounce 0`` turns off the balancer's
+re-announcements after a fault (on by default).  Recovery = seconds from the crash until every later
+request of every probing client (within the observation) was answered; the requests lost between one
+crash's observation and the next crash (a restored router's return) are counted too.
 
     sudo .venv/bin/python experiments/i2p_handover.py -o reports/i2p/handover-nt --labs handover --cycles 10 --probes 3 --notransit
 """
@@ -39,13 +41,13 @@ TIMEOUT_S = 5.0
 
 
 def lab_model(name: str, kind: str, loglevel: str = "info", notransit: bool = False, transit: int = 0,
-              hosting: int = 2) -> I2pLab:
+              hosting: int = 2, reannounce: float = 5.0) -> I2pLab:
     # 3 client routers: in a network of 4 routers, most tunnels of the client and of the survivor go
     # through the crashed router and die with it.  notransit: the hosting routers carry no other router's
     # tunnel, so a hosting router's crash cannot break a client's own tunnels
     return I2pLab(name=name, hosting=hosting, clients=3, floodfills=2, transit=transit, hosting_transit=not notransit,
                   seed=f"exp-{name}", loglevel=loglevel,
-                  balancer=BalancerOptions(policy="primary", handover=kind == "handover"))
+                  balancer=BalancerOptions(policy="primary", handover=kind == "handover", reannounce_s=reannounce))
 
 
 def crash_result(logs: dict[str, Path], fault_at: float, observe_s: float) -> dict[str, Any]:
@@ -72,9 +74,9 @@ def lost_between(logs: dict[str, Path], start: float, end: float) -> dict[str, i
 
 def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, out: Path,
            loglevel: str = "info", probes: int = 1, notransit: bool = False, transit: int = 0,
-           hosting: int = 2) -> None:
+           hosting: int = 2, reannounce: float = 5.0) -> None:
     name = f"{prefix}{kind[0]}{index}"
-    m = lab_model(name, kind, loglevel, notransit, transit, hosting)
+    m = lab_model(name, kind, loglevel, notransit, transit, hosting, reannounce)
     lab = Lab.deploy(m)
     runs: list[dict[str, Any]] = []
     try:
@@ -105,7 +107,8 @@ def worker(kind: str, index: int, cycles: int, observe_s: float, prefix: str, ou
             while time.time() < deadline and not observe.rejoined(lab, m, victim):
                 time.sleep(1)
             out.write_text(json.dumps({"handover_kind": kind, "lab": name, "notransit": notransit, "hosting": hosting,
-                                       "transit": transit, "probes": len(logs), "runs": runs}))
+                                       "transit": transit, "probes": len(logs), "reannounce_s": reannounce,
+                                       "runs": runs}))
     finally:
         keep_logs(lab, m, out.with_suffix(""))
         lab.destroy()
@@ -125,13 +128,15 @@ def keep_logs(lab: Lab, m: I2pLab, folder: Path) -> None:
 
 
 CONFIGS = {"handover-transit": "handover,\nhosting routers carry transit",
-           "handover-notransit": "handover,\nno transit on hosting routers", "plain": "no handover"}
+           "handover-notransit": "handover, no transit,\nno re-announcements",
+           "handover-reannounce": "handover, no transit,\nre-announcements", "plain": "no handover"}
 
 
 def config_of(result: dict[str, Any]) -> str:
     """CONFIGS key, with ``@N`` for labs with other than 2 hosting routers."""
     base = "plain" if result["handover_kind"] != "handover" else \
-        "handover-notransit" if result.get("notransit") else "handover-transit"
+        "handover-transit" if not result.get("notransit") else \
+        "handover-reannounce" if result.get("reannounce_s") else "handover-notransit"
     return base if result.get("hosting", 2) == 2 else f"{base}@{result['hosting']}"
 
 
@@ -140,11 +145,18 @@ def label(config: str) -> str:
     return CONFIGS[base] + (f", N = {n}" if n else "")
 
 
-def spread(values: list[float], spec: str = ".1f") -> str:
-    """median [min-max] of what happened (``-`` when nothing did)."""
+def p95(values: list[float]) -> float:
+    """The 95th percentile (nearest rank: of 10 values, the largest)."""
+    ordered = sorted(values)
+    return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+
+
+def spread(values: list[float], spec: str = ".1f", tail: bool = True) -> str:
+    """median / p95 [min-max] of what happened (without ``tail``: median [min-max]; ``-`` when nothing did)."""
     if not values:
         return "-"
-    return f"{statistics.median(values):{spec}} [{min(values):{spec}}-{max(values):{spec}}]"
+    p = f" / {p95(values):{spec}}" if tail else ""
+    return f"{statistics.median(values):{spec}}{p} [{min(values):{spec}}-{max(values):{spec}}]"
 
 
 def report(results: list[dict[str, Any]], out: Path) -> str:
@@ -154,9 +166,10 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
 
     lines = ["Continuity with stock clients that keep their sessions (SAM DATAGRAM, primary policy, N = 2 hosting routers unless said): the "
              "carrying router crashes; recovery = until every later request of every probing client is answered",
-             f"{'config':<42} {'crashes':>7} {'clients':>7} {'<=10 s':>6} {'recovery s median [range]':>26} "
-             f"{'answered after':>20}   each crash's recovery (s; - = not within the observation)"]
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+             f"{'config':<42} {'crashes':>7} {'clients':>7} {'<=10 s':>6} {'recovery s median / p95 [range]':>32} "
+             f"{'answered after, median [range]':>32}   lost between crashes   each crash's recovery (s; - = not "
+             "within the observation)"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.6), sharey=True, gridspec_kw={"width_ratios": [3, 1.2]})
     present = sorted({config_of(r) for r in results}, key=lambda c: (list(CONFIGS).index(c.partition("@")[0]), c))
     never = max([run.get("observe_s", 30.0) for r in results for run in r["runs"]] + [30.0]) + 3
     for i, config in enumerate(present):
@@ -165,8 +178,11 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
         done = [x for x in recs if x is not None]
         answered = [run["answered_after_fault"] for run in runs if run.get("answered_after_fault") is not None]
         probes = max(len(run.get("clients", {"c1": 0})) for run in runs)
+        lost = [sum(run["lost_before_next"].values()) for run in runs if "lost_before_next" in run]
+        lost_text = f"{sum(lost)} in {len(lost)}" if lost else "-"
+        bx.scatter(lost, [i] * len(lost), s=40, alpha=0.6, color="C3")
         lines.append(f"{label(config).replace(chr(10), ' '):<42} {len(runs):>7} {probes:>7} {sum(x <= 10 for x in done):>6} "
-                     f"{spread(done):>26} {spread(answered, '.2f'):>20}   "
+                     f"{spread(done):>32} {spread(answered, '.2f', tail=False):>32}   {lost_text:>20}   "
                      + " ".join("-" if x is None else f"{x:.1f}" for x in recs))
         each = [c["recovery_s"] for run in runs for c in run.get("clients", {}).values()]
         ax.scatter([x if x is not None else never for x in each], [i + 0.12] * len(each), s=12, alpha=0.5,
@@ -193,6 +209,9 @@ def report(results: list[dict[str, Any]], out: Path) -> str:
     runs = sum(len(r["runs"]) for r in results)
     ax.set_title(f"Stock clients keeping their sessions, carrying router crashed ({runs} crashes)", fontsize=10)
     ax.legend(fontsize=8, loc="center right", bbox_to_anchor=(0.9, 0.5))
+    bx.set_xlabel("requests lost between two crashes\n(all clients, one dot per interval)", fontsize=8)
+    bx.set_xlim(left=-15)
+    bx.set_title("between crashes", fontsize=10)
     return save_report(fig, "\n".join(lines), out, "i2p_handover")
 
 
@@ -211,11 +230,14 @@ def main() -> int:
     p.add_argument("--transit", type=int, default=0, help="plain transit routers added to each lab")
     p.add_argument("--hosting", type=int, default=2, help="hosting routers per lab (N; the primary policy "
                    "publishes one router's leases, the others are standbys)")
+    p.add_argument("--reannounce", type=float, default=5.0, metavar="S",
+                   help="the balancer's re-announcements after a fault, every S seconds (lab balancer.reannounce_s; "
+                        "0: off, as before the fix of docs/i2p-proposal-140.md 2b)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "INDEX"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), args.cycles, args.observe, args.prefix, args.out,
-               args.loglevel, args.probes, args.notransit, args.transit, args.hosting)
+               args.loglevel, args.probes, args.notransit, args.transit, args.hosting, args.reannounce)
         return 0
     args.output.mkdir(parents=True, exist_ok=True)
     if args.report_only:
@@ -225,7 +247,8 @@ def main() -> int:
         results = run_workers("i2p_handover", jobs, args.output,
                               ["--cycles", str(args.cycles), "--observe", str(args.observe), "--prefix", args.prefix,
                                "--loglevel", args.loglevel, "--probes", str(args.probes),
-                               "--transit", str(args.transit), "--hosting", str(args.hosting)] + (["--notransit"] if args.notransit else []))
+                               "--transit", str(args.transit), "--hosting", str(args.hosting),
+                               "--reannounce", str(args.reannounce)] + (["--notransit"] if args.notransit else []))
     print(report(results, args.output))
     return 0
 

@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--gateways", type=int, default=None,
                        help="gateway_aware: distinct inbound gateways to publish (default: what one router "
                             "with as many tunnels shows, its gateways drawn from the peers the routers use)")
+        p.add_argument("--reannounce-every", type=float, default=5.0, metavar="S",
+                       help="after a router is lost or comes back, hand the same leases out again every S "
+                            "seconds under a newer published time, so each router re-checks the path of "
+                            "every client session (i2pd keeps a dead one 30 s); 0: never (default 5)")
+        p.add_argument("--reannounce-for", type=float, default=180.0, metavar="S",
+                       help="for how long after such an event (default 180: while the sessions a handover "
+                            "opened are young and lose sync after a few tens of lost answers)")
 
     def tunnels(p: argparse.ArgumentParser) -> None:
         p.add_argument("--option", type=_option, action="append", default=[], help="I2CP option KEY=VALUE")
@@ -107,7 +114,8 @@ async def _main(args: argparse.Namespace) -> None:
     options = {**DEFAULT_OPTIONS, **dict(getattr(args, "option", []))}
     if args.command == "run":
         service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval,
-                                  policy=make_policy(args.policy, args.gateways))
+                                  policy=make_policy(args.policy, args.gateways),
+                                  reannounce_every=args.reannounce_every, reannounce_for=args.reannounce_for)
         backend = EchoBackend(keys, handover=Handover() if args.handover else None)
         frontends = [Frontend(n, h, p, keys, service, backend, options) for n, h, p in args.router]
 
@@ -117,7 +125,8 @@ async def _main(args: argparse.Namespace) -> None:
         await _serve(args, status, [service.run(), backend.run(), *(f.run() for f in frontends)])
     elif args.command == "balancer":
         service = BalancerService(keys, args.publisher, args.publish_count, args.min_interval,
-                                  policy=make_policy(args.policy, args.gateways), hold_s=args.hold)
+                                  policy=make_policy(args.policy, args.gateways), hold_s=args.hold,
+                                  reannounce_every=args.reannounce_every, reannounce_for=args.reannounce_for)
         await serve_balancer(args.listen, service)
         await _serve(args, service.status, [service.run()])
     elif args.command == "frontend":

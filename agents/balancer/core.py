@@ -20,7 +20,20 @@ router, make that router publish or not). Rules, from Proposal 140 and what i2pd
   survivor picks a lease of the LeaseSet attached to that survivor's New Session; a dead one loses
   its New Session Replies, and after 12 of them (``ECIESX25519_NSR_NUM_GENERATED_TAGS``) the
   survivor cannot read that client any more (docs/i2p-proposal-140.md). Tunnels that went through
-  a router before it restarted stay excluded after it is back (its transit tunnels are gone).
+  a router before it restarted stay excluded after it is back (its transit tunnels are gone);
+* for ``reannounce_for`` seconds after a router is lost or comes back up, the same leases are handed
+  again every ``reannounce_every`` seconds, under a newer ``published``, to the routers whose leases
+  they are (a *re-announcement*; a publishing standby keeps its copy, so floodfills see no more). i2pd 2.45.1
+  keeps the path (outbound tunnel, client lease) of each session for 30 s or 100 messages
+  (``ROUTING_PATH_EXPIRATION_TIMEOUT``), and I2CP datagrams carry no acknowledgement, so a router
+  answering a client through a lease that just died loses every answer until then. A session that
+  a handover opened moments ago accepts only 24 + n/4 tags beyond the last one it read (n: messages
+  read, ``ECIESX25519_MIN_NUM_GENERATED_TAGS``); once more answers than that are lost, the client
+  cannot read that router at all any more (``Can't handle ECIES-X25519-AEAD-Ratchet message``) until
+  its session is replaced. A router given a new LeaseSet attaches it to its next message in every
+  session, with an acknowledgement request; when the acknowledgement has not come back 4 s later
+  (``LEASET_CONFIRMATION_TIMEOUT``), it drops that session's path and picks another lease. So
+  re-announcements bound a dead path to about ``reannounce_every`` + 4 s while the sessions are young.
 """
 
 from __future__ import annotations
@@ -86,6 +99,10 @@ class BalancerCore:
     # a balancer process that may have started again builds nothing before this time: its frontends
     # reconnect within a second or so, each saying whether its router carried the published LeaseSet
     hold_until: float | None = None
+    reannounce_every: float | None = None  # seconds between re-announcements (None: never); see the module doc
+    reannounce_for: float = 180.0
+    reannounce_until: float | None = None
+    reannouncements: int = 0
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -95,6 +112,8 @@ class BalancerCore:
         state.sessions += 1
         state.identity = identity or state.identity
         state.carried = carried
+        if state.sessions > 1:  # a router that comes back (its first session is the bring-up: no clients yet)
+            self._unsettle(now)
         return self._choose_publishers()
 
     def router_down(self, router: str, now: float) -> list[Action]:
@@ -105,6 +124,7 @@ class BalancerCore:
             self.dead |= through
             lost |= through
         state.up, state.leases, state.publishing = False, (), False
+        self._unsettle(now)
         # A LeaseSet that points at a dead router is replaced at once, whatever min_interval says: the
         # survivors attach it to what they send (the handover to them depends on it), and i2pd paces
         # its own floodfill publications anyway.
@@ -125,14 +145,16 @@ class BalancerCore:
             state.leases = tuple(lease for lease in state.leases if lease.end_s > int(now))
         offered = {lease_key(x) for s in self.routers.values() for x in s.leases}
         self.dead &= offered  # a dead tunnel no router offers any more is forgotten
-        return self._refresh(now, requester=None)
+        return self._refresh(now, requester=None) or self._reannounce_due(now)
 
     def next_deadline(self) -> float | None:
-        """When :meth:`tick` must run next for a deferred publication (None: nothing waits)."""
+        """When :meth:`tick` must run next for a deferred publication or a re-announcement (None: nothing waits)."""
         if self.pending and self.current is None and self.hold_until is not None:
             return self.hold_until
         if self.pending and self.last_build_at is not None:
             return self.last_build_at + self.min_interval
+        if self.reannounce_until is not None and self.last_build_at is not None and self.reannounce_every:
+            return min(self.last_build_at + self.reannounce_every, self.reannounce_until)
         return None
 
     # -- decisions ------------------------------------------------------------------------------
@@ -164,7 +186,33 @@ class BalancerCore:
             return [self._answer(requester, self.current)]
         return []
 
-    def _build_and_hand_out(self, chosen: tuple[Lease2, ...], now: float) -> list[Action]:
+    def _unsettle(self, now: float) -> None:
+        if self.reannounce_every:
+            self.reannounce_until = now + self.reannounce_for
+
+    def _reannouncing(self, now: float | None) -> bool:
+        return (self.reannounce_every is not None and self.reannounce_every > 0 and self.current is not None
+                and now is not None and self.reannounce_until is not None and now < self.reannounce_until)
+
+    def _reannounce_due(self, now: float) -> list[Action]:
+        """The same leases again under a newer ``published``, while the routers' sessions are young."""
+        if self.reannounce_until is not None and now >= self.reannounce_until:
+            self.reannounce_until = None  # the window is over: no deadline any more
+        if not self._reannouncing(now) or self.pending or self.current is None or self.last_build_at is None:
+            return []
+        if now - self.last_build_at < (self.reannounce_every or 0) or not self._live():
+            return []
+        # only the routers whose leases are published hold client sessions; the others (a publishing
+        # standby under `primary`) keep the older copy, so the floodfills are not sent one every 20 s
+        published = {lease_key(x) for x in self.current.leases}
+        carriers = [n for n in self._live() if published & {lease_key(x) for x in self.routers[n].leases}]
+        if not carriers:
+            return []
+        self.reannouncements += 1
+        return self._build_and_hand_out(self.current.leases, now, to=carriers, new_content=False)
+
+    def _build_and_hand_out(self, chosen: tuple[Lease2, ...], now: float, to: Sequence[str] | None = None,
+                            new_content: bool = True) -> list[Action]:
         published = int(now)
         if self.current is not None and published <= self.current.published:
             published = self.current.published + 1
@@ -172,9 +220,9 @@ class BalancerCore:
         for state in self.routers.values():  # from now on the policy's own memory decides
             state.carried = False
         self.last_build_at = now
-        self.publications += 1
+        self.publications += new_content
         self.pending = False
-        return [self._answer(name, self.current) for name in self._live()]
+        return [self._answer(name, self.current) for name in (self._live() if to is None else to)]
 
     def _answer(self, router: str, lease_set: LeaseSet2) -> AnswerLeaseSet:
         self.routers[router].answers += 1
@@ -204,6 +252,7 @@ class BalancerCore:
             "publications": self.publications,
             "pending": self.pending,
             "dead_tunnels": len(self.dead),
+            "reannouncements": self.reannouncements,
             "current": None
             if current is None
             else {

@@ -35,6 +35,8 @@ class BalancerService:
         clock: Callable[[], float] = time.time,
         policy: Policy = fair_share,
         hold_s: float = 0.0,
+        reannounce_every: float | None = None,
+        reannounce_for: float = 180.0,
     ) -> None:
         self.keys = keys
         self.core = BalancerCore(
@@ -44,6 +46,8 @@ class BalancerService:
             min_interval=min_interval,
             policy=policy,
             hold_until=clock() + hold_s if hold_s else None,
+            reannounce_every=reannounce_every or None,
+            reannounce_for=reannounce_for,
         )
         self.clock = clock
         self.handles: dict[str, RouterHandle] = {}

@@ -96,6 +96,7 @@ def balancer_services(lab: I2pLab) -> tuple[list[Process], dict[str, list[Proces
                                 "--publish-count", str(lab.balancer.publish_count),
                                 "--min-interval", str(lab.balancer.min_interval),
                                 "--policy", lab.balancer.policy,
+                                "--reannounce-every", f"{lab.balancer.reannounce_s:g}",
                                 *(("--gateways", str(lab.balancer.gateways)) if lab.balancer.gateways else ()),
                                 *[a for r in hosting[:lab.balancer.publish_count] for a in ("--publisher", r)]],
                    ready="{node_dir}/control.sock")]
