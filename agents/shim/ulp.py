@@ -19,15 +19,16 @@ The daemon asks the kernel for the TCP sockets of its own network namespace (soc
 connection between the ULIDs of a context.  The engine treats a report as a suspicion on the
 pair in use (``reap``), which a REAP probe confirms or clears.
 
-A timeout is reported only once the connection also *hears nothing*: REAP's own rule (RFC 5534
-Send Timeout: sending without receiving), per connection.  Under random loss on a working path
-TCP times out often (measured: 86 suspicions a minute at 5 % loss with RFC timers), but the
+A timeout is reported only once the connection also *hears nothing* after it: REAP's own rule
+(RFC 5534 Send Timeout: sending without receiving), per connection.  Under random loss on a
+working path TCP times out often (measured at 5 % loss with RFC timers: ~150 timeouts a minute,
+whose ACK gaps before them were 20-240 ms, so the gap alone tells nothing), but the
 retransmission's ACK comes back within a round trip; after a real failure nothing does.  So a
-new timeout is *pending* until either an ACK arrives after it (``tcpi_last_ack_recv``, the time
-since the connection last received an ACK, dupACKs included: dropped, counted as answered) or the
-connection has heard no ACK for ``quiet_after`` (twice its smoothed RTT, at least
-``ULP_QUIET_MIN``): reported.  After a silent cut the first tail-loss probe already comes two
-round trips after the last ACK, so this costs that case at most one poll.
+new timeout is *pending* until either an ACK arrives after it was seen (``tcpi_last_ack_recv``,
+the time since the connection last received an ACK, dupACKs included: dropped, counted as
+answered) or ``answer_wait`` passed without one (twice the smoothed RTT, at least
+``ULP_ANSWER_WAIT``: about one poll): reported.  That is what a silent failure costs more: one
+poll (20 ms) after its first timeout.
 
 Why sock_diag and not a ``tp_btf/tcp_retransmit_skb`` program: the tracepoint fires in every
 namespace of the machine and reading the socket's namespace and addresses needs the kernel's
@@ -58,7 +59,7 @@ RTO, TLP = "tcp-rto", "tcp-tlp"
 ULP_POLL_INTERVAL = 0.02
 ULP_ACTIVE_WINDOW = 1.0  # a context is watched while it sent data within this window (s)
 ULP_DISCOVER_INTERVAL = 1.0  # a full dump finds the watched pairs' new connections this often (s)
-ULP_QUIET_MIN = 0.02  # a timeout counts once its connection heard no ACK for this long (or 2 SRTT)
+ULP_ANSWER_WAIT = 0.015  # a timeout counts once its connection heard no ACK this long after it (or 2 SRTT)
 ACK_CLOCK_SLACK = 0.006  # tcpi_last_ack_recv is in jiffies (4 ms at HZ 250), rounded to ms
 _NLMSG = struct.Struct("=IHHII")
 _DIAG_MSG_LEN = 72  # struct inet_diag_msg
@@ -80,9 +81,9 @@ class TcpState:
     rtt_us: int = 0  # smoothed round-trip time
     sockid: bytes = b""  # struct inet_diag_sockid: what an exact request for this socket names
 
-    def quiet_after(self) -> float:
-        """How long without any ACK before a timeout of this connection is a failure signal (s)."""
-        return max(ULP_QUIET_MIN, 2 * self.rtt_us / 1e6)
+    def answer_wait(self) -> float:
+        """How long a timeout of this connection waits for an ACK before it is a failure signal (s)."""
+        return max(ULP_ANSWER_WAIT, 2 * self.rtt_us / 1e6)
 
 
 def dump_request(seq: int = 1, sockid: bytes | None = None) -> bytes:
@@ -167,7 +168,7 @@ def _new_timeout(before: TcpState | None, now: TcpState) -> str | None:
 @dataclass
 class LossTracker:
     """Turns successive dumps (taken at ``now``, seconds) into timeouts that count: a new timeout waits
-    until the connection either heard an ACK after it (answered) or heard none for ``quiet_after``."""
+    until the connection either heard an ACK after it (answered) or heard none for ``answer_wait``."""
 
     last: dict[int, TcpState] = field(default_factory=dict)
     pending: dict[int, tuple[str, float]] = field(default_factory=dict)  # cookie -> (kind, first seen)
@@ -194,7 +195,7 @@ class LossTracker:
             if now - quiet > seen + ACK_CLOCK_SLACK:  # an ACK came after the timeout was seen
                 out.append(TcpTimeout(kind, state, answered=True))
                 del self.pending[cookie]
-            elif quiet >= state.quiet_after():
+            elif now - seen >= state.answer_wait():
                 out.append(TcpTimeout(kind, state))
                 del self.pending[cookie]
         self.last = current
