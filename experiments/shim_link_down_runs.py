@@ -1,6 +1,6 @@
 """Distribution of the link-down failover gap over many runs, keeping each run's agent logs.
 
-Runs topologies/shim-vs-mptcp-link-down.yaml (or --scenario) ``--repeat`` times, each in a fresh lab,
+Runs scenarios/shim-vs-mptcp-link-down.yaml (or --scenario) ``--repeat`` times, each in a fresh lab,
 and writes, per run, the scenario report and both shim agents' event logs (``hA.shim``, ``hB.shim``:
 pair changes, TCP timeouts the agent heard, switches) under ``--output``/NN/, so that an outlier can
 be read afterwards.  Prints each run's gap, then min / median / p95 / max for the shim and MPTCP flows.
@@ -33,7 +33,7 @@ from testbed.scenario.load import load_scenario  # noqa: E402
 from testbed.scenario.run import run_loaded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = ROOT / "topologies" / "shim-vs-mptcp-link-down.yaml"
+DEFAULT = ROOT / "scenarios" / "shim-vs-mptcp-link-down.yaml"
 FLOWS = ("shim", "mptcp")
 
 
