@@ -126,7 +126,7 @@ def count(events: list[dict], log: list[dict]) -> dict:
     heard = [e for e in log if e.get("kind") == "tcp-timeout"]
     return {
         "tcp_timeouts": {k: sum(1 for e in heard if e["timeout"] == k) for k in ("tcp-rto", "tcp-tlp")},
-        "tcp_timeouts_answered": sum(e.get("answered", 0) for e in log if e.get("kind") == "tcp-timeouts-answered"),
+        "tcp_timeouts_answered": sum(1 for e in heard if e.get("answered")),  # an ACK followed: no signal
         "late_answers": late_answers(events, switches),
         "switch_causes": [e.get("cause", "") for e in switches],
         "failure_causes": [e.get("cause", "") for e in events if e["kind"] == "failure-detected"],
