@@ -1,6 +1,6 @@
 """Distribution of the link-down failover gap over many runs, keeping each run's agent logs.
 
-Runs topologies/shim-vs-mptcp-link-down.yaml (or --scenario) ``--repeat`` times, each in a fresh lab,
+Runs scenarios/shim-vs-mptcp-link-down.yaml (or --scenario) ``--repeat`` times, each in a fresh lab,
 and writes, per run, the scenario report and both shim agents' event logs (``hA.shim``, ``hB.shim``:
 pair changes, TCP timeouts the agent heard, switches) under ``--output``/NN/, so that an outlier can
 be read afterwards.  Prints each run's gap, then min / median / p95 / max for the shim and MPTCP flows.
@@ -11,7 +11,10 @@ faster than the fault's time stamp: ``failover_ms`` is measured from when the fa
 returned (here up to 50 ms after it took effect) and takes the first gap that *ends* after that;
 a gap that already closed is skipped and the next jitter gap of the run, seconds later, is
 reported instead (the "1-9 s outliers" with both agents switched within 10 ms).
-``--summarize`` prints both from an output directory without running anything.
+Two more bound it on a loaded machine: ``worst_after``, the longest gap in the second after the fault's
+scheduled time (an upper bound of the interruption), and ``worst_before``, the longest gap in a second
+before it, with no fault at all (the machine's own delivery jitter: the floor under every figure).
+``--summarize`` prints all four from an output directory without running anything.
 
     sudo .venv/bin/python experiments/shim_link_down_runs.py --repeat 50 --name sfld
 """
@@ -33,7 +36,7 @@ from testbed.scenario.load import load_scenario  # noqa: E402
 from testbed.scenario.run import run_loaded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = ROOT / "topologies" / "shim-vs-mptcp-link-down.yaml"
+DEFAULT = ROOT / "scenarios" / "shim-vs-mptcp-link-down.yaml"
 FLOWS = ("shim", "mptcp")
 
 
@@ -49,14 +52,26 @@ def interruption_ms(report: dict, flow: str, scheduled: float) -> float:
     return (near[0]["end"] - max(near[0]["start"], scheduled)) * 1000 if near else 0.0
 
 
+def largest_gap_ms(report: dict, flow: str, start: float, end: float) -> float:
+    """The longest delivery gap overlapping [start, end] (its part inside), in ms (0 if none)."""
+    f = next(x for x in report["flows"] if x["name"] == flow)
+    return max([(min(g["end"], end) - max(g["start"], start)) * 1000 for g in f["gaps"]
+                if g["end"] > start and g["start"] < end] or [0.0])
+
+
 def summarize(out: Path, scheduled: float) -> None:
+    """Per flow: ``failover_ms``; the interruption; the longest gap in the second after the fault
+    (``worst_after``, an upper bound of the interruption) and, as this machine's noise floor, the
+    longest gap in a second before it, without any fault (``worst_before``)."""
     rows = []
     for report_file in sorted(out.glob("[0-9]*/report.json")):
         report = json.loads(report_file.read_text())
         rows.append({flow: (next(x for x in report["flows"] if x["name"] == flow)["failovers"][0]["failover_ms"],
-                            interruption_ms(report, flow, scheduled)) for flow in FLOWS})
+                            interruption_ms(report, flow, scheduled),
+                            largest_gap_ms(report, flow, scheduled, scheduled + 1.0),
+                            largest_gap_ms(report, flow, scheduled - 1.2, scheduled - 0.2)) for flow in FLOWS})
     for flow in FLOWS:
-        for i, what in enumerate(("failover_ms", "interruption")):
+        for i, what in enumerate(("failover_ms", "interruption", "worst_after", "worst_before")):
             g = [r[flow][i] if r[flow][i] is not None else float("inf") for r in rows]
             print(f"{flow:<6} {what:<13} runs {len(g):>3}  min {min(g):>6.0f}  median {statistics.median(g):>6.0f}  "
                   f"p95 {pct(g, .95):>6.0f}  max {max(g):>6.0f} ms", flush=True)

@@ -42,7 +42,7 @@ from .observer import Observer
 from .packet import icmp_error
 from .plan import plan_for
 from .sockfilter import Exclusions
-from .ulp import ULP_POLL_INTERVAL, RtoMin, SockDiag
+from .ulp import ULP_ACTIVE_WINDOW, ULP_POLL_INTERVAL, RtoMin, SockDiag
 
 Address = ipaddress.IPv6Address
 ICMP6_DST_UNREACH, ICMP6_PARAM_PROB = 1, 4
@@ -121,14 +121,26 @@ class ShimDaemon:
                                            "error": str(exc)}) + "\n")
 
     def _poll_ulp(self) -> None:
-        """TCP timed out a retransmission between a context's ULIDs: a failure signal on its pair."""
-        for loss in self.ulp.poll(self.engine.ulid_pairs()):
+        """TCP timed out a retransmission between a context's ULIDs and heard nothing since: a failure
+        signal on its pair.  A timeout whose ACK came back (random loss) is only logged."""
+        for loss in self.ulp.poll(self.engine.ulid_pairs(self._active_since()), self.now()):
             st = loss.state
             self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "tcp-timeout", "timeout": loss.kind,
                                        "local": str(st.local), "peer": str(st.peer), "ca_state": st.ca_state,
                                        "backoff": st.backoff, "rto_ms": st.rto_us / 1000,
-                                       "total_retrans": st.total_retrans}) + "\n")
-            self.perform(self.engine.upper_layer_loss(self.now(), loss.local, loss.peer, loss.kind))
+                                       "total_retrans": st.total_retrans, "quiet_ms": st.last_ack_recv_ms,
+                                       "answered": loss.answered}) + "\n")
+            if not loss.answered:
+                self.perform(self.engine.upper_layer_loss(self.now(), loss.local, loss.peer, loss.kind))
+
+    def _active_since(self) -> float | None:
+        """Watch only contexts that sent data lately (TCP times out only while it sends), when the data
+        path's counters or the observer tell; otherwise every context."""
+        counted = self.datapath.mode != "none" or self.observer is not None
+        return self.now() - ULP_ACTIVE_WINDOW if counted else None
+
+    def _ulp_due(self) -> bool:
+        return self.ulp is not None and bool(self.engine.ulid_pairs(self._active_since()))
 
     def _observed(self, observations: list) -> None:
         """Data the data path carried: REAP's inputs (Send Timeout, received on a pair)."""
@@ -193,14 +205,14 @@ class ShimDaemon:
                 timeout = None if deadline is None else max(0.0, deadline - self.now())
                 if self.datapath.mode != "none":
                     timeout = max(0.0, min(timeout if timeout is not None else 1.0, self.next_poll - self.now()))
-                if self.ulp is not None and self.engine.contexts:
+                if self._ulp_due():
                     timeout = max(0.0, min(timeout if timeout is not None else 1.0, self.next_ulp_poll - self.now()))
                 for key, _ in self.selector.select(timeout if timeout is None else min(timeout, 1.0)):
                     key.data(key.fileobj)
                 if self.datapath.mode != "none" and self.now() >= self.next_poll:
                     self.next_poll = self.now() + self.poll_interval
                     self._observed(self.datapath.poll())
-                if self.ulp is not None and self.engine.contexts and self.now() >= self.next_ulp_poll:
+                if self.ulp is not None and self.now() >= self.next_ulp_poll:  # nothing to watch: no syscall
                     self.next_ulp_poll = self.now() + ULP_POLL_INTERVAL
                     self._poll_ulp()
                 self.perform(self.engine.tick(self.now()))

@@ -9,7 +9,7 @@ Backends (``--datapath``):
 - ``none``: control plane only (contexts and REAP, no packet is rewritten).
 
 A translated context gets a /128 route to its peer ULID through the device and gateway of
-the locator pair in use, with a lower MTU (``netops.route_translated``); the real device's
+the locator pair in use, with a lower MTU (``netops.Routes.route_translated``); the real device's
 tc egress rewrites its packets there.  ``poll`` returns what REAP must hear about (data
 sent, data received on a pair), taken from the counters, so no per-packet sniffing is
 needed; it also follows the locator pairs' routes (a gateway that changed moves the /128).
@@ -103,6 +103,7 @@ class EbpfDataPath(DataPath):
     mode = "ebpf"
     obj: bpfload.BpfObject | None = None
     tc: netops.TcAttachments | None = None
+    routes: netops.Routes | None = None
     current: Plan = field(default_factory=Plan)
     hops: dict[UlidPair, netops.NextHop] = field(default_factory=dict)
     seen: dict[tuple[str, bytes], tuple[int, ...]] = field(default_factory=dict)
@@ -113,6 +114,7 @@ class EbpfDataPath(DataPath):
         with tempfile.TemporaryDirectory(prefix="shim-bpf-") as workdir:
             self.obj = bpfload.load_object(bpfload.compile_object(workdir))
         netops.flush_translated()  # a killed predecessor's routes
+        self.routes = netops.Routes()
         self.tc = netops.TcAttachments()
         for dev in netops.real_devices(()):
             self.tc.attach(dev, "ingress", self.obj.programs["tc/in"], "shim_in")
@@ -132,7 +134,7 @@ class EbpfDataPath(DataPath):
         maps = self.obj.maps
         for ulids, tr in plan.translate.items():
             if self.current.translate.get(ulids) != tr:
-                self._translate(ulids, tr, netops.next_hop(tr.local_locator, tr.peer_locator))
+                self._translate(ulids, tr, self.routes.next_hop(tr.local_locator, tr.peer_locator))
         for key, ulids in plan.restore.items():
             if key not in self.current.restore:
                 maps["in_map"].update(struct.pack("<Q", key[0]) + key[1].packed + key[2].packed,
@@ -142,7 +144,7 @@ class EbpfDataPath(DataPath):
         for ulids in self.current.translate.keys() - plan.translate.keys():
             self._harvest("out_map", _pair_key(ulids))
             maps["out_map"].delete(_pair_key(ulids))
-            netops.unroute_translated(*ulids)
+            self.routes.unroute_translated(*ulids)
             self.hops.pop(ulids, None)
         for key in self.current.restore.keys() - plan.restore.keys():
             maps["in_map"].delete(struct.pack("<Q", key[0]) + key[1].packed + key[2].packed)
@@ -152,7 +154,7 @@ class EbpfDataPath(DataPath):
 
     def _translate(self, ulids: UlidPair, tr: Translation, hop: netops.NextHop) -> None:
         mtu = netops.device_mtu(hop.device)
-        netops.route_translated(*ulids, hop, mtu - MTU_MARGIN)
+        self.routes.route_translated(*ulids, hop, mtu - MTU_MARGIN)
         self._harvest("out_map", _pair_key(ulids))
         self.obj.maps["out_map"].update(_pair_key(ulids), _xlate_value(tr, hop, mtu))
         self.hops[ulids] = hop
@@ -161,7 +163,7 @@ class EbpfDataPath(DataPath):
         """A pair's next hop moved (a new gateway, another device): move the map entry and the route."""
         for ulids, tr in self.current.translate.items():
             try:
-                hop = netops.next_hop(tr.local_locator, tr.peer_locator)
+                hop = self.routes.next_hop(tr.local_locator, tr.peer_locator)
             except netops.NetOpsError:
                 continue  # no route now: keep the last one (REAP will notice the pair fail)
             if hop != self.hops.get(ulids):
@@ -224,8 +226,10 @@ class EbpfDataPath(DataPath):
         return {name: struct.unpack("<Q", stats.lookup(struct.pack("<I", i)))[0] for i, name in enumerate(STAT_NAMES)}
 
     def stop(self) -> None:
-        for ulids in self.current.translate:
-            netops.unroute_translated(*ulids)
+        if self.routes is not None:
+            for ulids in self.current.translate:
+                self.routes.unroute_translated(*ulids)
+            self.routes.close()
         if self.tc is not None:
             self.tc.detach_all()
         if self.obj is not None:

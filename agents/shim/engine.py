@@ -447,9 +447,11 @@ class ShimEngine:
             return []
         return self._record(reap.upper_layer_loss(now, ctx, self.profile, self._nonce, cause))
 
-    def ulid_pairs(self) -> set[tuple[Address, Address]]:
-        """(local ULID, peer ULID) of every established context: what upper-layer feedback watches."""
-        return {(c.local_ulid, c.peer_ulid) for c in self.contexts.values() if c.state is ContextState.ESTABLISHED}
+    def ulid_pairs(self, sent_since: float | None = None) -> set[tuple[Address, Address]]:
+        """(local ULID, peer ULID) of every established context (that sent data at or after
+        ``sent_since``, if given): what upper-layer feedback watches."""
+        return {(c.local_ulid, c.peer_ulid) for c in self.contexts.values() if c.state is ContextState.ESTABLISHED
+                and (sent_since is None or (c.reap.last_tx is not None and c.reap.last_tx >= sent_since))}
 
     def icmp_parameter_problem(self, now: float, peer: Address) -> list[Action]:
         """The peer's kernel does not know protocol 140: it has no shim."""

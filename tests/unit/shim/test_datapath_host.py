@@ -1,11 +1,12 @@
 """The data path's host side without root: the map value matches the C struct, and the next hop
-of a locator pair is read from the kernel's route (``ip -j route get``) as the route needs it."""
+of a locator pair is read from the kernel's route (an rtnetlink route get) as the route needs it."""
 
 import ipaddress
 import shutil
 import struct
 
 import pytest
+from pyroute2.netlink.exceptions import NetlinkError
 
 from agents.shim import bpfload, netops
 from agents.shim.datapath import COUNTERS, _xlate_value
@@ -44,20 +45,53 @@ def test_translation_value_matches_struct_xlate(tmp_path):
     assert on_link[offset + 8 * n:offset + 8 * n + 16] == bytes(16)
 
 
+class FakeRoute(dict):
+    """What pyroute2 answers to a route get: header fields by key, attributes by get_attr."""
+
+    def __init__(self, rtype=1, **attrs):
+        super().__init__(type=rtype, dst_len=attrs.pop("dst_len", 128), src_len=attrs.pop("src_len", 0))
+        self.attrs = attrs
+
+    def get_attr(self, name):
+        return self.attrs.get(name)
+
+
+class FakeIpr:
+    def __init__(self, answer):
+        self.answer, self.calls = answer, []
+
+    def route(self, command, **kw):
+        self.calls.append((command, kw))
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
 @pytest.mark.parametrize("answer, expected", [
-    ('[{"dst":"2001:db8:b2:1::9","from":"2001:db8:a2:1::5","gateway":"2001:db8:a2:1::1","dev":"eth2"}]',
-     ("eth2", A("2001:db8:a2:1::1"))),
-    ('[{"type":"unicast","dst":"2001:db8:a2:1::9","dev":"eth2"}]', ("eth2", None)),
+    ([FakeRoute(RTA_OIF=1, RTA_GATEWAY="2001:db8:a2:1::1")], ("lo", A("2001:db8:a2:1::1"))),
+    ([FakeRoute(RTA_OIF=1)], ("lo", None)),
 ])
-def test_next_hop_is_the_pairs_route(monkeypatch, answer, expected):
-    monkeypatch.setattr(netops, "run", lambda *args, check=True: answer)
-    monkeypatch.setattr(netops, "device_index", lambda name: 4)
-    hop = netops.next_hop(A("2001:db8:a2:1::5"), A("2001:db8:b2:1::9"))
-    assert (hop.device, hop.gateway, hop.ifindex) == (*expected, 4)
+def test_next_hop_is_the_pairs_route(answer, expected):
+    ipr = FakeIpr(answer)
+    hop = netops.Routes(ipr).next_hop(A("2001:db8:a2:1::5"), A("2001:db8:b2:1::9"))
+    assert (hop.device, hop.gateway, hop.ifindex) == (*expected, 1)
+    assert ipr.calls == [("get", {"dst": "2001:db8:b2:1::9", "src": "2001:db8:a2:1::5"})]
 
 
-@pytest.mark.parametrize("answer", ["[]", '[{"type":"unreachable","dst":"2001:db8:b2:1::9","dev":"lo"}]', "not json"])
-def test_next_hop_without_a_usable_route_is_an_error(monkeypatch, answer):
-    monkeypatch.setattr(netops, "run", lambda *args, check=True: answer)
+@pytest.mark.parametrize("answer", [[], [FakeRoute(7, RTA_OIF=1)], NetlinkError(101, "Network is unreachable")])
+def test_next_hop_without_a_usable_route_is_an_error(answer):
     with pytest.raises(netops.NetOpsError):
-        netops.next_hop(A("2001:db8:a2:1::5"), A("2001:db8:b2:1::9"))
+        netops.Routes(FakeIpr(answer)).next_hop(A("2001:db8:a2:1::5"), A("2001:db8:b2:1::9"))
+
+
+def test_switch_invalidates_the_route_sockets_used():
+    """The route in use (a source-specific default) gets a placeholder added and deleted in its node."""
+    ipr = FakeIpr([FakeRoute(dst_len=0, src_len=64, RTA_SRC="2001:db8:a1:1::")])
+    hop = netops.NextHop("lo", 1, A("2001:db8:a2:1::1"))
+    netops.Routes(ipr).route_translated(A("2001:db8:a1:1::5"), A("2001:db8:b1:1::9"), hop, 1460)
+    commands = [(c, kw.get("dst"), kw.get("dst_len"), kw.get("src_len"), kw.get("type")) for c, kw in ipr.calls]
+    assert commands == [("get", "2001:db8:b1:1::9", None, None, None),
+                        ("replace", "2001:db8:b1:1::9", 128, 128, None),
+                        ("add", "::", 0, 64, netops.RTN_UNREACHABLE), ("del", "::", 0, 64, netops.RTN_UNREACHABLE)]
+    assert ipr.calls[1][1]["metrics"] == {"mtu": 1460, "advmss": 1400} and ipr.calls[1][1]["gateway"] == "2001:db8:a2:1::1"
+    assert ipr.calls[0][1]["flags"] == netops.RTM_F_FIB_MATCH and ipr.calls[2][1]["src"] == "2001:db8:a1:1::"

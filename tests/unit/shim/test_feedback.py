@@ -109,9 +109,11 @@ def test_icmp_errors_and_neighbour_discovery_are_not_flows():
     assert [observable(p) for p in (unreachable, solicit, echo, shim)] == [False, False, True, False]
 
 
-def _diag_message(cookie, src, dst, ca_state, backoff, total_retrans=0):
+def _diag_message(cookie, src, dst, ca_state, backoff, total_retrans=0, last_ack_ms=0, rtt_us=1000):
     info = bytearray(bytes([1, ca_state, backoff, 0, backoff, 0, 0, 0]) + bytes(224))
     struct.pack_into("=I", info, 8, 30000)  # tcpi_rto
+    struct.pack_into("=I", info, 56, last_ack_ms)  # tcpi_last_ack_recv
+    struct.pack_into("=I", info, 68, rtt_us)  # tcpi_rtt
     struct.pack_into("=I", info, 100, total_retrans)  # tcpi_total_retrans
     attr = struct.pack("=HH", 4 + len(info), ulp.INET_DIAG_INFO) + bytes(info)
     body = (struct.pack("=BBBB", 10, 1, 1, 0) + struct.pack("!HH", 40000, 5001) + A(src).packed + A(dst).packed
@@ -119,25 +121,72 @@ def _diag_message(cookie, src, dst, ca_state, backoff, total_retrans=0):
     return struct.pack("=IHHII", 16 + len(body), ulp.SOCK_DIAG_BY_FAMILY, 2, 1, 0) + body
 
 
-def test_sock_diag_dump_parses_and_reports_each_new_timeout_once():
-    local, peer, other = "2001:db8:a101:1::2", "2001:db8:b101:1::2", "2001:db8:c101:1::2"
+LOCAL, PEER, OTHER = "2001:db8:a101:1::2", "2001:db8:b101:1::2", "2001:db8:c101:1::2"
+
+
+def _dumper():
+    """dump(now, *sockets) -> [(kind, cookie, backoff, answered)] from a LossTracker fed parsed bytes."""
     done = struct.pack("=IHHII", 20, ulp.NLMSG_DONE, 2, 1, 0) + bytes(4)
-    watched = {(A(local), A(peer))}
+    watched = {(A(LOCAL), A(PEER))}
     tracker = ulp.LossTracker()
 
-    def dump(*sockets):
+    def dump(now, *sockets):
         states, finished = ulp.parse_dump(b"".join(_diag_message(*s) for s in sockets) + done)
         assert finished and all(s.rto_us == 30000 for s in states)
-        return [(t.kind, t.state.cookie, t.state.backoff) for t in tracker.update(states, watched)]
+        return [(t.kind, t.state.cookie, t.state.backoff, t.answered) for t in tracker.update(states, watched, now)]
 
-    assert dump((1, local, peer, 0, 0), (2, local, other, 4, 1)) == []  # open; the other is not a context's
-    assert dump((1, local, peer, 0, 0, 1)) == [(ulp.TLP, 1, 0)]  # a tail-loss probe went out
-    assert dump((1, local, peer, 4, 1, 2)) == [(ulp.RTO, 1, 1)]  # first RTO
-    assert dump((1, local, peer, 4, 1, 3)) == []  # still the same timeout
-    assert dump((1, local, peer, 4, 2, 4)) == [(ulp.RTO, 1, 2)]  # it timed out again
-    assert dump((1, local, peer, 3, 0, 5)) == []  # recovery (fast retransmit) is not a timeout
-    assert dump((1, local, peer, 0, 0, 5)) == []  # back to open, nothing new
+    return dump
+
+
+def test_sock_diag_dump_parses_and_reports_each_timeout_of_a_quiet_connection_once():
+    """A dead path: every timeout is reported one dump after it was seen, when no ACK followed it."""
+    dump = _dumper()
+    assert dump(1.0, (1, LOCAL, PEER, 0, 0), (2, LOCAL, OTHER, 4, 1, 0, 40)) == []  # the other is no context's
+    assert dump(1.02, (1, LOCAL, PEER, 0, 0, 1, 40)) == []  # a tail-loss probe: does an ACK follow?
+    assert dump(1.04, (1, LOCAL, PEER, 0, 0, 1, 60)) == [(ulp.TLP, 1, 0, False)]  # no
+    assert dump(1.06, (1, LOCAL, PEER, 4, 1, 2, 80)) == []  # first RTO
+    assert dump(1.08, (1, LOCAL, PEER, 4, 1, 3, 100)) == [(ulp.RTO, 1, 1, False)]  # (the same timeout still)
+    assert dump(1.10, (1, LOCAL, PEER, 4, 2, 4, 120)) == []  # it timed out again
+    assert dump(1.12, (1, LOCAL, PEER, 4, 2, 4, 140)) == [(ulp.RTO, 1, 2, False)]
+    assert dump(1.14, (1, LOCAL, PEER, 3, 0, 5, 0)) == []  # recovery (fast retransmit) is not a timeout
+    assert dump(1.16, (1, LOCAL, PEER, 0, 0, 5, 0)) == []  # back to open, nothing new
     assert ulp.dump_request(5)[4:6] == struct.pack("=H", ulp.SOCK_DIAG_BY_FAMILY)
+
+
+def test_a_timeout_whose_ack_comes_back_is_no_failure_signal():
+    """Random loss: TCP times out after 30 or 220 ms without an ACK (so the gap tells nothing), and the
+    retransmission is ACKed within a round trip (REAP's rule: a failure is sending without receiving)."""
+    dump = _dumper()
+    assert dump(1.0, (1, LOCAL, PEER, 0, 0, 0, 0)) == []
+    assert dump(1.02, (1, LOCAL, PEER, 0, 0, 1, 30)) == []  # a TLP, the last ACK 30 ms ago: wait
+    assert dump(1.04, (1, LOCAL, PEER, 0, 0, 1, 1)) == [(ulp.TLP, 1, 0, True)]  # an ACK came after it
+    assert dump(1.06, (1, LOCAL, PEER, 4, 1, 2, 220)) == []  # an RTO ...
+    assert dump(1.08, (1, LOCAL, PEER, 0, 0, 2, 0)) == [(ulp.RTO, 1, 0, True)]  # ... answered too
+
+
+def test_a_timeout_counts_once_the_connection_stays_quiet():
+    """A silent cut right after an ACK: a TLP 8 ms after it, then an RTO; one dump later it counts, as an RTO."""
+    dump = _dumper()
+    assert dump(1.0, (1, LOCAL, PEER, 0, 0, 0, 0)) == []
+    assert dump(1.02, (1, LOCAL, PEER, 0, 0, 1, 8)) == []
+    assert dump(1.04, (1, LOCAL, PEER, 4, 1, 2, 28)) == [(ulp.RTO, 1, 1, False)]
+
+
+def test_a_slow_path_waits_two_round_trips_for_the_ack():
+    dump = _dumper()
+    assert dump(1.0, (1, LOCAL, PEER, 0, 0, 0, 0, 30000)) == []
+    assert dump(1.05, (1, LOCAL, PEER, 0, 0, 1, 50, 30000)) == []  # SRTT 30 ms: the ACK may take 60
+    assert dump(1.07, (1, LOCAL, PEER, 0, 0, 1, 70, 30000)) == []
+    assert dump(1.11, (1, LOCAL, PEER, 0, 0, 1, 110, 30000)) == [(ulp.TLP, 1, 0, False)]
+
+
+def test_upper_layer_feedback_watches_contexts_that_sent_lately():
+    a, b, wire, ca, cb = established()
+    la, lb = a.identity.ulids[0], b.identity.ulids[0]
+    ca.reap.last_tx = None
+    assert a.ulid_pairs() == {(la, lb)} and a.ulid_pairs(sent_since=4.0) == set()
+    a.observe(5.0, la, lb, outgoing=True)
+    assert a.ulid_pairs(sent_since=4.0) == {(la, lb)} and a.ulid_pairs(sent_since=6.0) == set()
 
 
 def test_tail_loss_probe_right_after_a_verification_is_not_asked_again():
@@ -189,3 +238,14 @@ def test_a_lost_probe_on_the_suspected_pair_does_not_switch():
     wire.run_until(6.0, step=0.01)
     assert dropped and events(a, "pair-kept") and not events(a, "pair-switched")
     assert ca.pairs.preferred.key == (la, lb)
+
+
+def test_a_known_connection_is_asked_for_by_its_socket_id():
+    """Between dumps (a walk of the machine-wide hash) each connection is looked up exactly."""
+    states, _ = ulp.parse_dump(_diag_message(7, LOCAL, PEER, 0, 0))
+    sockid = states[0].sockid
+    assert len(sockid) == 48 and sockid[4:20] == A(LOCAL).packed and struct.unpack_from("=Q", sockid, 40)[0] == 7
+    exact, dump = ulp.dump_request(3, sockid), ulp.dump_request(3)
+    flags = lambda req: struct.unpack_from("=H", req, 6)[0]  # noqa: E731
+    assert flags(dump) & ulp.NLM_F_DUMP and not flags(exact) & ulp.NLM_F_DUMP
+    assert exact[-48:] == sockid and len(exact) == len(dump)
