@@ -187,8 +187,12 @@ class Soak:
                 action.do()
                 self.done.wait(self.down_s)
                 action.revert()
-                self.flaps.append((down, time.time()))
-                nxt = down + self.period_s
+                up = time.time()
+                self.flaps.append((down, up))
+                # the next flap after the link's full up time: on a loaded host `ip link set up` on both ends
+                # can take seconds, and counting the period from the down would leave the lab less time up
+                # than its recovery window
+                nxt = up + self.period_s - self.down_s
         except Exception as exc:  # noqa: BLE001 - reported as the soak's failure, the run goes on
             self.errors.append(f"flapping {' and '.join(self.spec.links)}: {exc}")
 

@@ -1,5 +1,5 @@
 """The BGP timers every session is rendered with: FRR's keepalive and hold, a connect retry long enough for a
-TCP SYN and its retransmission (3 s), a topology's own values where it sets them, and FRR's own dry run
+TCP SYN and its retransmission (2 s), a topology's own values where it sets them, and FRR's own dry run
 accepting what is rendered."""
 
 import os
@@ -33,7 +33,7 @@ def _timers(conf: str) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def test_the_default_connect_retry_outlives_a_syn_retransmission():
-    assert BgpTimers().connect == 3 and (BgpTimers().keepalive, BgpTimers().hold) == (60, 180)
+    assert BgpTimers().connect == 2 and (BgpTimers().keepalive, BgpTimers().hold) == (60, 180)
 
 
 @pytest.mark.parametrize("topology", ["two-isp-site.yaml", "two-sites-shim.yaml"])
@@ -44,16 +44,16 @@ def test_every_session_of_the_soaked_labs_gets_the_default_timers(tmp_path, topo
         bgp, connects = _timers(conf)
         neighbors = re.findall(r"^ neighbor (\S+) remote-as ", conf, re.M)
         assert bgp == ["60 180"], router
-        assert neighbors and sorted(connects) == sorted((n, "3") for n in neighbors), router
+        assert neighbors and sorted(connects) == sorted((n, "2") for n in neighbors), router
 
 
 def test_a_topology_sets_its_own_timers(tmp_path):
-    text = (TOPOLOGIES / "two-isp-site.yaml").read_text() + "bgp:\n  keepalive: 5\n  hold: 15\n  connect: 2\n"
+    text = (TOPOLOGIES / "two-isp-site.yaml").read_text() + "bgp:\n  keepalive: 5\n  hold: 15\n  connect: 5\n"
     path = tmp_path / "t.yaml"
     path.write_text(text)
     for router, conf in _bgpd_confs(tmp_path / "out", path).items():
         bgp, connects = _timers(conf)
-        assert bgp == ["5 15"] and connects and {c for _, c in connects} == {"2"}, router
+        assert bgp == ["5 15"] and connects and {c for _, c in connects} == {"5"}, router
 
 
 @pytest.fixture
