@@ -52,7 +52,7 @@ from testbed.procs import is_alive  # noqa: E402
 from testbed.scenario.model import LinkDown  # noqa: E402
 from testbed.scenario.run import run_scenario  # noqa: E402
 from testbed.soak import (Flap, bgp_outages, excess_failures, excess_gaps, flap_of, log_problems,  # noqa: E402
-                          outages_during, trend)
+                          outage_story, outages_during, trend)
 from testbed.supervise import restarts  # noqa: E402
 
 WARMUP_S = 5.0  # traffic runs this long before the first flap
@@ -274,13 +274,28 @@ class Soak:
                 "flows": flows, "excess": excess, "restarts": restarted, "log_problems": log_problems(logs),
                 "errors": self.errors, "series": series, "trends": trends,
                 "bgp_outages": [{**asdict(o), "down": round(o.down - t0, 1),
-                                 "up": None if o.up is None else round(o.up - t0, 1)} for o in sessions],
+                                 "up": None if o.up is None else round(o.up - t0, 1),
+                                 **({"story": asdict(story)} if story else {})} for o, story in self.stories(sessions)],
                 "growing": [p for p, t in trends.items() if t["grows"] and not is_flow(p)],
                 "growing_flows": [p for p, t in trends.items() if t["grows"] and is_flow(p)]}
 
     def lab_timers(self) -> dict:
         timers = getattr(self.lab.topology, "bgp", None)
         return timers.model_dump() if timers is not None else {}
+
+    def stories(self, sessions):
+        """Each outage with, when it outlasted the link's down time plus the recovery window, what its
+        router's bgpd did meanwhile (from its neighbour-event debug lines, see ``--debug-bgp``)."""
+        longest = self.down_s + self.spec.recover_s
+        logs: dict[str, list[str]] = {}
+        for o in sessions:
+            if o.up is not None and o.up - o.down <= longest:
+                yield o, None
+                continue
+            if o.router not in logs:
+                log = self.lab.rundir.path / "nodes" / o.router / "bgpd.log"
+                logs[o.router] = log.read_text(errors="replace").splitlines() if log.exists() else []
+            yield o, outage_story(logs[o.router], o)
 
     def session_outages(self, t0: float):
         """Every BGP session outage of the lab's routers since traffic started (their bgpd logs, read before
@@ -385,6 +400,15 @@ def report(res: dict) -> None:
     if sessions:
         print(f"{'BGP session':<14} {'downs':>5} {'median s':>8} {'max s':>7} {'> down+recover':>14}")
         print("\n".join(sessions))
+    long = [o for o in res.get("bgp_outages", []) if "story" in o]
+    if long:
+        print(f"BGP outages longer than down + recover ({len(long)}), what the router's bgpd did meanwhile: "
+              f"tries / abandoned / NHT waits / accepted / errors / NOTIFICATIONs, first try s after down")
+    for o in long[:12]:
+        st = o["story"]
+        print(f"  {o['router']}-{o['peer']} {o['down']:.0f}..{'?' if o['up'] is None else round(o['up'])} s: "
+              f"{st['tries']} / {st['abandoned']} / {st['nht_waits']} / {st['accepted']} / {st['errors']} / "
+              f"{st['notifications']}, first try {st['first_try_s']}")
     for e in res["excess"][:10]:
         print(f"LOSS BEYOND A FLAP: {e}")
     for p in res["log_problems"][:10]:
