@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -45,12 +46,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from testbed.faults import prepare  # noqa: E402
+from testbed.kinds import load_lab  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 from testbed.procs import is_alive  # noqa: E402
 from testbed.scenario.model import LinkDown  # noqa: E402
 from testbed.scenario.run import run_scenario  # noqa: E402
 from testbed.soak import (Flap, bgp_outages, excess_failures, excess_gaps, flap_of, log_problems,  # noqa: E402
-                          outages_during, trend)
+                          outage_story, outages_during, trend)
 from testbed.supervise import restarts  # noqa: E402
 
 WARMUP_S = 5.0  # traffic runs this long before the first flap
@@ -99,6 +101,11 @@ LABS = {
 }
 
 
+def load_average() -> float:
+    """The host's 1-minute load average: how loaded the 2 cores were while the soak ran."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def rss_kb(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -122,6 +129,26 @@ def sample(lab: Lab) -> dict[str, int]:
     return out
 
 
+def debug_bgp(lab: Lab) -> list[str]:
+    """Turn on bgpd's neighbour-event debugging on every router of the lab, logged to its bgpd.log (FSM
+    transitions, connect attempts and their failures: why a session stays down after its link is back).
+    Returns the routers it is on."""
+    routers = sorted({rec.node for rec in lab.rundir.procs() if rec.name == "bgpd" and is_alive(rec)})
+    for router in routers:
+        node = lab.node(router)
+        log = node.dir / "bgpd.log"
+        node.run(["vtysh", "--vty_socket", str(node.dir), "-c", "configure terminal", "-c",
+                  f"log file {log} debugging", "-c", "end", "-c", "debug bgp neighbor-events"], check=True)
+    return routers
+
+
+def keep_bgpd_logs(lab: Lab, dest: Path) -> None:
+    """Every router's bgpd.log, copied out of the run folder before destroy removes it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for log in lab.rundir.path.glob("nodes/*/bgpd.log"):
+        shutil.copyfile(log, dest / f"{log.parent.name}.log")
+
+
 def label(node: str, name: str, argv: tuple[str, ...]) -> str:
     """``node/name``; a flow's client or server (recorded by its launcher's name) by the flow's log file."""
     logs = [Path(a).name for a in argv if "/logs/" in a and a.endswith(".jsonl")]
@@ -139,6 +166,7 @@ class Soak:
         self.t0 = 0.0
         self.flaps: list[tuple[float, float]] = []  # absolute unix times
         self.samples: list[tuple[float, dict[str, int]]] = []
+        self.loads: list[tuple[float, float]] = []  # (unix time, 1-minute load average) at every sample
         self.errors: list[str] = []
 
     def progress(self, msg: str) -> None:
@@ -159,8 +187,12 @@ class Soak:
                 action.do()
                 self.done.wait(self.down_s)
                 action.revert()
-                self.flaps.append((down, time.time()))
-                nxt = down + self.period_s
+                up = time.time()
+                self.flaps.append((down, up))
+                # the next flap after the link's full up time: on a loaded host `ip link set up` on both ends
+                # can take seconds, and counting the period from the down would leave the lab less time up
+                # than its recovery window
+                nxt = up + self.period_s - self.down_s
         except Exception as exc:  # noqa: BLE001 - reported as the soak's failure, the run goes on
             self.errors.append(f"flapping {' and '.join(self.spec.links)}: {exc}")
 
@@ -172,8 +204,10 @@ class Soak:
             if self.done.wait(max(0.0, due - time.time())):
                 break
             self.samples.append((time.time(), sample(self.lab)))
+            self.loads.append((time.time(), load_average()))
             k += 1
         self.samples.append((time.time(), sample(self.lab)))
+        self.loads.append((time.time(), load_average()))
 
     def run(self, out: Path) -> dict:
         scenario = {"name": f"soak-flap-{self.spec.key}", "description": f"{' and '.join(self.spec.links)} flap",
@@ -230,15 +264,38 @@ class Soak:
         logs = [*rd.glob("nodes/*/*.log"), *rd.glob("nodes/*/*.out"), *rd.glob("*.out"),
                 *report_dir.glob("logs/*.stderr")]
         restarted = {f"{n}/{s}": c for (n, s), c in restarts(self.lab.rundir).items()}
+        loads = sorted(v for _, v in self.loads)
         return {"lab": self.spec.key, "lab_name": self.lab.name, "topology": self.spec.topology,
+                "bgp_timers": self.lab_timers(),
+                "load": {"min": loads[0], "median": loads[len(loads) // 2], "max": loads[-1]} if loads else {},
+                "load_series": [(round((t - t0) / 60, 3), v) for t, v in self.loads],
                 "links": list(self.spec.links), "minutes": self.duration / 60, "period_s": self.period_s,
                 "down_s": self.down_s, "recover_s": rec, "lead_s": LEAD_S, "flaps": [asdict(f) for f in flaps],
                 "flows": flows, "excess": excess, "restarts": restarted, "log_problems": log_problems(logs),
                 "errors": self.errors, "series": series, "trends": trends,
                 "bgp_outages": [{**asdict(o), "down": round(o.down - t0, 1),
-                                 "up": None if o.up is None else round(o.up - t0, 1)} for o in sessions],
+                                 "up": None if o.up is None else round(o.up - t0, 1),
+                                 **({"story": asdict(story)} if story else {})} for o, story in self.stories(sessions)],
                 "growing": [p for p, t in trends.items() if t["grows"] and not is_flow(p)],
                 "growing_flows": [p for p, t in trends.items() if t["grows"] and is_flow(p)]}
+
+    def lab_timers(self) -> dict:
+        timers = getattr(self.lab.topology, "bgp", None)
+        return timers.model_dump() if timers is not None else {}
+
+    def stories(self, sessions):
+        """Each outage with, when it outlasted the link's down time plus the recovery window, what its
+        router's bgpd did meanwhile (from its neighbour-event debug lines, see ``--debug-bgp``)."""
+        longest = self.down_s + self.spec.recover_s
+        logs: dict[str, list[str]] = {}
+        for o in sessions:
+            if o.up is not None and o.up - o.down <= longest:
+                yield o, None
+                continue
+            if o.router not in logs:
+                log = self.lab.rundir.path / "nodes" / o.router / "bgpd.log"
+                logs[o.router] = log.read_text(errors="replace").splitlines() if log.exists() else []
+            yield o, outage_story(logs[o.router], o)
 
     def session_outages(self, t0: float):
         """Every BGP session outage of the lab's routers since traffic started (their bgpd logs, read before
@@ -300,7 +357,9 @@ def plot(res: dict, path: Path) -> None:
         ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(0, -0.15))
     fig.suptitle(f"{res['lab']} lab ({res['topology']}): {' / '.join(res['links'])} in turn down {res['down_s']:g} s every "
                  f"{res['period_s']:g} s, {len(res['flaps'])} flaps in {res['minutes']:g} min "
-                 f"(dashed: grows beyond noise)", fontsize=10)
+                 f"(dashed: grows beyond noise)"
+                 + (f"\nhost load average {res['load']['min']:g}-{res['load']['max']:g} (median {res['load']['median']:g}), "
+                    f"BGP connect retry {res['bgp_timers'].get('connect')} s" if res.get("load") else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -315,6 +374,10 @@ def report(res: dict) -> None:
     print(f"\n== {res['lab']} lab ({res['lab_name']}): {' / '.join(res['links'])} in turn down {res['down_s']:g} s every "
           f"{res['period_s']:g} s, {len(res['flaps'])} flaps in {res['minutes']:g} min; window: down - "
           f"{res['lead_s']:g} s .. up + {res['recover_s']:g} s")
+    ld, tm = res.get("load", {}), res.get("bgp_timers", {})
+    if ld:
+        print(f"load average (1 min, at each sample): {ld['min']:g}-{ld['max']:g}, median {ld['median']:g}; "
+              f"BGP keepalive/hold/connect {tm.get('keepalive')}/{tm.get('hold')}/{tm.get('connect')} s")
     print(f"{'flow':<8} {'kind':<7} {'gaps':>5} {'max gap ms':>10} {'median outage/flap s':>21} "
           f"{'lost/sent':>11} {'attempts ok':>12} {'broken':>6}")
     for f in res["flows"]:
@@ -337,6 +400,15 @@ def report(res: dict) -> None:
     if sessions:
         print(f"{'BGP session':<14} {'downs':>5} {'median s':>8} {'max s':>7} {'> down+recover':>14}")
         print("\n".join(sessions))
+    long = [o for o in res.get("bgp_outages", []) if "story" in o]
+    if long:
+        print(f"BGP outages longer than down + recover ({len(long)}), what the router's bgpd did meanwhile: "
+              f"tries / abandoned / NHT waits / accepted / errors / NOTIFICATIONs, first try s after down")
+    for o in long[:12]:
+        st = o["story"]
+        print(f"  {o['router']}-{o['peer']} {o['down']:.0f}..{'?' if o['up'] is None else round(o['up'])} s: "
+              f"{st['tries']} / {st['abandoned']} / {st['nht_waits']} / {st['accepted']} / {st['errors']} / "
+              f"{st['notifications']}, first try {st['first_try_s']}")
     for e in res["excess"][:10]:
         print(f"LOSS BEYOND A FLAP: {e}")
     for p in res["log_problems"][:10]:
@@ -356,6 +428,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--period-s", type=float, default=10.0, help="seconds from one flap to the next")
     ap.add_argument("--down-s", type=float, default=3.0, help="seconds the link stays down per flap")
     ap.add_argument("--prefix", default="rbfl", help="lab names: PREFIX + the lab's initial (<= 9 chars)")
+    ap.add_argument("--bgp-connect", type=int, metavar="S", help="override the topology's BGP connect retry "
+                    "(s), e.g. 1 to compare with the default 3 in a second process")
+    ap.add_argument("--debug-bgp", action="store_true", help="log bgpd's neighbour events (FSM, connects) on "
+                    "every router: why a session stays down; the logs stay in the lab's run folder until destroy, "
+                    "copied to OUT/<lab>/bgpd/")
     ap.add_argument("--no-trend", action="store_true", help="report the RSS trend but do not judge it "
                     "(runs too short to tell a leak from start-up growth)")
     ap.add_argument("-o", "--out", default=str(REPO / "reports" / "soak-flap"),
@@ -371,11 +448,18 @@ def main(argv: list[str] | None = None) -> int:
     for key in keys:
         spec = LABS[key]
         t = time.monotonic()
-        lab = Lab.deploy(REPO / spec.topology, name=f"{args.prefix}{key[0]}"[:10])
+        topo = load_lab(REPO / spec.topology)
+        if args.bgp_connect:  # e.g. the old 1 s, as a baseline next to the default in another process
+            topo = topo.model_copy(update={"bgp": topo.bgp.model_copy(update={"connect": args.bgp_connect})})
+        lab = Lab.deploy(topo, name=f"{args.prefix}{key[0]}"[:10])
+        print(f"{key}: BGP timers {topo.bgp}", flush=True)
         print(f"{key}: deployed {lab.name} in {time.monotonic() - t:.1f} s", flush=True)
         try:
+            if args.debug_bgp:
+                print(f"{key}: bgpd neighbour-event debugging on {', '.join(debug_bgp(lab))}", flush=True)
             res = Soak(spec, lab, args.minutes, args.sample_s, args.period_s, args.down_s).run(out)
         finally:
+            keep_bgpd_logs(lab, out / key / "bgpd")
             lab.destroy()
         plot(res, out / f"soak-flap-{key}.png")
         res["passed"] = passed(res, not args.no_trend)

@@ -64,6 +64,26 @@ class SessionOutage:
     down: float
     up: float | None
     why: str
+    address: str = ""  # the neighbor's address (what bgpd's debug lines name it by)
+
+
+@dataclass(frozen=True)
+class OutageStory:
+    """What one router's bgpd did for one session while it was down, counted from its neighbour-event
+    debug lines (``debug bgp neighbor-events``; all zero without them): why the session stayed down.
+
+    Many ``tries`` each ``abandoned`` by the connect-retry timer, on time, with no ``nht_waits``: bgpd asked
+    and no SYN was answered (the link carried nothing).  ``nht_waits`` through the outage: zebra had not yet
+    told bgpd the peer was reachable.  Few lines over a long outage: bgpd itself did not run."""
+
+    tries: int  # TCP connects started ("Connect start to")
+    abandoned: int  # connect-retry timer expiries: a try abandoned, or the wait after a failed one over
+    nht_waits: int  # "Waiting for NHT": the peer not yet reachable in zebra's view
+    accepted: int  # connections from the peer accepted
+    errors: int  # connects failed outright (no route, refused, unreachable)
+    notifications: int  # NOTIFICATIONs sent (e.g. connection collision resolution)
+    first_try_s: float | None  # first connect start, seconds after the session went down
+    lines: int  # debug lines about this peer during the outage
 
 
 @dataclass(frozen=True)
@@ -127,19 +147,54 @@ def bgp_outages(router: str, lines: Iterable[str]) -> list[SessionOutage]:
     outage)."""
     out: list[SessionOutage] = []
     down: dict[str, tuple[float, str]] = {}
+    address: dict[str, str] = {}
     for line in lines:
         m = ADJCHANGE.match(line)
         if not m:
             continue
         t = float(calendar.timegm(time.strptime(m[1], "%Y/%m/%d %H:%M:%S")))
         peer, state = m[3] or m[2], m[4]
+        address[peer] = m[2]
         if state == "Down":
             down.setdefault(peer, (t, line[m.end():].strip()))
         elif peer in down:
             since, why = down.pop(peer)
-            out.append(SessionOutage(router, peer, since, t, why))
-    out += [SessionOutage(router, peer, since, None, why) for peer, (since, why) in down.items()]
+            out.append(SessionOutage(router, peer, since, t, why, address[peer]))
+    out += [SessionOutage(router, peer, since, None, why, address[peer]) for peer, (since, why) in down.items()]
     return sorted(out, key=lambda o: o.down)
+
+
+_STAMP = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d)\b")
+_CONNECT_ERROR = re.compile(r"No route to host|Connection refused|Network is unreachable|connect failed", re.I)
+
+
+def outage_story(lines: Iterable[str], outage: SessionOutage) -> OutageStory:
+    """Count what bgpd logged about ``outage``'s peer while the session was down (see :class:`OutageStory`)."""
+    addr, end = outage.address, outage.up if outage.up is not None else float("inf")
+    counts = dict.fromkeys(("tries", "abandoned", "nht_waits", "accepted", "errors", "notifications", "lines"), 0)
+    first: float | None = None
+    for line in lines:
+        m = _STAMP.match(line)
+        if not m or not addr or addr not in line:
+            continue
+        t = float(calendar.timegm(time.strptime(m[1], "%Y/%m/%d %H:%M:%S")))
+        if not outage.down <= t <= end:
+            continue
+        counts["lines"] += 1
+        if f"Connect start to {addr}" in line:
+            counts["tries"] += 1
+            first = t - outage.down if first is None else first
+        elif "connect timer expire" in line:
+            counts["abandoned"] += 1
+        elif "Waiting for NHT" in line:
+            counts["nht_waits"] += 1
+        elif f"connection from host {addr}" in line:
+            counts["accepted"] += 1
+        elif "%NOTIFICATION: sent" in line:
+            counts["notifications"] += 1
+        elif _CONNECT_ERROR.search(line):
+            counts["errors"] += 1
+    return OutageStory(first_try_s=first, **counts)
 
 
 def outages_during(start: float, end: float | None, outages: Iterable[SessionOutage]) -> list[SessionOutage]:

@@ -100,11 +100,21 @@ def host_def(ref: str | HostDef) -> HostDef:
 
 
 class BgpTimers(Strict):
-    """BGP timers for every session of the lab; the defaults are FRR's, with a 1 s connect retry."""
+    """BGP timers for every session of the lab; the defaults are FRR's, with a 2 s connect retry.
+
+    The connect retry is how long bgpd lets one TCP connect try before it abandons it and starts another
+    (and, after a failed one, how long it waits; a peer whose address becomes reachable is tried at once).
+    FRR's 120 s stalls recovery after a link flap.  1 s is too short: the SYN's first retransmission is due
+    at 1 s, and bgpd runs the timers that expired before the I/O that became ready in the same wake-up, so on a
+    loaded host, where bgpd runs late, attempt after attempt can be abandoned just as it completes.  2 s
+    still sends a SYN every second (a new try's, then its retransmission) but gives each one a second more
+    to be answered and handled; 3 s would leave a try whose SYN and retransmission went out while the far end
+    was still down silent until 3 s (benchmarks/soak_flap.py --bgp-connect compares)."""
 
     keepalive: int = Field(60, ge=1, le=21845)
     hold: int = Field(180, ge=3, le=65535)
-    connect: int = Field(1, ge=1, le=65535, description="connect retry; FRR's 120 s stalls recovery")
+    connect: int = Field(2, ge=1, le=65535, description="connect retry (s): how long one TCP connect try "
+                         "lives; FRR's 120 s stalls recovery, 1 s can abandon try after try on a loaded host")
     bfd: bool = Field(False, description="tie every eBGP session to BFD (fast failure detection)")
     bfd_interval_ms: int = Field(100, ge=10, le=60000)
     bfd_multiplier: int = Field(3, ge=2, le=255)

@@ -3,7 +3,8 @@ exceptions in logs, BGP session outages from bgpd's log."""
 
 import calendar
 
-from testbed.soak import Flap, bgp_outages, excess_failures, excess_gaps, log_problems, outages_during, trend
+from testbed.soak import (Flap, bgp_outages, excess_failures, excess_gaps, log_problems, outage_story, outages_during,
+                          trend)
 
 FLAPS = [Flap(5.0, 8.0), Flap(15.0, 18.0)]
 
@@ -86,3 +87,35 @@ def test_bgp_outages_pair_each_down_with_the_next_up():
     assert [o.peer for o in outages_during(out[0].down + 10, out[0].down + 20, out)] == ["ispa"]
     assert [o.peer for o in outages_during(out[0].up + 1, None, out)] == ["2001:db8:f000:2::2"]  # still down
     assert outages_during(out[0].down - 30, out[0].down - 1, out) == []
+
+
+STORY_LOG = """\
+2026/12/01 17:30:06 BGP: [PXVXG-TFNNT] %ADJCHANGE: neighbor 2001:db8:a000::1(ispa) in vrf default Down Interface down
+2026/12/01 17:30:07 BGP: [T72VK-55DVG] 2001:db8:a000::1 [FSM] Waiting for NHT
+2026/12/01 17:30:10 BGP: [T72VK-55DVG] 2001:db8:a000::1 [FSM] Waiting for NHT
+2026/12/01 17:30:11 BGP: [Z195V-FNKRK] 2001:db8:a000::1 [Event] Connect start to 2001:db8:a000::1 fd 18
+2026/12/01 17:30:12 BGP: [JFMSW-YMBC7] 2001:db8:a000::1 [FSM] Timer (connect timer expire)
+2026/12/01 17:30:12 BGP: [Z195V-FNKRK] 2001:db8:a000::1 [Event] Connect start to 2001:db8:a000::1 fd 18
+2026/12/01 17:30:12 BGP: [T72VK-55DVG] 2001:db8:f000::1 [FSM] Waiting for NHT
+2026/12/01 17:30:13 BGP: [JFMSW-YMBC7] 2001:db8:a000::1 [FSM] Timer (connect timer expire)
+2026/12/01 17:30:13 BGP: [Z195V-FNKRK] 2001:db8:a000::1 [Event] Connect start to 2001:db8:a000::1 fd 18
+2026/12/01 17:30:15 BGP: [YTARA-Q9ZD1] [Event] BGP connection from host 2001:db8:a000::1 fd 19
+2026/12/01 17:30:15 BGP: [HZN6M-XRM1G] %NOTIFICATION: sent to neighbor 2001:db8:a000::1 6/7 (Cease/Connection Collision Resolution) 0 bytes
+2026/12/01 17:30:15 BGP: [N9HHH-F8H1M] %ADJCHANGE: neighbor 2001:db8:a000::1(ispa) in vrf default Up
+2026/12/01 17:30:16 BGP: [Z195V-FNKRK] 2001:db8:a000::1 [Event] Connect start to 2001:db8:a000::1 fd 18
+"""
+
+
+def test_an_outage_story_counts_what_bgpd_did_for_that_peer_while_it_was_down():
+    (outage,) = bgp_outages("ra", STORY_LOG.splitlines())
+    assert outage.address == "2001:db8:a000::1" and outage.up - outage.down == 9.0
+    story = outage_story(STORY_LOG.splitlines(), outage)
+    # another peer's NHT wait and the try after the session was up again are not this outage's
+    assert (story.tries, story.abandoned, story.nht_waits, story.accepted, story.notifications) == (3, 2, 2, 1, 1)
+    assert story.first_try_s == 5.0 and story.errors == 0
+
+
+def test_an_outage_story_without_debug_lines_is_empty():
+    lines = [line for line in STORY_LOG.splitlines() if "ADJCHANGE" in line]
+    story = outage_story(lines, bgp_outages("ra", lines)[0])
+    assert story.tries == story.lines - 2 == 0 and story.first_try_s is None  # only the two ADJCHANGE lines
