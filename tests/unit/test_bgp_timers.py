@@ -4,14 +4,11 @@ accepting what is rendered."""
 
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from testbed.frr import check_argv, check_problems, daemon_path
+from testbed.frr import daemon_path
 from testbed.netplan import build_netplan
 from testbed.render import render
 from testbed.topology import BgpTimers, load_topology
@@ -56,43 +53,22 @@ def test_a_topology_sets_its_own_timers(tmp_path):
         assert bgp == ["5 15"] and connects and {c for _, c in connects} == {"5"}, router
 
 
-@pytest.fixture
-def frr_readable():
-    """A folder the dry run can read: it runs as user frr, and pytest's own folders are root's alone (an
-    unreadable config is "can't open configuration file" and exit 0, which would pass any config)."""
-    path = Path(tempfile.mkdtemp(prefix="mhlab-timers-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _dry_run(conf: Path) -> list[str]:
-    for p in (conf.parent.parent, conf.parent.parent.parent):
-        p.chmod(0o755)
-    conf.parent.chmod(0o777)  # bgpd opens its log file there
-    conf.chmod(0o644)
-    res = subprocess.run(check_argv("bgpd", conf.parent, peers=8), capture_output=True, text=True, timeout=60)
-    out = res.stdout + res.stderr
-    assert "can't open configuration file" not in out, out
-    return check_problems(res.returncode, out)
-
-
 needs_frr = pytest.mark.skipif(not daemon_path("bgpd").exists() or os.geteuid() != 0,
                                reason="FRR missing, or not root (the dry run switches to user frr)")
 
 
 @needs_frr
 @pytest.mark.parametrize("topology", ["two-isp-site.yaml", "two-sites-shim.yaml"])
-def test_frr_accepts_the_rendered_timers(frr_readable, topology):
+def test_frr_accepts_the_rendered_timers(frr_readable, frr_dry_run, topology):
     for router in _bgpd_confs(frr_readable, TOPOLOGIES / topology):
         conf = frr_readable / "nodes" / router / "bgpd.conf"
-        assert not _dry_run(conf), f"{router}: {conf.read_text()}"
+        assert not frr_dry_run(conf), f"{router}: {conf.read_text()}"
 
 
 @needs_frr
-def test_frr_dry_run_rejects_a_connect_retry_out_of_range(frr_readable):
+def test_frr_dry_run_rejects_a_connect_retry_out_of_range(frr_readable, frr_dry_run):
     """The dry run above can fail: FRR refuses a connect retry of 0."""
     confs = _bgpd_confs(frr_readable, TOPOLOGIES / "two-isp-site.yaml")
     conf = frr_readable / "nodes" / "ra" / "bgpd.conf"
     conf.write_text(re.sub(r"timers connect \d+", "timers connect 0", confs["ra"]))
-    assert _dry_run(conf)
+    assert frr_dry_run(conf)
