@@ -1,8 +1,8 @@
 """The pure core on the default lab: address plan, netplan, and rendered configs (no root)."""
 
 import ipaddress
-import shutil
 import os
+import shutil
 from pathlib import Path
 
 import pytest
