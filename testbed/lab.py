@@ -35,7 +35,7 @@ from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape
                   parse_json, vtysh_argv)
 from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
-from .neightable import HostTables, entries_needed, overflow_note, overflowed, tight
+from .neightable import Admission, HostTables
 from .netplan import NetPlan, ingress_table
 from .node import NodeHandle, tagged_env
 from .procs import ProcRecord, start_time, stop_all, tagged_pids
@@ -151,13 +151,8 @@ class Lab:
         if os.geteuid() != 0:
             raise LabError("deploying a lab needs root (network namespaces): run with sudo")
         _check_traversable(rundir.path.parent)
-        tables, need = HostTables(), entries_needed(net)
-        if cluster is None and not raise_neigh_table:  # a cluster's nodes live on other kernels
-            tables.preflight(need, topo.name)
-            warning = tight(tables.tables(), need, topo.name)
-            if warning:
-                progress(warning)
-        refused = overflowed()
+        # a cluster's nodes live on other kernels: this host's neighbour table is not theirs
+        tables = None if cluster is not None else Admission.admit(net, topo.name, raise_neigh_table, progress)
         rundir.create({"name": topo.name, "status": "deploying", "topology": topo.source.file,
                        "orchestrator_pid": os.getpid(), "created": time.time()})
         (rundir.path / "topology.yaml").write_text(yaml.safe_dump(topo.model_dump(exclude_none=True,
@@ -165,10 +160,8 @@ class Lab:
                                                                   sort_keys=False))
         lab = cls(net, rundir, kind)
         try:
-            if cluster is None and (raise_neigh_table or tables.raise_held()):  # a held raise stays for it too
-                raised = tables.raise_for(str(rundir.path), need, rundir.record, may_raise=raise_neigh_table)
-                if raised:
-                    progress("raised the host's neighbour table: " + ", ".join(f"{k}={v}" for k, v in raised.items()))
+            if tables is not None:
+                tables.claim(str(rundir.path), rundir.record, progress)
             if cluster is not None:
                 lab.cluster = ClusterRun(cluster, rundir)
                 lab.cluster.prepare(list(net.nodes), [(l.a, l.b) for l in net.links])
@@ -179,7 +172,7 @@ class Lab:
                 destroy(topo.name, rundir.path.parent, _quiet)
             except LabError as exc:  # e.g. a concurrent `mhlab destroy` already removed it: keep the cause
                 progress(f"cleanup after the failed deploy: {exc}")
-            note = overflow_note(refused, overflowed()) if cluster is None else None
+            note = tables.failure_note() if tables is not None else None
             if note and isinstance(failure, LabError):
                 raise LabError(f"{failure}; {note}") from failure
             raise

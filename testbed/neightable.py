@@ -187,11 +187,14 @@ class HostTables:
         return {f: Table(f, tuple(self.read(n) for n in sysctl_names(f)), self.in_use(f))  # type: ignore[arg-type]
                 for f in FAMILIES}
 
-    def preflight(self, need: dict[int, int], lab: str) -> None:
-        """LabError naming the sysctl and the number needed when the tables cannot hold the lab."""
-        why = too_small(self.tables(), need, lab)
+    def preflight(self, need: dict[int, int], lab: str) -> str | None:
+        """LabError naming the sysctl and the number needed when the tables cannot hold the lab; else the
+        warning of :func:`tight` (or None).  The limits are read once for both."""
+        tables = self.tables()
+        why = too_small(tables, need, lab)
         if why:
             raise LabError(why)
+        return tight(tables, need, lab)
 
     def raise_held(self) -> bool:
         """Whether some lab holds a raise now (a lab deployed meanwhile joins its holders, see raise_for)."""
@@ -258,6 +261,46 @@ class HostTables:
 
     def _locked(self):
         return _RecordLock(self.record)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """One lab's dealings with the host's neighbour tables over its deploy, so that deploy makes one call
+    at each step: :meth:`admit` before anything is built (refused, warned or fine), :meth:`claim` once the
+    lab's run directory and journal exist (its raise, or joining a raise held by other labs), and
+    :meth:`failure_note` when the deploy failed (whether the kernel refused entries meanwhile)."""
+
+    host: HostTables
+    lab: str
+    need: dict[int, int]
+    opt_in: bool  # --raise-neigh-table: the lab may raise the limits
+    refused_before: dict[int, int]  # table_fulls when the deploy began
+
+    @classmethod
+    def admit(cls, net, lab: str, opt_in: bool, progress, host: HostTables | None = None) -> "Admission":
+        """LabError (nothing built yet) when the tables cannot hold the lab and it may not raise them;
+        a progress line when it fits only at its usual share."""
+        host = host or HostTables()
+        need = entries_needed(net)
+        if not opt_in:
+            warning = host.preflight(need, lab)
+            if warning:
+                progress(warning)
+        return cls(host, lab, need, opt_in, overflowed(host.proc_stat))
+
+    def claim(self, holder: str, journal, progress) -> dict[str, int]:
+        """Raise the limits for run directory ``holder`` (with the opt-in), or join a raise in force (the lab
+        may fit only thanks to it); journalled.  Returns what was written."""
+        if not (self.opt_in or self.host.raise_held()):
+            return {}
+        raised = self.host.raise_for(holder, self.need, journal, may_raise=self.opt_in)
+        if raised:
+            progress("raised the host's neighbour table: " + ", ".join(f"{k}={v}" for k, v in raised.items()))
+        return raised
+
+    def failure_note(self) -> str | None:
+        """What a failed deploy's error should add about the table (see :func:`overflow_note`)."""
+        return overflow_note(self.refused_before, overflowed(self.host.proc_stat))
 
 
 class _RecordLock:

@@ -10,7 +10,7 @@ import pytest
 
 from testbed.errors import LabError
 from testbed.generate import n_sites
-from testbed.neightable import HostTables, Table, entries_needed, overflow_note, overflowed, sysctl_names, tight, too_small
+from testbed.neightable import Admission, HostTables, Table, entries_needed, overflow_note, overflowed, sysctl_names, tight, too_small
 from testbed.netplan import build_netplan
 
 DEFAULTS = {1: 128, 2: 512, 3: 1024}
@@ -145,8 +145,9 @@ def test_a_holder_whose_lab_is_gone_does_not_keep_the_raise(host, tmp_path):
 def test_deploy_fails_before_building_anything(host, tmp_path, monkeypatch):
     """The preflight runs before the run directory exists: nothing to clean up, nothing half-built."""
     import testbed.lab as lab_module
+    import testbed.neightable as neightable
 
-    monkeypatch.setattr(lab_module, "HostTables", lambda: host)
+    monkeypatch.setattr(neightable, "HostTables", lambda: host)
     monkeypatch.setattr(lab_module, "check_frr", lambda allow_untested=False: "8.4.4")
     monkeypatch.setattr(lab_module.os, "geteuid", lambda: 0)
     monkeypatch.setattr(lab_module, "_check_traversable", lambda root: None)
@@ -177,3 +178,36 @@ def test_overflows_while_deploying_are_named_in_the_error(tmp_path):
     (stat / "ndisc_cache").write_text(header + "00000400 00000100 00000013\n00000400 00000100 00000004\n")
     note = overflow_note(before, overflowed(stat))
     assert "IPv6: 16 times" in note and "gc_thresh3" in note and "--raise-neigh-table" in note
+
+
+def test_one_admission_per_deploy_warns_claims_and_names_overflows(host, tmp_path):
+    """What deploy asks of the table, one call per step: admitted with a warning (50 sites), nothing raised
+    without the opt-in while no raise is held, then the overflow note when the kernel refused entries."""
+    lines = []
+    admission = Admission.admit(build_netplan(n_sites(50)), "bs50", False, lines.append, host=host)
+    assert len(lines) == 1 and "--raise-neigh-table" in lines[0]
+    journal = []
+    assert admission.claim(str(tmp_path / "bs50"), journal.append, lines.append) == {} and not journal
+    assert admission.failure_note() is None
+    header = "entries  allocs table_fulls\n"
+    (host.proc_stat / "ndisc_cache").write_text(header + "0000000a 00000001 00000005\n")
+    assert "IPv6: 5 times" in admission.failure_note()
+
+
+def test_an_admission_with_the_opt_in_raises_and_one_without_joins(host, tmp_path):
+    big = build_netplan(n_sites(250))
+    lines = []
+    first = Admission.admit(big, "bs250", True, lines.append, host=host)  # no preflight with the opt-in
+    assert lines == []
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "lab.json").write_text("{}")
+    journal_a = []
+    assert first.claim(str(a), journal_a.append, lines.append)["net.ipv6.neigh.default.gc_thresh3"] == 10240
+    assert journal_a[0]["kind"] == "host-sysctl" and lines[0].startswith("raised the host's neighbour table")
+    second = Admission.admit(build_netplan(n_sites(1)), "bs1", False, lines.append, host=host)
+    journal_b = []
+    assert second.claim(str(b), journal_b.append, lines.append) == {} and journal_b  # joined, journalled
+    assert host.release(str(a)) == {}  # b still holds the raise
+    assert host.release(str(b))["net.ipv6.neigh.default.gc_thresh3"] == 1024
