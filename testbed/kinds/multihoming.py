@@ -4,7 +4,6 @@ every source address of every site host and counts what the ISPs' ingress filter
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 from ..checks import (Check, bgp_checks, bgp_converging, http_get, ingress_counters, kernel_routes,
@@ -21,11 +20,6 @@ IGP_TIMEOUT = 60.0
 # machine, so each is retried (one packet a poll) - for this long, then deploy fails naming the probe
 DATA_PLANE_TIMEOUT = 15.0
 PINGS_AT_ONCE = 16  # data-plane probes at once: each mostly waits for its reply
-# a host whose addresses take their lifetimes from Router Advertisements (the deprecation add-on): an exit
-# router's agent deprecates an ISP until it has seen it up (its route comes with BGP) for its hold-down and
-# ten answered probes (~3 s), and the next advertisement makes the address preferred again
-RA_LIFETIMES = "net.ipv6.conf.default.accept_ra_pinfo"
-SOURCES_TIMEOUT = 30.0
 
 
 def parse(doc: MarkedDoc) -> Topology:
@@ -45,28 +39,24 @@ def readiness(net: NetPlan) -> tuple[Readiness, ...]:
         out.append(Readiness("site IGP convergence", kernel_routes_pending, IGP_TIMEOUT, interval=0.1))
     if data_plane_probes(net):
         out.append(_data_plane(net))
-    if any(h.sysctls.get(RA_LIFETIMES) == "1" for h in net.hosts()):
-        out.append(_sources_preferred(net))
-    return tuple(out)
+    return tuple(out) + mechanism_conditions(net)
 
 
-def _sources_preferred(net: NetPlan) -> Readiness:
-    """No usable source of a host that learns its lifetimes from Router Advertisements is deprecated: with
-    every ISP up, a lab whose new connections still avoid one (an agent's first verdict, before it saw the ISP
-    up) is not up yet.  One ``ip addr`` per such host a poll."""
-    hosts = [h.name for h in net.hosts() if h.sysctls.get(RA_LIFETIMES) == "1"]
+def mechanism_conditions(net: NetPlan) -> tuple[Readiness, ...]:
+    """What the sites' mechanisms and add-ons ask of the running lab (``Mechanism.conditions``), after the
+    kind's own: conditions of one name from several sites become one, polled together."""
+    by_name: dict[str, list[Readiness]] = {}
+    for site in net.topology.sites:
+        for mech, options in [site_mechanism(net.topology, site)] + site_addons(net.topology, site):
+            for cond in mech.conditions(net, site, options) if mech.conditions else ():
+                by_name.setdefault(cond.name, []).append(cond)
+    return tuple(conds[0] if len(conds) == 1 else _together(conds) for conds in by_name.values())
 
-    def pending(lab: RunningLab) -> list[str]:
-        out = []
-        for host in hosts:
-            shown = json.loads(lab.node(host).run(["ip", "-j", "-6", "addr", "show"]).stdout or "[]")
-            deprecated = {a.get("local") for link in shown for a in link.get("addr_info", []) if a.get("deprecated")}
-            out += [f"{host}'s {isp} address {addr} is deprecated" for isp, addr in usable_sources(net, host).items()
-                    if addr in deprecated]
-        return out
 
-    return Readiness("sources preferred", pending, SOURCES_TIMEOUT, interval=0.2,
-                     targets=lambda n: [f"{h}: every usable source preferred" for h in hosts])
+def _together(conds: list[Readiness]) -> Readiness:
+    return Readiness(conds[0].name, lambda lab: [p for c in conds for p in c.pending(lab)],
+                     max(c.timeout for c in conds), min(c.interval for c in conds),
+                     targets=lambda n: [t for c in conds for t in c.targets(n)])
 
 
 def usable_sources(net: NetPlan, host: str) -> dict[str, str]:

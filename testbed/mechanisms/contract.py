@@ -72,6 +72,8 @@ ValidateFn = Callable[["Topology", "Site", Any], list[FieldProblem]]
 UsableSourcesFn = Callable[["NetPlan", "Site", str], list[str]]
 # inspect(lab, site, options) -> sections (``testbed.kinds.contract.Section``) for `mhlab inspect`
 InspectFn = Callable[[Any, "Site", Any], list[Any]]
+# conditions(net, site, options) -> conditions on the running lab (``testbed.kinds.contract.Readiness``)
+ConditionsFn = Callable[["NetPlan", "Site", Any], list[Any]]
 
 
 def _no_problems(topology: "Topology", site: "Site", options: Any) -> list[FieldProblem]:
@@ -98,7 +100,12 @@ class Mechanism:
                     too (it comes first)
     fault_defaults  per fault kind, defaults the fault primitives use in a lab running this mechanism
                     (``{"rate-limit": {"burst": "80kb"}}``); merged into ``NetPlan.fault_defaults``
-    readiness       what the runtime waits for after starting the mechanism's services
+    readiness       what the runtime waits for after starting the mechanism's services (a file each)
+    conditions      ``conditions(net, site, options) -> [testbed.kinds.contract.Readiness]``: what the
+                    running lab must show of the mechanism's work before deploy returns, polled after the
+                    kind's own conditions (BGP, the data plane); e.g. the deprecation add-on: no prefix
+                    its radvds advertise is deprecated on a host while every ISP is up.  Conditions of
+                    the same name from several sites are polled as one (one report line).
     validate        ``validate(topology, site, options) -> [(field path inside the site, message)]``:
                     cross checks the options model cannot do alone (names that must exist elsewhere).
                     Runs when the topology is parsed; every problem is reported with file:line.
@@ -126,6 +133,7 @@ class Mechanism:
     pi_prefix: bool = False
     fault_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     readiness: tuple[Readiness, ...] = ()
+    conditions: Optional[ConditionsFn] = None
     validate: ValidateFn = _no_problems
     usable_sources: Optional[UsableSourcesFn] = None
     demo: str | None = None

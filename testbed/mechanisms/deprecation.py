@@ -24,11 +24,13 @@ preferred again.  Measured in a namespace: the flag flips ~20 ms after radvd's S
 from __future__ import annotations
 
 import ipaddress
+import json
 
 from pydantic import Field
 
 from agents.deprecation.radvd import Advert, Lifetimes, render
 
+from ..kinds.contract import Readiness as Condition
 from ..kinds.contract import Section
 from ..netplan import NodeFile, Process
 from ..topology import host_def
@@ -39,6 +41,9 @@ SOCKET = "{node_dir}/deprecation.sock"
 SERVICE = "deprecation"
 RADVD = "radvd"
 HOST_IID_MASK = (1 << 64) - 1
+# an exit's agent deprecates an ISP until it has seen it up (its route comes with BGP) for its hold-down and
+# ten answered probes (~3 s); the next advertisement makes the hosts' addresses preferred again
+PREFERRED_TIMEOUT = 30.0
 
 
 class DeprecationOptions(Options):
@@ -116,10 +121,8 @@ def _apply(net, site, opts: DeprecationOptions) -> None:
     for lan in site.lans:
         seg = plan.segment(f"{site.name}-{lan.name}")
         sender = lan.gateway or topo.lan_routers(site, lan)[0]
-        for subnet in seg.subnets:
-            isp = plan.isp_of(subnet.network_address)
-            if isp in prefixes:  # a PI /64 is never deprecated
-                adverts.setdefault(sender, []).append(Advert(seg.member(sender).ifname, str(subnet), isp))
+        for isp, subnet in _advertised(net, site, seg):
+            adverts.setdefault(sender, []).append(Advert(seg.member(sender).ifname, str(subnet), isp))
         _hosts_learn(net, site, seg, lan)
     target = _target(net, site, opts)
     routers = list(dict.fromkeys([ex.router for ex in site.exits] + list(adverts)))
@@ -166,13 +169,27 @@ def radvd_check_argv(node_dir: str) -> list[str]:
     return ["radvd", "--configtest", "--config", f"{node_dir}/radvd.conf", "--logmethod", "stderr"]
 
 
+def _advertised(net, site, seg) -> list[tuple[str, ipaddress.IPv6Network]]:
+    """(ISP, /64) of a LAN segment that its radvd advertises: every site /64 but a PI one (never deprecated)."""
+    prefixes = net.plan.site_prefixes[site.name]
+    return [(isp, subnet) for subnet in seg.subnets
+            if (isp := net.plan.isp_of(subnet.network_address)) in prefixes]
+
+
+def _token(member) -> int | None:
+    """The one interface identifier a host has in all its LAN's prefixes, or None (then it cannot match
+    advertised prefixes to its addresses)."""
+    iids = {int(a.ip) & HOST_IID_MASK for a in member.addresses}
+    return iids.pop() if len(iids) == 1 else None
+
+
 def _hosts_learn(net, site, seg, lan) -> None:
     """Hosts accept RAs for prefix state only, with their interface identifier as SLAAC token."""
     for ref in lan.hosts:
         host = host_def(ref).name
         member = seg.member(host)
-        iids = {int(a.ip) & HOST_IID_MASK for a in member.addresses}
-        if len(iids) != 1:
+        token = _token(member)
+        if token is None:
             net.notes.append(f"site {site.name}: {host} has a different interface identifier per prefix "
                              "(HBA?): it cannot match advertised prefixes to its addresses, and keeps them preferred")
             continue
@@ -180,7 +197,35 @@ def _hosts_learn(net, site, seg, lan) -> None:
         node.sysctls.update({"net.ipv6.conf.default.accept_ra": "1", "net.ipv6.conf.default.autoconf": "1",
                              "net.ipv6.conf.default.accept_ra_defrtr": "0",
                              "net.ipv6.conf.default.accept_ra_pinfo": "1"})
-        node.ip_commands.append(f"token set {ipaddress.IPv6Address(iids.pop())} dev {member.ifname}")
+        node.ip_commands.append(f"token set {ipaddress.IPv6Address(token)} dev {member.ifname}")
+
+
+def _conditions(net, site, opts: DeprecationOptions) -> list[Condition]:
+    """Deploy returns once no advertised address of a host that takes lifetimes from RAs is deprecated: an
+    agent's first verdict, before it saw an ISP up, deprecates it, and with every ISP up a lab whose new
+    connections still avoid one is not up yet (the data plane's probes pass with a deprecated source).  One
+    ``ip addr`` per such host a poll."""
+    watched: list[tuple[str, str, str]] = []  # host, ISP, address
+    for lan in site.lans:
+        seg = net.plan.segment(f"{site.name}-{lan.name}")
+        for ref in lan.hosts:
+            member = seg.member(host_def(ref).name)
+            if _token(member) is not None:
+                watched += [(member.node, isp, str(addr)) for isp, subnet in _advertised(net, site, seg)
+                            if (addr := member.address_in(subnet)) is not None]
+    if not watched:
+        return []
+
+    def pending(lab) -> list[str]:
+        out = []
+        for host in dict.fromkeys(h for h, _, _ in watched):
+            shown = json.loads(lab.node(host).run(["ip", "-j", "-6", "addr", "show"]).stdout or "[]")
+            deprecated = {a.get("local") for link in shown for a in link.get("addr_info", []) if a.get("deprecated")}
+            out += [f"{h}'s {isp} address {a} is deprecated" for h, isp, a in watched if h == host and a in deprecated]
+        return out
+
+    return [Condition("sources preferred", pending, PREFERRED_TIMEOUT, interval=0.2,
+                      targets=lambda n: [f"{h}'s {isp} address {a} preferred" for h, isp, a in watched])]
 
 
 def _agent_summary(status: dict) -> str:
@@ -207,6 +252,6 @@ def _inspect(lab, site, opts: DeprecationOptions) -> list[Section]:
 MECHANISM = Mechanism(
     "deprecation", "exit routers detect a dead ISP (BGP/BFD routes, probes beyond it); radvd deprecates its "
     "prefix on every LAN (preferred lifetime 0)", "6.3.1.2.1", _apply, options=DeprecationOptions,
-    validate=_validate, role="addon", inspect=_inspect,
+    validate=_validate, role="addon", inspect=_inspect, conditions=_conditions,
     readiness=(Readiness(SERVICE, SOCKET, "deprecation agent control socket"),
                Readiness(RADVD, "{node_dir}/radvd.pid", "radvd's pid file")))

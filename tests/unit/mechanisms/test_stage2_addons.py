@@ -1,11 +1,17 @@
 """The stage-2 add-ons as plain data: what exit-path and deprecation add to the NetPlan, and bad options
 named with file:line."""
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from testbed.errors import TopologyError
+from testbed.generate import n_sites
+from testbed.kinds import kind_of
+from testbed.kinds.multihoming import mechanism_conditions
 from testbed.netplan import build_netplan
 from testbed.render import render
 from testbed.topology import load_topology
@@ -75,3 +81,46 @@ def test_bad_options_name_file_line_and_field(tmp_path, addons, field, words):
     line = next(i for i, l in enumerate(path.read_text().splitlines(), 1) if "addons:" in l)
     text = str(err.value)
     assert f"{path}:{line}: sites.0.{field}" in text and words in text, text
+
+
+class _Lab:
+    """A running lab as the condition sees it: each host's `ip -j -6 addr show`, from a table."""
+
+    def __init__(self, deprecated: dict[str, set[str]]) -> None:
+        self.deprecated = deprecated
+
+    def node(self, host: str):
+        addrs = [{"local": a, "deprecated": True} for a in sorted(self.deprecated.get(host, ()))]
+        out = json.dumps([{"ifname": "lan", "addr_info": addrs + [{"local": "fe80::1"}]}])
+        return SimpleNamespace(run=lambda argv: SimpleNamespace(stdout=out))
+
+
+def test_deprecation_declares_its_own_readiness_condition():
+    """The add-on, not the lab kind, says what it must have done before deploy returns: no advertised
+    address of a learning host is deprecated (a first verdict before it saw an ISP up)."""
+    net = build_netplan(load_topology(STAGE2))
+    conditions = {r.name: r for r in kind_of(net.topology).readiness(net)}
+    assert list(conditions) == ["BGP convergence", "data plane", "sources preferred"]
+    cond = conditions["sources preferred"]
+    a1, b1 = net.plan.address("h1", "ispa"), net.plan.address("h1", "ispb")
+    assert f"h1's ispa address {a1} preferred" in cond.targets(net)
+    assert f"h2's ispb address {net.plan.address('h2', 'ispb')} preferred" in cond.targets(net)
+    assert cond.pending(_Lab({})) == []
+    assert cond.pending(_Lab({"h1": {b1}})) == [f"h1's ispb address {b1} is deprecated"]
+    without = build_netplan(load_topology(ROOT / "topologies" / "two-isp-site.yaml"))
+    assert "sources preferred" not in [r.name for r in kind_of(without.topology).readiness(without)]
+
+
+def test_same_named_conditions_of_several_sites_are_polled_as_one(tmp_path):
+    data = n_sites(2).model_dump(exclude_none=True, mode="json")
+    data.pop("source", None)
+    for site in data["sites"]:
+        site["addons"] = ["deprecation"]
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    two = build_netplan(load_topology(path))
+    [cond] = mechanism_conditions(two)
+    hosts = {t.split("'")[0] for t in cond.targets(two)}
+    assert hosts == {"s1h1", "s2h1"}
+    addr = two.plan.address("s2h1", "ispb")
+    assert cond.pending(_Lab({"s2h1": {addr}})) == [f"s2h1's ispb address {addr} is deprecated"]
