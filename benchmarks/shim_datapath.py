@@ -168,6 +168,14 @@ def report(cases: list[Case], plains: list[Case], args: argparse.Namespace, load
               f"{cpu:>12} {agents:>17}")
     print("(Gb/s; '% plain': median over plain's median; 'rounds': median and quartiles of each run over the plain "
           "run of its round; agents: the two daemons' CPU time during the runs)")
+    by_phase: dict[int, list[Case]] = {}
+    for case, plain in zip(cases, plains):
+        by_phase.setdefault(id(plain), []).append(case)
+    for ours, *others in (group for group in by_phase.values() if len(group) > 1):
+        for other in others:
+            ratios = [100 * a.gbps / b.gbps for a, b in zip(ours.runs, other.runs)]
+            q1, q3 = quartiles(ratios)
+            print(f"{ours.name} over {other.name}, per round: {statistics.median(ratios):.0f} % ({q1:.0f}-{q3:.0f})")
     print("\nour programs' own time (kernel BPF run-time statistics), median per case:")
     for case in cases:
         for name in sorted({k for r in case.runs for k in r.programs}):

@@ -25,6 +25,10 @@
  *              packets included, is left to the kernel (the daemon's raw socket counts them
  *              or answers R1bis); nothing here ever rewrites a packet of another context.
  *
+ * Both stamp each context's last packet in, and the first packet out 10 ms after it (sending,
+ * nothing heard: a failure may have begun) writes one record to quiet_ring, which wakes the
+ * daemon; under a flow that works nothing is written and the daemon sleeps.
+ *
  * Upper-layer checksums are never touched: they were computed over the ULIDs, and the
  * receiver restores the ULIDs before checking them (RFC 5533 section 10).
  */
@@ -93,7 +97,7 @@ struct map_def stats SEC("maps") = { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(_
  * sleeps instead of polling; after a silent failure the first packet out QUIET_NS after the
  * last one in (TCP's tail-loss probe or retransmission at the latest) wakes it.
  */
-struct map_def quiet_ring SEC("maps") = { BPF_MAP_TYPE_RINGBUF, 0, 0, 4096 };
+struct map_def quiet_ring SEC("maps") = { BPF_MAP_TYPE_RINGBUF, 0, 0, 16384 };
 #define QUIET_NS 10000000ULL
 
 static __always_inline void count(__u32 index)
@@ -157,10 +161,10 @@ static __always_inline void quiet_check(struct watch *w, const struct ulid_pair 
 
 	if (bpf_ktime_get_ns() - rx <= QUIET_NS || w->signalled_rx_ns == rx)
 		return;
-	w->signalled_rx_ns = rx;
 	__builtin_memcpy(&q.pair, key, sizeof(q.pair));
 	q.last_rx_ns = rx;
-	bpf_ringbuf_output(&quiet_ring, &q, sizeof(q), 0);
+	if (!bpf_ringbuf_output(&quiet_ring, &q, sizeof(q), 0))	/* a full ring: the next packet tries again */
+		w->signalled_rx_ns = rx;
 }
 
 /* A packet of a context out: counted (``len``) if it keeps its ULIDs, and checked for quiet. */
