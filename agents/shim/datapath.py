@@ -122,9 +122,9 @@ def _pair_key(ulids: UlidPair) -> bytes:
 
 # Where the counters sit in each map's value: (offset, how many 64-bit counters).
 COUNTERS = {"out_map": (40, 2), "in_map": (32, 2), "watch_map": (0, 4)}
-WATCH_LAST_RX = 32  # struct watch: last_rx_ns, then signalled_rx_ns
+WATCH_LAST_RX = 32  # struct watch: last_rx_ns, then signalled_rx_ns, last_tx_ns
 # a new entry's signalled_rx_ns matches no last_rx_ns: its first packet out with nothing heard signals
-WATCH_NEW = bytes(32) + struct.pack("<QQ", 0, 2**64 - 1)
+WATCH_NEW = bytes(32) + struct.pack("<QQQ", 0, 2**64 - 1, 0)
 
 
 def _xlate_value(tr: Translation, hop: netops.NextHop, mtu: int) -> bytes:

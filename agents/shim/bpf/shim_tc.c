@@ -77,6 +77,7 @@ struct watch {			/* value of watch_map */
 	__u64 tx_packets, tx_bytes, rx_packets, rx_bytes;
 	__u64 last_rx_ns;	/* when the peer's last data packet came in (CLOCK_MONOTONIC) */
 	__u64 signalled_rx_ns;	/* the last_rx_ns of the last quiet signal: one signal per quiet spell */
+	__u64 last_tx_ns;	/* when the context's last packet went out */
 };
 struct quiet {			/* a record of quiet_ring */
 	struct ulid_pair pair;
@@ -99,6 +100,7 @@ struct map_def stats SEC("maps") = { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(_
  */
 struct map_def quiet_ring SEC("maps") = { BPF_MAP_TYPE_RINGBUF, 0, 0, 16384 };
 #define QUIET_NS 10000000ULL
+#define PAUSE_NS 1000000ULL
 
 static __always_inline void count(__u32 index)
 {
@@ -154,12 +156,22 @@ static __always_inline __u32 wire_size(struct __sk_buff *skb, const struct ipv6h
 	return IP6_HLEN + (doff >> 4) * 4 + skb->gso_size;
 }
 
+/*
+ * Quiet: nothing heard for QUIET_NS, or a packet out after a pause of PAUSE_NS with nothing heard
+ * since the one before it.  The second is TCP's tail-loss probe or retransmission timeout as a
+ * bulk sender's first packet after a silent cut (it had stopped, its window full, and its probe
+ * comes 2 SRTT + 2 ms later: sooner than QUIET_NS on a short path).  A sender that works does
+ * not pause without an ACK in between: its window opens only with one.
+ */
 static __always_inline void quiet_check(struct watch *w, const struct ulid_pair *key)
 {
 	struct quiet q;
-	__u64 rx = w->last_rx_ns;
+	__u64 now = bpf_ktime_get_ns(), rx = w->last_rx_ns, tx = w->last_tx_ns;
 
-	if (bpf_ktime_get_ns() - rx <= QUIET_NS || w->signalled_rx_ns == rx)
+	w->last_tx_ns = now;
+	if (w->signalled_rx_ns == rx)
+		return;
+	if (now - rx <= QUIET_NS && (rx >= tx || now - tx <= PAUSE_NS))
 		return;
 	__builtin_memcpy(&q.pair, key, sizeof(q.pair));
 	q.last_rx_ns = rx;

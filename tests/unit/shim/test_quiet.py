@@ -58,7 +58,7 @@ def test_quiet_record_and_watch_value_match_the_c_structs(tmp_path):
     record = A(LOCAL).packed + A(PEER).packed + struct.pack("<Q", 123)
     assert parse_quiet(record).ulids == PAIR and parse_quiet(record).last_rx == 123
     assert parse_quiet(record[:39]) is None
-    assert struct.unpack_from("<QQ", WATCH_NEW, WATCH_LAST_RX) == (0, 2**64 - 1)  # its first packet signals
+    assert struct.unpack_from("<QQQ", WATCH_NEW, WATCH_LAST_RX) == (0, 2**64 - 1, 0)  # its first packet signals
     if shutil.which("clang"):
         sizes = map_sizes(bpfload.compile_object(str(tmp_path)))
         assert sizes["watch_map"] == (32, len(WATCH_NEW)) and sizes["quiet_ring"] == (0, 0)
