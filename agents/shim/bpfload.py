@@ -12,6 +12,7 @@ So the loader is: read the ELF, create the maps, patch the map fds into the inst
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import shutil
 import struct
@@ -24,6 +25,8 @@ SYS_BPF = 321  # x86_64
 BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_PROG_LOAD = 0, 1, 2, 3, 5
 BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0
 BPF_PROG_TYPE_SCHED_CLS = 3
+BPF_MAP_TYPE_RINGBUF = 27
+RINGBUF_BUSY, RINGBUF_DISCARD, RINGBUF_HDR = 1 << 31, 1 << 30, 8
 BPF_PSEUDO_MAP_FD = 1
 R_BPF_64_64 = 1
 SHT_SYMTAB, SHT_REL = 2, 9
@@ -64,6 +67,8 @@ class BpfMap:
     fd: int
     key_size: int
     value_size: int
+    map_type: int = 0
+    max_entries: int = 0
 
     def _elem(self, cmd: int, key: bytes, value: ctypes.Array | None, flags: int = 0) -> int:
         kbuf = ctypes.create_string_buffer(key, self.key_size)
@@ -89,6 +94,47 @@ class BpfMap:
         except BpfError as exc:
             if exc.errno != 2:
                 raise
+
+
+class RingBuffer:
+    """The consumer side of a ``BPF_MAP_TYPE_RINGBUF`` map, as the kernel lays it out for mmap.
+
+    Page 0 holds the consumer position (ours to write); page 1 the producer position; then the data
+    area, mapped twice in a row so that a record that wraps reads contiguously.  Each record is an
+    8-octet header (length, busy and discard bits) and its data, padded to 8 octets.  The map's fd
+    is readable (epoll) while records wait: ``fileno`` is what a selector watches.
+    """
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size = fd, size
+        page = mmap.PAGESIZE
+        self.consumer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+        self.producer = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        self.data_at = page
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def drain(self) -> list[bytes]:
+        """Every committed record, oldest first; the space they took is handed back to the kernel."""
+        out = []
+        cons, = struct.unpack_from("<Q", self.consumer, 0)
+        prod, = struct.unpack_from("<Q", self.producer, 0)
+        while cons < prod:
+            at = self.data_at + (cons & (self.size - 1))
+            header, = struct.unpack_from("<I", self.producer, at)
+            if header & RINGBUF_BUSY:
+                break  # being written: the next drain takes it
+            length = header & ~(RINGBUF_BUSY | RINGBUF_DISCARD)
+            if not header & RINGBUF_DISCARD:
+                out.append(self.producer[at + RINGBUF_HDR:at + RINGBUF_HDR + length])
+            cons += (length + RINGBUF_HDR + 7) & ~7
+        struct.pack_into("<Q", self.consumer, 0, cons)
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.producer.close()
 
 
 @dataclass
@@ -170,7 +216,7 @@ def load_object(path: Path, prog_type: int = BPF_PROG_TYPE_SCHED_CLS) -> BpfObje
             if shndx == maps_index:
                 mtype, ksize, vsize, entries = struct.unpack_from("<IIII", sections[maps_index]["data"], value)
                 fd = bpf(BPF_MAP_CREATE, struct.pack("<IIIII", mtype, ksize, vsize, entries, 0) + bytes(100))
-                obj.maps[name] = BpfMap(name, fd, ksize, vsize)
+                obj.maps[name] = BpfMap(name, fd, ksize, vsize, mtype, entries)
         by_offset = {value: name for name, shndx, value in symbols if shndx == maps_index}
         for rel in (s for s in sections if s["type"] == SHT_REL):
             target = sections[rel["info"]]

@@ -59,15 +59,17 @@ def _prefix(request: dict[str, Any]) -> bytes:
 
 
 def handle(engine: ShimEngine, now: float, request: dict[str, Any], datapath: DataPath | None = None,
-           observer: dict[str, int] | None = None) -> tuple[Any, list[Action]]:
+           observer: dict[str, int] | None = None, loop: dict[str, int] | None = None) -> tuple[Any, list[Action]]:
     """Run one request; returns the result and the actions it caused (packets to send).
 
-    ``observer``: the packet observer's counters (None when the daemon runs without one)."""
+    ``observer``: the packet observer's counters (None when the daemon runs without one); ``loop``:
+    what the daemon's main loop did (wake-ups, counter polls, sock_diag requests, quiet spells)."""
     cmd = request.get("cmd")
     datapath = datapath or DataPath()
     if cmd == "status":
         return {**engine.status(), "datapath": {"mode": datapath.mode, **datapath.stats()},
-                "observer": dict(observer) if observer is not None else None}, []
+                "observer": dict(observer) if observer is not None else None,
+                "loop": dict(loop) if loop is not None else None}, []
     if cmd == "contexts":
         views = engine.contexts_view()
         for view in views:
@@ -112,13 +114,13 @@ def handle(engine: ShimEngine, now: float, request: dict[str, Any], datapath: Da
 
 
 def answer(engine: ShimEngine, now: float, line: bytes, datapath: DataPath | None = None,
-           observer: dict[str, int] | None = None) -> tuple[bytes, list[Action], bool]:
+           observer: dict[str, int] | None = None, loop: dict[str, int] | None = None) -> tuple[bytes, list[Action], bool]:
     """Parse one request line; the response line, the actions, and whether to stop (never raises)."""
     try:
         request = json.loads(line)
         if not isinstance(request, dict):
             raise ControlError("a request is a JSON object")
-        result, actions = handle(engine, now, request, datapath, observer)
+        result, actions = handle(engine, now, request, datapath, observer, loop)
         stop = request.get("cmd") == "shutdown"
         return json.dumps({"ok": True, "result": result}).encode() + b"\n", actions, stop
     except (ControlError, ValueError) as exc:

@@ -29,6 +29,7 @@ import socket
 import struct
 import sys
 import time
+from dataclasses import dataclass
 from typing import TextIO
 
 from ..jsonctl import ControlServer
@@ -42,20 +43,37 @@ from .observer import Observer
 from .packet import icmp_error
 from .plan import plan_for
 from .sockfilter import Exclusions
-from .ulp import ULP_ACTIVE_WINDOW, ULP_POLL_INTERVAL, RtoMin, SockDiag
+from .ulp import (ULP_ACTIVE_WINDOW, ULP_BASELINE_INTERVAL, ULP_DISCOVER_QUIET_INTERVAL, ULP_POLL_INTERVAL, QuietPairs,
+                  RtoMin, SockDiag)
 
 Address = ipaddress.IPv6Address
+# the data path's counters are read this often while a context is in a quiet spell (REAP's inputs at
+# 10 Hz, as before), and at the slow rate otherwise: a flow that works needs no REAP timer (each
+# poll only re-arms the keepalive it then cancels), and every REAP deadline reads them first
+FAST_POLL, SLOW_POLL = 0.1, 1.0
 ICMP6_DST_UNREACH, ICMP6_PARAM_PROB = 1, 4
 ICMP6_FILTER = 1  # <netinet/icmp6.h>: the socket option, and a filter that passes no type
 ICMP6_BLOCK_ALL = b"\xff" * 32
 
 
+@dataclass
+class LoopStats:
+    """What the main loop did since it started (``status`` shows it): its cost under a flow."""
+
+    wakeups: int = 0
+    counter_polls: int = 0
+    quiet_signals: int = 0
+    quiet_spells: int = 0
+
+
 class ShimDaemon:
     def __init__(self, engine: ShimEngine, socket_path: str, observe: bool, icmp: bool, log: TextIO,
-                 datapath: DataPath | None = None, poll_interval: float = 0.1, ulp: bool = True) -> None:
+                 datapath: DataPath | None = None, poll_interval: float = FAST_POLL, ulp: bool = True) -> None:
         self.engine = engine
         self.ulp = SockDiag() if ulp else None
         self.next_ulp_poll = 0.0
+        self.quiet = QuietPairs()
+        self.stats = LoopStats()
         self.rto_min = RtoMin(engine.profile.tcp_rto_min)
         self.datapath = datapath or DataPath()
         self.poll_interval = poll_interval
@@ -87,6 +105,11 @@ class ShimDaemon:
         self.datapath.start()
         for reader, handler in self.datapath.readers():
             self.selector.register(reader, selectors.EVENT_READ, lambda _sock, h=handler: self._observed(h()))
+        self.quiet_source = self.datapath.quiet_source()
+        if self.quiet_source is not None:
+            self.selector.register(self.quiet_source, selectors.EVENT_READ, self._on_quiet)
+            if self.ulp is not None:
+                self.ulp.discover_interval = ULP_DISCOVER_QUIET_INTERVAL
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -120,10 +143,40 @@ class ShimDaemon:
                 self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "observer-error",
                                            "error": str(exc)}) + "\n")
 
+    def _on_quiet(self, _source: object) -> None:
+        """The kernel says a context sends and hears nothing: look at its TCP now and every poll until
+        the peer is heard again; REAP's Send Timeout runs from here too (data sent)."""
+        signals = self.datapath.quiet_signals()
+        if not signals:
+            return
+        self.stats.quiet_signals += len(signals)
+        self.stats.counter_polls += 1
+        self._observed(self.datapath.poll())  # what came in before the spell first, then the spell's start
+        self.next_poll = self.now() + self.poll_interval
+        for signal in signals:
+            if self.quiet.signal(signal.ulids, signal.last_rx):
+                self.stats.quiet_spells += 1
+                if self.ulp is not None:
+                    self.ulp.rediscover()
+            self.next_ulp_poll = 0.0
+            self.perform(self.engine.observe(self.now(), *signal.ulids, True))
+
+    def _settle_quiet(self) -> None:
+        if self.quiet_source is not None and self.quiet.spells:
+            self.quiet.settle(self.datapath.last_rx, self.ulp.tracker.pending_pairs() if self.ulp else set())
+
+    def _ulp_targets(self) -> tuple[set, set | None]:
+        """(pairs whose connections are read, pairs checked for timeouts: None for all of them)."""
+        watched = self.engine.ulid_pairs(self._active_since())
+        if self.quiet_source is None:
+            return watched, None
+        return watched, (self.quiet.pairs() | self.ulp.tracker.pending_pairs()) & watched
+
     def _poll_ulp(self) -> None:
         """TCP timed out a retransmission between a context's ULIDs and heard nothing since: a failure
         signal on its pair.  A timeout whose ACK came back (random loss) is only logged."""
-        for loss in self.ulp.poll(self.engine.ulid_pairs(self._active_since()), self.now()):
+        watched, detect = self._ulp_targets()
+        for loss in self.ulp.poll(watched, self.now(), detect):
             st = loss.state
             self.log.write(json.dumps({"time": round(self.now(), 3), "kind": "tcp-timeout", "timeout": loss.kind,
                                        "local": str(st.local), "peer": str(st.peer), "ca_state": st.ca_state,
@@ -132,6 +185,9 @@ class ShimDaemon:
                                        "answered": loss.answered}) + "\n")
             if not loss.answered:
                 self.perform(self.engine.upper_layer_loss(self.now(), loss.local, loss.peer, loss.kind))
+        self._settle_quiet()
+        _, detect = self._ulp_targets()
+        self.next_ulp_poll = self.now() + (ULP_POLL_INTERVAL if detect is None or detect else ULP_BASELINE_INTERVAL)
 
     def _active_since(self) -> float | None:
         """Watch only contexts that sent data lately (TCP times out only while it sends), when the data
@@ -191,7 +247,8 @@ class ShimDaemon:
 
     def _answer(self, line: bytes) -> bytes:
         observer = vars(self.observer.stats) if self.observer is not None else None
-        response, actions, stop = control.answer(self.engine, self.now(), line, self.datapath, observer)
+        loop = {**vars(self.stats), "ulp_dumps": self.ulp.dumps, "ulp_lookups": self.ulp.lookups} if self.ulp else vars(self.stats)
+        response, actions, stop = control.answer(self.engine, self.now(), line, self.datapath, observer, loop)
         self.running = self.running and not stop
         self.perform(actions)
         return response
@@ -209,11 +266,15 @@ class ShimDaemon:
                     timeout = max(0.0, min(timeout if timeout is not None else 1.0, self.next_ulp_poll - self.now()))
                 for key, _ in self.selector.select(timeout if timeout is None else min(timeout, 1.0)):
                     key.data(key.fileobj)
-                if self.datapath.mode != "none" and self.now() >= self.next_poll:
-                    self.next_poll = self.now() + self.poll_interval
+                self.stats.wakeups += 1
+                due = deadline is not None and self.now() >= deadline  # REAP decides on fresh counters
+                if self.datapath.mode != "none" and (due or self.now() >= self.next_poll):
+                    self.stats.counter_polls += 1
                     self._observed(self.datapath.poll())
+                    self._settle_quiet()
+                    fast = self.quiet_source is None or self.quiet.spells
+                    self.next_poll = self.now() + (self.poll_interval if fast else SLOW_POLL)
                 if self.ulp is not None and self.now() >= self.next_ulp_poll:  # nothing to watch: no syscall
-                    self.next_ulp_poll = self.now() + ULP_POLL_INTERVAL
                     self._poll_ulp()
                 self.perform(self.engine.tick(self.now()))
                 self._program()

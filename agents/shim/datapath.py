@@ -13,6 +13,11 @@ the locator pair in use, with a lower MTU (``netops.Routes.route_translated``); 
 tc egress rewrites its packets there.  ``poll`` returns what REAP must hear about (data
 sent, data received on a pair), taken from the counters, so no per-packet sniffing is
 needed; it also follows the locator pairs' routes (a gateway that changed moves the /128).
+
+The kernel also says when a context *goes quiet* (``quiet_ring``: it sends and has heard nothing
+from its peer for 10 ms): ``quiet_signals`` drains those records and ``last_rx`` tells whether
+the peer was heard again since.  That is what lets the daemon look at TCP (``ulp``) only when
+something may have failed, instead of 50 times a second under every flow.
 """
 
 from __future__ import annotations
@@ -38,6 +43,22 @@ MTU_MARGIN = 40
 ROUTE_CHECK_INTERVAL = 1.0  # seconds between checks that a pair's next hop has not moved
 STAT_NAMES = ("translated_out", "restored_in", "unknown_in", "malformed_in", "out_redirected",
               "out_failed", "no_route", "in_failed", "out_too_big")
+
+
+@dataclass(frozen=True)
+class QuietSignal:
+    """The context of ``ulids`` sent a packet with nothing heard from its peer since ``last_rx``
+    (the kernel's CLOCK_MONOTONIC nanoseconds of the last packet in; 0: none yet)."""
+
+    ulids: tuple[Address, Address]
+    last_rx: int
+
+
+def parse_quiet(record: bytes) -> QuietSignal | None:
+    """``struct quiet`` of shim_tc.c: the ULID pair, then last_rx_ns."""
+    if len(record) < 40:
+        return None
+    return QuietSignal((Address(record[:16]), Address(record[16:32])), struct.unpack_from("<Q", record, 32)[0])
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,18 @@ class DataPath:
         """Sockets the daemon's selector must watch (a queue-based backend would have one)."""
         return []
 
+    def quiet_source(self) -> Any | None:
+        """What the daemon's selector watches for ``quiet_signals`` (None: this backend cannot tell,
+        and upper-layer feedback polls every context that sends)."""
+        return None
+
+    def quiet_signals(self) -> list[QuietSignal]:
+        return []
+
+    def last_rx(self, ulids: UlidPair) -> int | None:
+        """The kernel's time of the peer's last packet in on this context (None: not watched)."""
+        return None
+
     def stop(self) -> None:
         pass
 
@@ -89,6 +122,9 @@ def _pair_key(ulids: UlidPair) -> bytes:
 
 # Where the counters sit in each map's value: (offset, how many 64-bit counters).
 COUNTERS = {"out_map": (40, 2), "in_map": (32, 2), "watch_map": (0, 4)}
+WATCH_LAST_RX = 32  # struct watch: last_rx_ns, then signalled_rx_ns, last_tx_ns
+# a new entry's signalled_rx_ns matches no last_rx_ns: its first packet out with nothing heard signals
+WATCH_NEW = bytes(32) + struct.pack("<QQQ", 0, 2**64 - 1, 0)
 
 
 def _xlate_value(tr: Translation, hop: netops.NextHop, mtu: int) -> bytes:
@@ -109,10 +145,13 @@ class EbpfDataPath(DataPath):
     seen: dict[tuple[str, bytes], tuple[int, ...]] = field(default_factory=dict)
     totals: dict[UlidPair, dict[str, Counters]] = field(default_factory=dict)
     next_route_check: float = 0.0
+    ring: bpfload.RingBuffer | None = None
 
     def start(self) -> None:
         with tempfile.TemporaryDirectory(prefix="shim-bpf-") as workdir:
             self.obj = bpfload.load_object(bpfload.compile_object(workdir))
+        quiet = self.obj.maps["quiet_ring"]
+        self.ring = bpfload.RingBuffer(quiet.fd, quiet.max_entries)
         netops.flush_translated()  # a killed predecessor's routes
         self.routes = netops.Routes()
         self.tc = netops.TcAttachments()
@@ -140,7 +179,7 @@ class EbpfDataPath(DataPath):
                 maps["in_map"].update(struct.pack("<Q", key[0]) + key[1].packed + key[2].packed,
                                       ulids[0].packed + ulids[1].packed + bytes(16))
         for ulids in plan.watch - self.current.watch:
-            maps["watch_map"].update(_pair_key(ulids), bytes(32))
+            maps["watch_map"].update(_pair_key(ulids), WATCH_NEW)
         for ulids in self.current.translate.keys() - plan.translate.keys():
             self._harvest("out_map", _pair_key(ulids))
             maps["out_map"].delete(_pair_key(ulids))
@@ -214,6 +253,17 @@ class EbpfDataPath(DataPath):
                 out.append(Observation(ulids[0], ulids[1], False))
         return out
 
+    def quiet_source(self) -> Any | None:
+        return self.ring
+
+    def quiet_signals(self) -> list[QuietSignal]:
+        found = (parse_quiet(r) for r in self.ring.drain())
+        return [q for q in found if q is not None and q.ulids in self.current.watch]
+
+    def last_rx(self, ulids: UlidPair) -> int | None:
+        raw = self.obj.maps["watch_map"].lookup(_pair_key(ulids)) if ulids in self.current.watch else None
+        return struct.unpack_from("<Q", raw, WATCH_LAST_RX)[0] if raw is not None else None
+
     def describe(self, ulids: UlidPair) -> dict[str, Any]:
         tr: Translation | None = self.current.translate.get(ulids)
         counters = {k: vars(v).copy() for k, v in self.totals.get(ulids, {}).items()}
@@ -232,6 +282,8 @@ class EbpfDataPath(DataPath):
             self.routes.close()
         if self.tc is not None:
             self.tc.detach_all()
+        if self.ring is not None:
+            self.ring.close()
         if self.obj is not None:
             self.obj.close()
 

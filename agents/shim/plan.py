@@ -9,7 +9,9 @@
 - **watch**: every established context's ULID pair is counted, so that REAP sees data.
 
 The thesis (6.4.2) and RFC 5533 agree that a context on its ULID pair sends packets
-untouched; "return to the ULID pair" is REAP's business (``reap.recovery_probe``).
+untouched.  Neither the thesis's pair state machine (fig. 21: the preferred pair changes only when
+its own test fails or a local signal hits it) nor RFC 5534 (exploration follows a failure) moves a
+working context back to its ULID pair, so a context stays translated until its pair fails.
 """
 
 from __future__ import annotations

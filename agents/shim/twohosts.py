@@ -86,7 +86,9 @@ class TwoHosts:
 
     # --- daemons ----------------------------------------------------------------------------
 
-    def start_daemons(self, datapath: str = "ebpf", profile: str = "tuned", extra: tuple[str, ...] = ()) -> None:
+    def start_daemons(self, datapath: str = "ebpf", profile: str = "tuned", extra: tuple[str, ...] = (),
+                      root: Path = ROOT) -> None:
+        """``root``: the source tree whose ``agents`` run (another checkout: a before/after comparison)."""
         for host, h in HOSTS.items():
             sock = os.path.join(self.workdir, f"{host}.sock")
             cmd = [sys.executable, "-m", "agents.shim.daemon", "--socket", sock, "--profile", profile, "--sec", "0",
@@ -94,7 +96,7 @@ class TwoHosts:
             for prefix in h["prefixes"]:
                 cmd += ["--prefix", prefix]
             log = open(os.path.join(self.workdir, f"{host}.log"), "w")
-            self.daemons[host] = self.popen(host, *cmd, cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT)
+            self.daemons[host] = self.popen(host, *cmd, cwd=str(root), stdout=log, stderr=subprocess.STDOUT)
             self.sockets[host] = sock
         deadline = time.monotonic() + 20
         while not all(os.path.exists(s) for s in self.sockets.values()):

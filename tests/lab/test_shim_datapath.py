@@ -13,6 +13,9 @@ and deletes them in teardown.  One scenario runs once for the module:
 5. a bulk transfer on a new connection between the ULIDs proves full-size segments pass (and
    no router answered Packet Too Big), translated at eth2's egress: no steering device, the
    /128 route to the peer ULID goes out of eth2 with the lower MTU, nothing redirected.
+
+Under the working stream (2 s before the cut) the daemon sleeps: it reads TCP's state about once a
+second, not every 20 ms; the cut reaches it as the kernel's quiet signal.
 """
 
 import json
@@ -136,13 +139,16 @@ def run():
         sender = script(net, "hA", SENDER, A1, B1, "5001", "15")
         net.ask("hA", cmd="connect", peer=B1)
         assert wait_for(lambda: [c for c in net.ask("hA", cmd="contexts") if c["state"] == "established"], 10)
+        result["loop_start"] = net.ask("hA", cmd="status")["loop"]
         time.sleep(2.0)
+        result["loop_before_cut"] = net.ask("hA", cmd="status")["loop"]
         result["before"] = net.ask("hA", cmd="contexts")
         result["cut_at"] = time.time()
         net.blackhole("r1")
         switched = wait_for(lambda: [e for e in net.ask("hA", cmd="events") if e["kind"] == "pair-switched"], 12)
         result["switch_after"] = time.time() - result["cut_at"] if switched else None
         assert wait_for(lambda: net.ask("hA", cmd="contexts")[0]["datapath"]["translated"], 5)
+        result["loop_after_switch"] = net.ask("hA", cmd="status")["loop"]
         ctx = net.ask("hA", cmd="contexts")[0]
         gw_mac = Path(f"/sys/class/net/b2/address")  # read inside r2 below
         gw_mac = net.run("r2", "cat", str(gw_mac)).strip()
@@ -229,6 +235,16 @@ def test_translated_packets_leave_by_the_real_device_without_a_steering_veth(run
     bulk = run["bulk_out"]
     assert bulk["translated"] > 100 and bulk["redirected"] == 0, bulk
     assert bulk["eth2_tx"] >= bulk["translated"], bulk  # every translated segment left by eth2
+
+
+def test_the_daemon_sleeps_under_a_working_flow_and_the_kernel_tells_it_of_the_cut(run):
+    start, before, after = run["loop_start"], run["loop_before_cut"], run["loop_after_switch"]
+    tcp_reads = lambda loop: loop["ulp_lookups"] + loop["ulp_dumps"]  # noqa: E731
+    # 2 s of a stream that works: polling TCP every 20 ms would be ~100 reads, and ~200 wake-ups
+    assert tcp_reads(before) - tcp_reads(start) <= 10, (start, before)
+    assert before["wakeups"] - start["wakeups"] <= 40, (start, before)
+    assert after["quiet_spells"] > before["quiet_spells"], (before, after)  # the cut: sending, nothing heard
+    assert tcp_reads(after) > tcp_reads(before)
 
 
 def test_malformed_and_forged_shim_packets_are_harmless(run):

@@ -25,6 +25,10 @@
  *              packets included, is left to the kernel (the daemon's raw socket counts them
  *              or answers R1bis); nothing here ever rewrites a packet of another context.
  *
+ * Both stamp each context's last packet in, and the first packet out 10 ms after it (sending,
+ * nothing heard: a failure may have begun) writes one record to quiet_ring, which wakes the
+ * daemon; under a flow that works nothing is written and the daemon sleeps.
+ *
  * Upper-layer checksums are never touched: they were computed over the ULIDs, and the
  * receiver restores the ULIDs before checking them (RFC 5533 section 10).
  */
@@ -71,6 +75,13 @@ struct restore {		/* value of in_map */
 };
 struct watch {			/* value of watch_map */
 	__u64 tx_packets, tx_bytes, rx_packets, rx_bytes;
+	__u64 last_rx_ns;	/* when the peer's last data packet came in (CLOCK_MONOTONIC) */
+	__u64 signalled_rx_ns;	/* the last_rx_ns of the last quiet signal: one signal per quiet spell */
+	__u64 last_tx_ns;	/* when the context's last packet went out */
+};
+struct quiet {			/* a record of quiet_ring */
+	struct ulid_pair pair;
+	__u64 last_rx_ns;
 };
 
 enum { S_OUT = 0, S_IN, S_IN_UNKNOWN, S_MALFORMED, S_OUT_REDIRECT, S_OUT_DROP, S_NO_ROUTE, S_IN_DROP, S_OUT_TOO_BIG,
@@ -80,6 +91,16 @@ struct map_def out_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct ulid_pai
 struct map_def in_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct in_key), sizeof(struct restore), 16384 };
 struct map_def watch_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct ulid_pair), sizeof(struct watch), 4096 };
 struct map_def stats SEC("maps") = { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(__u64), S_MAX };
+/*
+ * A context sends and has heard nothing from its peer for QUIET_NS: the one moment the daemon
+ * needs to look at TCP (upper-layer feedback) and at REAP's Send Timeout.  Under a flow that
+ * works, ACKs come back every few microseconds and nothing is written here, so the daemon
+ * sleeps instead of polling; after a silent failure the first packet out QUIET_NS after the
+ * last one in (TCP's tail-loss probe or retransmission at the latest) wakes it.
+ */
+struct map_def quiet_ring SEC("maps") = { BPF_MAP_TYPE_RINGBUF, 0, 0, 16384 };
+#define QUIET_NS 10000000ULL
+#define PAUSE_NS 1000000ULL
 
 static __always_inline void count(__u32 index)
 {
@@ -135,14 +156,41 @@ static __always_inline __u32 wire_size(struct __sk_buff *skb, const struct ipv6h
 	return IP6_HLEN + (doff >> 4) * 4 + skb->gso_size;
 }
 
-static __always_inline void watch_out(struct ulid_pair *key, __u32 len)
+/*
+ * Quiet: nothing heard for QUIET_NS, or a packet out after a pause of PAUSE_NS with nothing heard
+ * since the one before it.  The second is TCP's tail-loss probe or retransmission timeout as a
+ * bulk sender's first packet after a silent cut (it had stopped, its window full, and its probe
+ * comes 2 SRTT + 2 ms later: sooner than QUIET_NS on a short path).  A sender that works does
+ * not pause without an ACK in between: its window opens only with one.
+ */
+static __always_inline void quiet_check(struct watch *w, const struct ulid_pair *key)
+{
+	struct quiet q;
+	__u64 now = bpf_ktime_get_ns(), rx = w->last_rx_ns, tx = w->last_tx_ns;
+
+	w->last_tx_ns = now;
+	if (w->signalled_rx_ns == rx)
+		return;
+	if (now - rx <= QUIET_NS && (rx >= tx || now - tx <= PAUSE_NS))
+		return;
+	__builtin_memcpy(&q.pair, key, sizeof(q.pair));
+	q.last_rx_ns = rx;
+	if (!bpf_ringbuf_output(&quiet_ring, &q, sizeof(q), 0))	/* a full ring: the next packet tries again */
+		w->signalled_rx_ns = rx;
+}
+
+/* A packet of a context out: counted (``len``) if it keeps its ULIDs, and checked for quiet. */
+static __always_inline void watch_out(struct ulid_pair *key, __u32 len, int counted)
 {
 	struct watch *w = bpf_map_lookup_elem(&watch_map, key);
 
-	if (w) {
+	if (!w)
+		return;
+	if (counted) {
 		__sync_fetch_and_add(&w->tx_packets, 1);
 		__sync_fetch_and_add(&w->tx_bytes, len);
 	}
+	quiet_check(w, key);
 }
 
 SEC("tc/out")
@@ -163,7 +211,7 @@ int shim_out(struct __sk_buff *skb)
 	__builtin_memcpy(key.peer, &ip6.daddr, 16);
 	x = bpf_map_lookup_elem(&out_map, &key);
 	if (!x) {		/* not translated: the kernel's own path, counted for REAP */
-		watch_out(&key, skb->len);
+		watch_out(&key, skb->len, 1);
 		return TC_ACT_OK;
 	}
 	if (x->mtu && wire_size(skb, &ip6) + SHIM_HLEN > x->mtu) {
@@ -193,6 +241,7 @@ int shim_out(struct __sk_buff *skb)
 	__sync_fetch_and_add(&x->packets, 1);
 	__sync_fetch_and_add(&x->bytes, skb->len);
 	count(S_OUT);
+	watch_out(&key, 0, 0);	/* counted above, per pair; only the quiet check here */
 	if (skb->ifindex == x->ifindex)
 		return TC_ACT_OK;	/* the route sent it to the pair's gateway: done */
 	if (!x->ifindex) {
@@ -229,6 +278,7 @@ int shim_in(struct __sk_buff *skb)
 		if (w) {
 			__sync_fetch_and_add(&w->rx_packets, 1);
 			__sync_fetch_and_add(&w->rx_bytes, skb->len);
+			w->last_rx_ns = bpf_ktime_get_ns();
 		}
 		return TC_ACT_OK;
 	}
@@ -266,6 +316,11 @@ int shim_in(struct __sk_buff *skb)
 	__sync_fetch_and_add(&r->packets, 1);
 	__sync_fetch_and_add(&r->bytes, skb->len);
 	count(S_IN);
+	__builtin_memcpy(wkey.local, r->local, 16);	/* heard from the peer: not quiet (not counted: */
+	__builtin_memcpy(wkey.peer, r->peer, 16);	/* it came on a locator pair, not the ULIDs) */
+	w = bpf_map_lookup_elem(&watch_map, &wkey);
+	if (w)
+		w->last_rx_ns = bpf_ktime_get_ns();
 	return TC_ACT_OK;
 }
 
