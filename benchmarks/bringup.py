@@ -14,18 +14,24 @@ Prints, for the default lab and generated labs of N sites (N = 1, 5, 20; 50, 250
 - the load average before each row (other work on the machine slows everything down).
 Labs of more than ~30 sites need more of the host's one IPv6 neighbour table than its default 1,024 entries
 (``testbed.neightable``): ``--raise-neigh-table`` lets each deploy raise it (journalled, restored at destroy).
+``--ksm`` deploys with the FRR daemons open to kernel same-page merging (``testbed.ksm``) and measures the
+memory twice: at convergence and once ksmd stopped finding pages to merge (how long that took, ksmd's CPU,
+and BGP and a ping checked again afterwards); each run prints the deploy's phases.  ``--min-available``
+stops the run (the deploy removes what it built) before the host's MemAvailable falls below 6 GB.
 Run as root: `sudo .venv/bin/python benchmarks/bringup.py [--sizes 1,5,20] [--repeat 1] [--raw-max 50]
-[--raise-neigh-table]`.
+[--raise-neigh-table] [--ksm [--ksm-keep-aslr]]`.
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -242,6 +248,15 @@ def mem_columns(mems: list[dict], nodes: int, routers: int) -> str:
             f"{statistics.median(m['profit'] for m in mems) / 1024 / 1024:>13.2f}")
 
 
+def guard_memory(min_gb: float) -> None:
+    """Interrupt the benchmark (a deploy under way cleans up after itself) before the host runs short: other
+    jobs share the machine."""
+    while mem_available_kb() > min_gb * 1024 * 1024:
+        time.sleep(0.5)
+    print(f"MemAvailable below {min_gb} GB: stopping", flush=True)
+    _thread.interrupt_main()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1,5,20", help="generated labs with this many sites (comma list)")
@@ -259,7 +274,10 @@ def main() -> int:
     ap.add_argument("--ksm-keep-aslr", action="store_true", help="with --ksm: address randomisation stays on")
     ap.add_argument("--merge-timeout", type=float, default=300, help="with --ksm: wait at most this long "
                     "for ksmd to stop finding pages to merge (s)")
+    ap.add_argument("--min-available", type=float, default=6.0, metavar="GB",
+                    help="stop a deploy (it removes what it built) when the host's MemAvailable falls below this")
     args = ap.parse_args()
+    threading.Thread(target=guard_memory, args=(args.min_available,), daemon=True).start()
     ksm = KsmOptions(keep_aslr=args.ksm_keep_aslr) if args.ksm else None
     labs = [] if args.no_default else [("two-isp-site (default)", load_topology(DEFAULT), 0)]
     labs += [(f"{n} sites x 2 ISPs", n_sites(n, mechanism="sadr-static"), n) for n in map(int, args.sizes.split(","))]
