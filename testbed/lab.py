@@ -167,6 +167,8 @@ class Lab:
             warning = tight(tables.tables(), need, topo.name)
             if warning:
                 progress(warning)
+        if ksm is not None and cluster is not None:
+            raise UsageError("--ksm merges pages in this host's kernel; a cluster lab's nodes run on other servers")
         refused = overflowed()
         rundir.create({"name": topo.name, "status": "deploying", "topology": topo.source.file,
                        "orchestrator_pid": os.getpid(), "created": time.time()})
@@ -179,7 +181,7 @@ class Lab:
                 raised = tables.raise_for(str(rundir.path), need, rundir.record, may_raise=raise_neigh_table)
                 if raised:
                     progress("raised the host's neighbour table: " + ", ".join(f"{k}={v}" for k, v in raised.items()))
-            if ksm is not None and cluster is None:
+            if ksm is not None:
                 wrapper = build_wrapper()
                 lab.daemon_prefix = wrapper_prefix(ksm, wrapper)
                 turned = HostKsm().hold(str(rundir.path), rundir.record)
