@@ -157,7 +157,7 @@ def _ksm_args(parser) -> None:
                         "(/sys/kernel/mm/ksm: run=1, pages_to_scan, sleep_millisecs; never slowed down). That "
                         "is host state: the old values are journalled and restored when the last lab that "
                         "turned KSM on is destroyed. ksmd merges in the background, during and after deploy: a "
-                        "250-site lab holds ~7 GB at convergence and 2-2.5 GB once merged, 1.5-3 minutes later on "
+                        "250-site lab holds 7-8 GB at convergence and 2-3 GB once merged, 1.5-3 minutes later on "
                         "a busy 2-core host (16-19 CPU-s of ksmd); see docs/scale.md")
     parser.add_argument("--ksm-keep-aslr", action="store_true",
                         help="with --ksm: leave address randomisation on in the daemons (fewer pages merge)")
