@@ -35,6 +35,7 @@ from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape
                   parse_json, vtysh_argv)
 from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
+from .ksm import HostKsm, KsmOptions, build_wrapper, wrapper_prefix
 from .neightable import Admission, HostTables
 from .netplan import NetPlan, ingress_table
 from .node import NodeHandle, tagged_env
@@ -69,6 +70,11 @@ class Lab:
     timings: dict[str, float] = field(default_factory=dict)
     readiness: list[dict] = field(default_factory=list)  # what deploy waited for (see _Builder.await_ready)
     cluster: ClusterRun | None = None  # the servers a cluster lab spreads over (testbed.cluster)
+    daemon_prefix: list[str] = field(default_factory=list)  # FRR's daemons start through this (testbed.ksm)
+    # the Popen objects of the lab's long-running processes (anchors, daemons, services), kept while the lab is:
+    # one dropped while its process runs joins subprocess's list of children polled on every later Popen
+    # (2,000 of a 250-site lab made each command 30-60 ms slower)
+    children: list[subprocess.Popen] = field(default_factory=list, repr=False)
 
     @property
     def name(self) -> str:
@@ -99,7 +105,9 @@ class Lab:
         self.destroy()
 
     def destroy(self, progress: Progress = _quiet) -> dict:
-        return destroy(self.name, self.rundir.path.parent, progress)
+        done = destroy(self.name, self.rundir.path.parent, progress)
+        self.children.clear()  # all exited: each is reaped as it goes
+        return done
 
     # -- state ------------------------------------------------------------------------------------------
     def vtysh(self, router: str, command: str, timeout: float = 10) -> str:
@@ -134,12 +142,14 @@ class Lab:
     @classmethod
     def deploy(cls, topology: str | Path | Any, name: str | None = None, root: str | Path | None = None,
                progress: Progress = _quiet, timeout: float | None = None, cluster: Cluster | None = None,
-               raise_neigh_table: bool = False) -> "Lab":
+               raise_neigh_table: bool = False, ksm: KsmOptions | None = None) -> "Lab":
         """Build and start a lab of any kind; on any failure everything created so far is removed and the
         error raised.  ``timeout`` bounds each readiness wait (default: the kind's own bounds).  With a
         ``cluster`` the nodes are built on its servers (see ``testbed.cluster``).  A lab the host's neighbour
         table cannot hold fails before anything is built, unless ``raise_neigh_table`` (the limits are raised,
-        journalled and restored by the destroy of the last lab that raised them; ``testbed.neightable``)."""
+        journalled and restored by the destroy of the last lab that raised them; ``testbed.neightable``).
+        With ``ksm`` the FRR daemons start open to kernel same-page merging and ksmd runs while the lab does
+        (host state, journalled and restored likewise; ``testbed.ksm``)."""
         topo = load_lab(topology) if isinstance(topology, (str, Path)) else topology
         if name:
             topo = _renamed(topo, name)
@@ -151,6 +161,8 @@ class Lab:
         if os.geteuid() != 0:
             raise LabError("deploying a lab needs root (network namespaces): run with sudo")
         _check_traversable(rundir.path.parent)
+        if ksm is not None and cluster is not None:
+            raise UsageError("--ksm merges pages in this host's kernel; a cluster lab's nodes run on other servers")
         # a cluster's nodes live on other kernels: this host's neighbour table is not theirs
         tables = None if cluster is not None else Admission.admit(net, topo.name, raise_neigh_table, progress)
         rundir.create({"name": topo.name, "status": "deploying", "topology": topo.source.file,
@@ -162,6 +174,12 @@ class Lab:
         try:
             if tables is not None:
                 tables.claim(str(rundir.path), rundir.record, progress)
+            if ksm is not None:
+                wrapper = build_wrapper()
+                lab.daemon_prefix = wrapper_prefix(ksm, wrapper)
+                turned = HostKsm().hold(str(rundir.path), rundir.record)
+                progress("KSM: FRR starts through " + " ".join(lab.daemon_prefix)
+                         + (", ksmd set to " + ", ".join(f"{k}={v}" for k, v in turned.items()) if turned else ""))
             if cluster is not None:
                 lab.cluster = ClusterRun(cluster, rundir)
                 lab.cluster.prepare(list(net.nodes), [(l.a, l.b) for l in net.links])
@@ -276,6 +294,7 @@ class _Builder:
             rec = ProcRecord(spec.name, "anchor", procs[spec.name].pid, start_time(procs[spec.name].pid) or 0)
             lab.rundir.record(rec.as_dict())
             lab.nodes[spec.name] = NodeHandle(spec.name, rec, lab.rundir)
+        lab.children += procs.values()
         for name, proc in procs.items():
             self._wait_prepared(lab.nodes[name], proc)
 
@@ -415,12 +434,14 @@ class _Builder:
             raise LabError("FRR rejected a rendered config (see `mhlab render`):\n" + "\n".join(bad))
         for spec in routers:  # zebra first everywhere, then the protocol daemons that connect to it
             handle = self.lab.nodes[spec.name]
-            handle.spawn("zebra", daemon_argv("zebra", handle.dir, handle.dir, _peers(spec)), env=daemon_env())
+            argv = [*self.lab.daemon_prefix, *daemon_argv("zebra", handle.dir, handle.dir, _peers(spec))]
+            self.lab.children.append(handle.spawn("zebra", argv, env=daemon_env()))
         _wait_paths([self.lab.nodes[s.name].dir / "zserv.api" for s in routers], 10, "zebra's zserv socket")
         for spec in routers:
             handle = self.lab.nodes[spec.name]
             for daemon in spec.frr_daemons[1:]:
-                handle.spawn(daemon, daemon_argv(daemon, handle.dir, handle.dir, _peers(spec)), env=daemon_env())
+                argv = [*self.lab.daemon_prefix, *daemon_argv(daemon, handle.dir, handle.dir, _peers(spec))]
+                self.lab.children.append(handle.spawn(daemon, argv, env=daemon_env()))
         _wait_paths([self.lab.nodes[s.name].dir / f"{d}.vty" for s in routers for d in s.frr_daemons], 10,
                     "FRR vty sockets")
 
@@ -444,6 +465,7 @@ class _Builder:
             for svc in spec.services:
                 argv = _node_argv(svc.argv, handle.dir)
                 proc = handle.spawn(svc.name, argv, cwd=handle.dir, env=svc.env)
+                self.lab.children.append(proc)
                 if svc.ready:
                     ready.append((spec.name, svc.name, Path(svc.ready.replace("{node_dir}", str(handle.dir))),
                                   proc, handle.dir / f"{svc.name}.out"))
@@ -556,6 +578,17 @@ def _release_host_sysctls(rundir: RunDir, progress: Progress) -> dict[str, int]:
     return restored
 
 
+def _release_host_ksm(rundir: RunDir, progress: Progress) -> dict[str, int]:
+    """A lab that turned KSM on (journal: ``host-ksm``) lets go; the last one out restores ksmd's settings."""
+    held = [r for r in rundir.records() if r.get("kind") == "host-ksm"]
+    if not held:
+        return {}
+    restored = HostKsm(record=Path(held[0]["record"])).release(str(rundir.path))
+    if restored:
+        progress("restored the host's KSM settings: " + ", ".join(f"{k}={v}" for k, v in restored.items()))
+    return restored
+
+
 def destroy(name: str, root: str | Path | None = None, progress: Progress = _quiet,
             keep_dir: bool = False, forget_servers: bool = False) -> dict:
     """Stop every process of lab ``name`` (recorded or tagged) - which frees its namespaces, links, bridges
@@ -588,6 +621,7 @@ def destroy(name: str, root: str | Path | None = None, progress: Progress = _qui
                        f"kept in {rundir.path}: `mhlab destroy {name}` again once they answer "
                        "(`--forget-servers` if they are gone for good)")
     restored = _release_host_sysctls(rundir, progress)
+    restored.update(_release_host_ksm(rundir, progress))
     if not keep_dir:
         rundir.remove()
     return {"lab": name, "processes": len(targets), "nodes": len(holders) // 2 if holders else 0,

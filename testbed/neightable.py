@@ -17,18 +17,18 @@ lab holding a raise is destroyed.
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
-import json
 import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import hostrecord
 from .errors import LabError
+from .hostrecord import RecordLock
 
-HOST_RECORD = Path("/run/mhlab-host/neigh-table.json")  # one per host, whatever the run root
+HOST_RECORD = hostrecord.HOST_DIR / "neigh-table.json"  # one per host, whatever the run root
 PROC_SYS = Path("/proc/sys")
 FAMILIES = (6, 4)
 STAT = {6: "ndisc_cache", 4: "arp_cache"}  # /proc/net/stat/<table>: entries now, all namespaces together
@@ -202,10 +202,7 @@ class HostTables:
 
     def originals(self) -> dict[str, int]:
         """The limits as they were before a raise that is still held (empty: none is)."""
-        try:
-            return dict(json.loads(self.record.read_text()).get("original", {}))
-        except (OSError, ValueError):
-            return {}
+        return hostrecord.originals(self.record)
 
     # -- the opt-in raise ---------------------------------------------------------------------------------
     def raise_for(self, holder: str, need: dict[int, int], journal, may_raise: bool = True) -> dict[str, int]:
@@ -230,10 +227,8 @@ class HostTables:
             original = {n: self.read(n) for n in new}
             journal({"kind": "host-sysctl", "what": "neighbour table limits", "set": new, "original": original,
                      "record": str(self.record), "undone_by": "destroy of the last lab that raised them"})
-            for name, value in new.items():
-                state["original"].setdefault(name, original[name])
-                state["set"][name] = value
-            state["holders"][holder] = {"need": {str(f): need.get(f, 0) for f in FAMILIES}, "pid": os.getpid()}
+            hostrecord.hold(state, holder, {"need": {str(f): need.get(f, 0) for f in FAMILIES}, "pid": os.getpid()},
+                            new, original)
             lock.save()  # the record before the change: a deploy killed here is still undone by destroy
             for name, value in new.items():
                 self.write(name, value)
@@ -244,23 +239,10 @@ class HostTables:
         is gone is dropped), every limit still at the value mhlab wrote goes back to its original; one that
         someone changed since is left as they set it.  Returns what was restored."""
         with self._locked() as lock:
-            state = lock.state
-            state["holders"].pop(holder, None)
-            for other in list(state["holders"]):
-                if not (Path(other) / "lab.json").exists():
-                    state["holders"].pop(other)
-            if state["holders"]:
-                return {}
-            restored = {}
-            for name, old in state["original"].items():
-                if self.read(name) == state["set"].get(name):
-                    self.write(name, old)
-                    restored[name] = old
-            state["original"], state["set"] = {}, {}
-            return restored
+            return hostrecord.release(lock.state, holder, self.read, self.write)
 
-    def _locked(self):
-        return _RecordLock(self.record)
+    def _locked(self) -> RecordLock:
+        return RecordLock(self.record)
 
 
 @dataclass(frozen=True)
@@ -301,40 +283,3 @@ class Admission:
     def failure_note(self) -> str | None:
         """What a failed deploy's error should add about the table (see :func:`overflow_note`)."""
         return overflow_note(self.refused_before, overflowed(self.host.proc_stat))
-
-
-class _RecordLock:
-    """The host record, read under an exclusive lock and written back on a clean exit (two labs deploying
-    or destroyed at once see each other's holders)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> "_RecordLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.lock = open(self.path.with_suffix(".lock"), "w")
-        fcntl.flock(self.lock, fcntl.LOCK_EX)
-        try:
-            self.state = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.state = {}
-        for key in ("original", "set", "holders"):
-            self.state.setdefault(key, {})
-        return self
-
-    def save(self) -> None:
-        """The state on disk (atomically); no holder and nothing to restore: no record."""
-        if self.state["holders"] or self.state["original"]:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.state, indent=2) + "\n")
-            os.replace(tmp, self.path)
-        else:
-            self.path.unlink(missing_ok=True)
-
-    def __exit__(self, exc_type, *_exc) -> None:
-        try:
-            if exc_type is None:
-                self.save()
-        finally:
-            fcntl.flock(self.lock, fcntl.LOCK_UN)
-            self.lock.close()

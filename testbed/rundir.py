@@ -1,7 +1,7 @@
 """A lab's run directory: its rendered configs, logs, sockets, and the journal of every side effect.
 
-The journal is append-only JSON lines, flushed and fsync'ed per record *before* the side effect is relied on,
-so that ``destroy`` can undo a deploy that was killed with SIGKILL half-way.
+The journal is append-only JSON lines, each written out (flushed to the kernel) *before* the side effect is
+relied on, so that ``destroy`` can undo a deploy that was killed with SIGKILL half-way.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ def run_root(explicit: str | Path | None = None) -> Path:
 
 
 def append_record(journal: Path, entry: dict) -> None:
-    """One JSON line, on disk before the side effect it announces (fsync): a crash never hides one."""
+    """One JSON line, in the file before the side effect it announces: a deploying process killed (even by
+    SIGKILL) never hides one, since what it wrote is the kernel's.  No fsync: only a host crash loses unsynced
+    lines, and it takes every namespace, process and mount of the lab with it; on a /run that is a disk (this
+    machine's is ext4) an fsync per record cost 5-16 ms, 13 s of a 50-site deploy's 83 s."""
     with open(journal, "a") as f:
         f.write(json.dumps(entry) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def read_records(journal: Path) -> list[dict]:

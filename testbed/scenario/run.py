@@ -83,9 +83,9 @@ def dry_run(loaded: LoadedScenario, attach: str | None = None, lab_name: str | N
 
 def run_loaded(loaded: LoadedScenario, out_dir: str | Path, *, lab: Lab | None = None, attach: str | None = None,
                lab_name: str | None = None, keep_lab: bool = False, pcap: list[str] | None = None,
-               progress: Progress = _quiet, raise_neigh_table: bool = False) -> RunOutcome:
+               progress: Progress = _quiet, raise_neigh_table: bool = False, ksm=None) -> RunOutcome:
     """``raise_neigh_table``: a lab deployed for the run may raise the host's neighbour table (see
-    ``testbed.neightable``)."""
+    ``testbed.neightable``); ``ksm`` (``testbed.ksm.KsmOptions``): its FRR daemons start open to KSM."""
     scenario = loaded.scenario
     out = check_out_dir(out_dir)
     owned = False
@@ -100,7 +100,7 @@ def run_loaded(loaded: LoadedScenario, out_dir: str | Path, *, lab: Lab | None =
             model = load_lab(topology_file)
             resolve(loaded, PlannedLab(netplan_for(model), lab_name))  # every problem before anything is built
             progress(f"deploying {target}")
-            lab = Lab.deploy(model, name=lab_name, progress=progress, raise_neigh_table=raise_neigh_table)
+            lab = Lab.deploy(model, name=lab_name, progress=progress, raise_neigh_table=raise_neigh_table, ksm=ksm)
             owned = True
     if topology_file is None:  # an attached lab: the file it was deployed from, else the run directory's copy
         source = lab.rundir.meta().get("topology")

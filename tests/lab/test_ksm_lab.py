@@ -1,0 +1,53 @@
+"""A lab deployed with KSM: every FRR daemon is mergeable and runs without address randomisation, ksmd
+merges their pages while BGP and the data plane stay up, and destroying the lab puts ksmd's settings back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from testbed.checks import ping
+from testbed.hostrecord import originals
+from testbed.ksm import WANT, HostKsm, KsmOptions, process_stat
+from testbed.lab import Lab
+from testbed.wait import wait_until
+
+pytestmark = pytest.mark.lab
+TOPO = Path(__file__).resolve().parents[2] / "topologies" / "two-isp-site.yaml"
+ADDR_NO_RANDOMIZE = 0x0040000
+FRR = ("zebra", "bgpd", "bfdd", "staticd")
+
+
+def _settings(host: HostKsm) -> dict[str, int]:
+    return {name: host.read(name) for name in WANT}
+
+
+def test_frr_daemons_are_mergeable_and_destroy_restores_ksm():
+    host = HostKsm()
+    if not host.available():
+        pytest.skip("this kernel has no KSM")
+    held_before = bool(originals(host.record))  # another lab holds KSM: it must stay as it is
+    before = _settings(host)
+    lab = Lab.deploy(TOPO, name="mmksm1", ksm=KsmOptions())
+    try:
+        daemons = [r for r in lab.rundir.procs() if r.name in FRR]
+        assert daemons
+        for rec in daemons:
+            assert process_stat(rec.pid).get("ksm_merge_any") == "yes", (rec.node, rec.name)
+            personality = int(Path(f"/proc/{rec.pid}/personality").read_text(), 16)
+            assert personality & ADDR_NO_RANDOMIZE, (rec.node, rec.name, hex(personality))
+            assert Path(f"/proc/{rec.pid}/comm").read_text().strip() == rec.name  # the wrapper exec'd it
+        assert host.read("run") == 1 and host.read("pages_to_scan") >= WANT["pages_to_scan"]
+        # ksmd finds the routers' identical pages (a full scan of ten daemons takes well under a second)
+        wait_until(lambda: sum(int(process_stat(r.pid).get("ksm_merging_pages", 0)) for r in daemons), 60, 0.5,
+                   what="ksmd merging the FRR daemons' pages", ok=lambda pages: pages > 100)
+        sessions = lab.bgp_sessions()
+        assert all(state == "Established" for peers in sessions.values() for state in peers.values()), sessions
+        assert ping(lab, "h1", lab.plan.address("h1", "ispa"), lab.plan.address("srv"))
+    finally:
+        lab.destroy()
+    if held_before:
+        assert host.read("run") == 1  # still held by the other lab
+    else:
+        assert _settings(host) == before
