@@ -35,9 +35,11 @@ RUNS = ["naive-router-renew", "balancer-router-renew", "primary-router-renew", "
         "balancer-session-renew", "primary-session-renew", "balancer-router-stock", "primary-router-stock"]
 
 
-def worker(run: str, observe_s: float, out: Path) -> None:
+def worker(run: str, observe_s: float, out: Path, prefix: str = "co", reannounce: float | None = None) -> None:
     mode, target, client = run.split("-")
-    m = model(f"co{mode[0]}{target[0]}{client[0]}", mode, 3, clients=1, debug_floodfills=False)
+    m = model(f"{prefix}{mode[0]}{target[0]}{client[0]}", mode, 3, clients=1, debug_floodfills=False)
+    if reannounce is not None:
+        m = m.model_copy(update={"balancer": m.balancer.model_copy(update={"reannounce_s": reannounce})})
     lab = Lab.deploy(m)
     try:
         log = lab.rundir.path / "probe.jsonl"
@@ -73,6 +75,7 @@ def worker(run: str, observe_s: float, out: Path) -> None:
             "rejoined_after_s": None if rejoined_at is None else round(rejoined_at - restored_at, 1),
             "bins": answered_fraction(reqs, fault_at - 20, restored_at, 5.0),
             "renewals": sum(1 for line in log.read_text().splitlines() if '"ev":"renew"' in line),
+            "reannounce_s": m.balancer.reannounce_s,
         }
         out.write_text(json.dumps(result))
     finally:
@@ -127,17 +130,22 @@ def main() -> int:
     p = experiment_parser(__doc__)
     p.add_argument("--observe", type=float, default=150.0, help="seconds observed after the fault")
     p.add_argument("--runs", default=",".join(RUNS))
+    p.add_argument("--prefix", default="co", help="lab-name prefix (labs are <prefix><mode><fault><client>, e.g. cobrr)")
+    p.add_argument("--reannounce", type=float, metavar="S", help="the balancer's re-announcements after a fault, "
+                   "every S seconds (lab balancer.reannounce_s; default: the lab default)")
     p.add_argument("--worker", nargs=1, metavar="RUN", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        worker(args.worker[0], args.observe, args.out)
+        worker(args.worker[0], args.observe, args.out, args.prefix, args.reannounce)
         return 0
     args.output.mkdir(parents=True, exist_ok=True)
     base = args.output / "continuity"
     if not args.report_only:
         rep = next(base / f"rep{k}" for k in range(1, 1000) if not (base / f"rep{k}").exists())
         rep.mkdir(parents=True)
-        run_workers("i2p_continuity", [[r] for r in args.runs.split(",")], rep, ["--observe", str(args.observe)])
+        extra = ["--observe", str(args.observe), "--prefix", args.prefix]
+        extra += [] if args.reannounce is None else ["--reannounce", str(args.reannounce)]
+        run_workers("i2p_continuity", [[r] for r in args.runs.split(",")], rep, extra)
     reps = [rep for d in sorted(base.glob("rep*")) if (rep := saved_results(d, "run"))]
     print(report(reps, args.output))
     return 0
