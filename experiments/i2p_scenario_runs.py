@@ -75,28 +75,71 @@ def one_run(scenario: Path, name: str, reannounce: float, out: Path, lab_file: P
                          for v in result.verdicts], "faults": faults, **view}
 
 
-def summary(runs: list[dict[str, Any]]) -> str:
-    lines = ["re-announce | runs | passed | answered after the fault, median [range] | recovery s, median "
-             "[range] (- = not by the end) | first answer s, median [range]"]
-    for period in sorted({r["reannounce_s"] for r in runs}, reverse=True):
-        rows = [r for r in runs if r["reannounce_s"] == period]
+def group_of(run: dict[str, Any]) -> tuple[bool, float]:
+    """(hosting routers carry transit, re-announcement period): the runs' settings."""
+    return bool(run.get("hosting_transit", True)), float(run["reannounce_s"])
 
-        def spread(key: str) -> str:
-            vals = [r[key] for r in rows if r.get(key) is not None]
-            missing = len(rows) - len(vals)
-            if not vals:
-                return "-"
-            return (f"{statistics.median(vals):.2f} [{min(vals):.2f}-{max(vals):.2f}]"
-                    + (f" ({missing} -)" if missing else ""))
-        lines.append(f"{period:g} s | {len(rows)} | {sum(r['passed'] for r in rows)} | {spread('answered_after_fault')} | "
-                     f"{spread('recovery_s')} | {spread('first_ok_s')}")
+
+def label(group: tuple[bool, float]) -> str:
+    transit, period = group
+    return (f"hosting routers {'carry' if transit else 'refuse'} transit, "
+            + (f"re-announce every {period:g} s" if period else "no re-announcements"))
+
+
+def spread(values: list[float | None]) -> str:
+    """median [min-max] over the runs that have a value, and how many have none (never)."""
+    vals = [v for v in values if v is not None]
+    missing = len(values) - len(vals)
+    if not vals:
+        return f"- ({missing} never)"
+    return f"{statistics.median(vals):.2f} [{min(vals):.2f}-{max(vals):.2f}]" + (f" ({missing} never)" if missing else "")
+
+
+def summary(runs: list[dict[str, Any]]) -> str:
+    lines = ["lab | runs | passed | answered from the fault to the end, median [range] | recovery s, median [range] "
+             "| first answer s, median [range]"]
+    groups = sorted({group_of(r) for r in runs}, key=lambda g: (not g[0], -g[1]))
+    for group in groups:
+        rows = [r for r in runs if group_of(r) == group]
+        lines.append(f"{label(group)} | {len(rows)} | {sum(r['passed'] for r in rows)} | "
+                     f"{spread([r.get('answered_after_fault') for r in rows])} | "
+                     f"{spread([r.get('recovery_s') for r in rows])} | {spread([r.get('first_ok_s') for r in rows])}")
     for r in runs:
         failed = [v["expectation"] for v in r["verdicts"] if not v["passed"]]
-        lines.append(f"  {r['lab']} re-announce {r['reannounce_s']:g}: {'PASS' if r['passed'] else 'FAIL'} "
+        lines.append(f"  {r['lab']} ({label(group_of(r))}): {'PASS' if r['passed'] else 'FAIL'} "
                      f"answered {r.get('answered_after_fault')} recovery {r.get('recovery_s')} first "
                      f"{r.get('first_ok_s')} renewals {r.get('renewals')} {r['faults'][0]['detail'] if r['faults'] else ''}"
                      + (f" failed: {failed}" if failed else ""))
     return "\n".join(lines)
+
+
+def plot(runs: list[dict[str, Any]], out: Path, title: str) -> None:
+    """One row per setting, one dot per run: the time from the fault until every later request was
+    answered (runs that never got there at the right edge), failed runs in red."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({group_of(r) for r in runs}, key=lambda g: (g[0], g[1]))
+    never = max([r["recovery_s"] for r in runs if r.get("recovery_s") is not None] + [30.0]) + 10
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.8 * len(groups)))
+    for y, group in enumerate(groups):
+        rows = [r for r in runs if group_of(r) == group]
+        for k, r in enumerate(rows):
+            x = r["recovery_s"] if r.get("recovery_s") is not None else never
+            ax.plot(x, y + (k - len(rows) / 2) * 0.05, "o", ms=7, alpha=0.75,
+                    color="tab:blue" if r["passed"] else "tab:red")
+    ax.axvspan(never - 2, never + 2, color="0.92", zorder=0)
+    ax.text(never, len(groups) - 0.5, "never", ha="center", va="top", fontsize=8)
+    ax.set_yticks(range(len(groups)), [f"{label(g)}\n{sum(group_of(r) == g for r in runs)} runs, "
+                                       f"{sum(r['passed'] for r in runs if group_of(r) == g)} passed" for g in groups],
+                  fontsize=8)
+    ax.set_ylim(-0.6, len(groups) - 0.4)
+    ax.set_xlim(0, never + 3)
+    ax.set_xlabel("s from the crash until every later request was answered (red: the scenario failed)", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "scenario_runs.png", dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [json.loads(f.read_text()) for f in sorted(args.out.glob("run-*.json"))]
     text = summary(runs)
     (args.out / "report.txt").write_text(text + "\n")
+    plot(runs, args.out, f"{args.scenario.name}: the client is answered again after the carrier's crash")
     print(text)
     return 0
 
