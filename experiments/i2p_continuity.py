@@ -36,8 +36,9 @@ RUNS = ["naive-router-renew", "balancer-router-renew", "primary-router-renew", "
 
 
 def worker(run: str, observe_s: float, out: Path, prefix: str = "co", reannounce: float | None = None) -> None:
-    mode, target, client = run.split("-")
-    m = model(f"{prefix}{mode[0]}{target[0]}{client[0]}", mode, 3, clients=1, debug_floodfills=False)
+    mode, target, client, *index = run.split("-")  # a copy's index last: balancer-router-renew-2
+    run = f"{mode}-{target}-{client}"
+    m = model(f"{prefix}{mode[0]}{target[0]}{client[0]}{''.join(index)}", mode, 3, clients=1, debug_floodfills=False)
     if reannounce is not None:
         m = m.model_copy(update={"balancer": m.balancer.model_copy(update={"reannounce_s": reannounce})})
     lab = Lab.deploy(m)
@@ -101,13 +102,14 @@ def report(reps: list[list[dict[str, Any]]], out: Path) -> str:
     fmt = lambda v, spec=".0f": "-" if v is None else format(v, spec)  # noqa: E731
     each = lambda rs, key, spec: "/".join(fmt(r.get(key), spec) for r in rs)  # noqa: E731
     lines = [f"Continuity: the hosting router carrying the requests dies at t = 0 (N = 3); "
-             f"median over {len(reps)} repetitions (each repetition after the slash list)",
-             f"{'run':<24} {'ok after':>18} {'recovery s':>20} {'leases gone s':>13} "
+             f"median over the runs of each row ({len(reps)} repetitions; each run after the slash list)",
+             f"{'run':<24} {'runs':>4} {'recovered':>9} {'ok after':>18} {'recovery s':>20} {'leases gone s':>13} "
              f"{'rejoin s':>8}"]
     for run in sorted(by_run, key=lambda r: RUNS.index(r) if r in RUNS else 99):
         rs = by_run[run]
         lines.append(
-            f"{run:<24} {fmt(median([r['answered_after_fault'] for r in rs]), '.2f'):>5} "
+            f"{run:<24} {len(rs):>4} {sum(r['recovery_s'] is not None for r in rs):>9} "
+            f"{fmt(median([r['answered_after_fault'] for r in rs]), '.2f'):>5} "
             f"({each(rs, 'answered_after_fault', '.2f'):>11}) "
             f"{fmt(median([r['recovery_s'] for r in rs])):>4} ({each(rs, 'recovery_s', '.0f'):>13}) "
             f"{fmt(median([r['leases_dropped_after_s'] for r in rs]), '.1f'):>13} "
@@ -130,6 +132,8 @@ def main() -> int:
     p = experiment_parser(__doc__)
     p.add_argument("--observe", type=float, default=150.0, help="seconds observed after the fault")
     p.add_argument("--runs", default=",".join(RUNS))
+    p.add_argument("--copies", type=int, default=1, help="labs per run in each repetition, side by side "
+                   "(default 1)")
     p.add_argument("--prefix", default="co", help="lab-name prefix (labs are <prefix><mode><fault><client>, e.g. cobrr)")
     p.add_argument("--reannounce", type=float, metavar="S", help="the balancer's re-announcements after a fault, "
                    "every S seconds (lab balancer.reannounce_s; default: the lab default)")
@@ -145,7 +149,8 @@ def main() -> int:
         rep.mkdir(parents=True)
         extra = ["--observe", str(args.observe), "--prefix", args.prefix]
         extra += [] if args.reannounce is None else ["--reannounce", str(args.reannounce)]
-        run_workers("i2p_continuity", [[r] for r in args.runs.split(",")], rep, extra)
+        jobs = [[r] if args.copies == 1 else [f"{r}-{k}"] for r in args.runs.split(",") for k in range(args.copies)]
+        run_workers("i2p_continuity", jobs, rep, extra)
     reps = [rep for d in sorted(base.glob("rep*")) if (rep := saved_results(d, "run"))]
     print(report(reps, args.output))
     return 0
