@@ -75,14 +75,19 @@ def one_run(scenario: Path, name: str, reannounce: float, out: Path, lab_file: P
                          for v in result.verdicts], "faults": faults, **view}
 
 
-def group_of(run: dict[str, Any]) -> tuple[bool, float]:
-    """(hosting routers carry transit, re-announcement period): the runs' settings."""
-    return bool(run.get("hosting_transit", True)), float(run["reannounce_s"])
+def group_of(run: dict[str, Any]) -> tuple[bool, str, float]:
+    """(hosting routers carry transit, the run's --tag, re-announcement period): the runs' settings."""
+    return bool(run.get("hosting_transit", True)), run.get("tag", ""), float(run["reannounce_s"])
 
 
-def label(group: tuple[bool, float]) -> str:
-    transit, period = group
-    return (f"hosting routers {'carry' if transit else 'refuse'} transit, "
+def ordered_groups(runs: list[dict[str, Any]]) -> list[tuple[bool, str, float]]:
+    """Hosting routers with transit first, then by tag, re-announcements on before off."""
+    return sorted({group_of(r) for r in runs}, key=lambda g: (not g[0], g[1], -g[2]))
+
+
+def label(group: tuple[bool, str, float]) -> str:
+    transit, tag, period = group
+    return (f"hosting routers {'carry' if transit else 'refuse'} transit, " + (f"{tag}, " if tag else "")
             + (f"re-announce every {period:g} s" if period else "no re-announcements"))
 
 
@@ -98,7 +103,7 @@ def spread(values: list[float | None]) -> str:
 def summary(runs: list[dict[str, Any]]) -> str:
     lines = ["lab | runs | passed | answered from the fault to the end, median [range] | recovery s, median [range] "
              "| first answer s, median [range]"]
-    groups = sorted({group_of(r) for r in runs}, key=lambda g: (not g[0], -g[1]))
+    groups = ordered_groups(runs)
     for group in groups:
         rows = [r for r in runs if group_of(r) == group]
         lines.append(f"{label(group)} | {len(rows)} | {sum(r['passed'] for r in rows)} | "
@@ -120,7 +125,7 @@ def plot(runs: list[dict[str, Any]], out: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = sorted({group_of(r) for r in runs}, key=lambda g: (g[0], g[1]))
+    groups = ordered_groups(runs)[::-1]  # the table's first row on top
     never = max([r["recovery_s"] for r in runs if r.get("recovery_s") is not None] + [30.0]) + 10
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.8 * len(groups)))
     for y, group in enumerate(groups):
@@ -155,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", default="ct", help="lab-name prefix (default ct)")
     p.add_argument("--lab", type=Path, help="deploy this lab file instead of the scenario's own (same kind and "
                    "node names)")
+    p.add_argument("--tag", default="", help="a label kept with each run and shown in its report row (e.g. the "
+                   "balancer version), so runs of different code in one folder stay apart")
     p.add_argument("--report-only", action="store_true", help="only summarise the run-*.json files in -o")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -162,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, period in enumerate(settings(args.stream, args.runs, args.reannounce)):
             name = f"{args.prefix}{args.stream}{i}"
             folder = args.out / f"run-{name}"
-            record = one_run(args.scenario, name, period, folder, args.lab)
+            record = {**one_run(args.scenario, name, period, folder, args.lab), "tag": args.tag}
             (args.out / f"run-{name}.json").write_text(json.dumps(record, indent=1))
             print(f"{name} re-announce {period:g}: {'PASS' if record['passed'] else 'FAIL'} "
                   f"recovery {record.get('recovery_s')} answered {record.get('answered_after_fault')}", flush=True)
