@@ -127,7 +127,7 @@ def plot(runs: list[dict[str, Any]], out: Path, title: str) -> None:
 
     groups = ordered_groups(runs)[::-1]  # the table's first row on top
     never = max([r["recovery_s"] for r in runs if r.get("recovery_s") is not None] + [30.0]) + 10
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.8 * len(groups)))
+    fig, ax = plt.subplots(figsize=(10, 1.4 + 0.9 * len(groups)))
     for y, group in enumerate(groups):
         rows = [r for r in runs if group_of(r) == group]
         for k, r in enumerate(rows):
@@ -136,9 +136,12 @@ def plot(runs: list[dict[str, Any]], out: Path, title: str) -> None:
                     color="tab:blue" if r["passed"] else "tab:red")
     ax.axvspan(never - 2, never + 2, color="0.92", zorder=0)
     ax.text(never, len(groups) - 0.5, "never", ha="center", va="top", fontsize=8)
-    ax.set_yticks(range(len(groups)), [f"{label(g)}\n{sum(group_of(r) == g for r in runs)} runs, "
-                                       f"{sum(r['passed'] for r in runs if group_of(r) == g)} passed" for g in groups],
-                  fontsize=8)
+    def short(g: tuple[bool, str, float]) -> str:
+        rows = [r for r in runs if group_of(r) == g]
+        return (f"hosting routers {'carry' if g[0] else 'refuse'} transit\n" + (f"{g[1]}, " if g[1] else "")
+                + (f"re-announce {g[2]:g} s" if g[2] else "no re-announcements")
+                + f"\n{len(rows)} runs, {sum(r['passed'] for r in rows)} passed")
+    ax.set_yticks(range(len(groups)), [short(g) for g in groups], fontsize=8)
     ax.set_ylim(-0.6, len(groups) - 0.4)
     ax.set_xlim(0, never + 3)
     ax.set_xlabel("s from the crash until every later request was answered (red: the scenario failed)", fontsize=9)
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [json.loads(f.read_text()) for f in sorted(args.out.glob("run-*.json"))]
     text = summary(runs)
     (args.out / "report.txt").write_text(text + "\n")
-    plot(runs, args.out, f"{args.scenario.name}: the client is answered again after the carrier's crash")
+    plot(runs, args.out, f"{args.scenario.name}: a renewing client after the carrier's crash, one dot per run")
     print(text)
     return 0
 
