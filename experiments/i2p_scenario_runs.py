@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reannounce", type=float, default=5.0, metavar="S", help="the period of the runs with "
                    "re-announcements (default 5 s); the others run with 0")
     p.add_argument("--stream", choices=["a", "b"], default="a", help="a starts with re-announcements on, b off; "
-                   "also names the labs (ct<stream><i>), so two streams can run at once")
-    p.add_argument("--prefix", default="ct", help="lab-name prefix (default ct)")
+                   "also names the labs (<prefix><stream><i>), so two streams can run at once")
+    p.add_argument("--prefix", default="i2sr", help="lab-name prefix (default i2sr)")
     p.add_argument("--lab", type=Path, help="deploy this lab file instead of the scenario's own (same kind and "
                    "node names)")
     p.add_argument("--tag", default="", help="a label kept with each run and shown in its report row (e.g. the "
