@@ -35,9 +35,12 @@ RUNS = ["naive-router-renew", "balancer-router-renew", "primary-router-renew", "
         "balancer-session-renew", "primary-session-renew", "balancer-router-stock", "primary-router-stock"]
 
 
-def worker(run: str, observe_s: float, out: Path) -> None:
-    mode, target, client = run.split("-")
-    m = model(f"co{mode[0]}{target[0]}{client[0]}", mode, 3, clients=1, debug_floodfills=False)
+def worker(run: str, observe_s: float, out: Path, prefix: str = "co", reannounce: float | None = None) -> None:
+    mode, target, client, *index = run.split("-")  # a copy's index last: balancer-router-renew-2
+    run = f"{mode}-{target}-{client}"
+    m = model(f"{prefix}{mode[0]}{target[0]}{client[0]}{''.join(index)}", mode, 3, clients=1, debug_floodfills=False)
+    if reannounce is not None:
+        m = m.model_copy(update={"balancer": m.balancer.model_copy(update={"reannounce_s": reannounce})})
     lab = Lab.deploy(m)
     try:
         log = lab.rundir.path / "probe.jsonl"
@@ -73,6 +76,7 @@ def worker(run: str, observe_s: float, out: Path) -> None:
             "rejoined_after_s": None if rejoined_at is None else round(rejoined_at - restored_at, 1),
             "bins": answered_fraction(reqs, fault_at - 20, restored_at, 5.0),
             "renewals": sum(1 for line in log.read_text().splitlines() if '"ev":"renew"' in line),
+            "reannounce_s": m.balancer.reannounce_s,
         }
         out.write_text(json.dumps(result))
     finally:
@@ -98,13 +102,14 @@ def report(reps: list[list[dict[str, Any]]], out: Path) -> str:
     fmt = lambda v, spec=".0f": "-" if v is None else format(v, spec)  # noqa: E731
     each = lambda rs, key, spec: "/".join(fmt(r.get(key), spec) for r in rs)  # noqa: E731
     lines = [f"Continuity: the hosting router carrying the requests dies at t = 0 (N = 3); "
-             f"median over {len(reps)} repetitions (each repetition after the slash list)",
-             f"{'run':<24} {'ok after':>18} {'recovery s':>20} {'leases gone s':>13} "
+             f"median over the runs of each row ({len(reps)} repetitions; each run after the slash list)",
+             f"{'run':<24} {'runs':>4} {'recovered':>9} {'ok after':>18} {'recovery s':>20} {'leases gone s':>13} "
              f"{'rejoin s':>8}"]
     for run in sorted(by_run, key=lambda r: RUNS.index(r) if r in RUNS else 99):
         rs = by_run[run]
         lines.append(
-            f"{run:<24} {fmt(median([r['answered_after_fault'] for r in rs]), '.2f'):>5} "
+            f"{run:<24} {len(rs):>4} {sum(r['recovery_s'] is not None for r in rs):>9} "
+            f"{fmt(median([r['answered_after_fault'] for r in rs]), '.2f'):>5} "
             f"({each(rs, 'answered_after_fault', '.2f'):>11}) "
             f"{fmt(median([r['recovery_s'] for r in rs])):>4} ({each(rs, 'recovery_s', '.0f'):>13}) "
             f"{fmt(median([r['leases_dropped_after_s'] for r in rs]), '.1f'):>13} "
@@ -127,17 +132,25 @@ def main() -> int:
     p = experiment_parser(__doc__)
     p.add_argument("--observe", type=float, default=150.0, help="seconds observed after the fault")
     p.add_argument("--runs", default=",".join(RUNS))
+    p.add_argument("--copies", type=int, default=1, help="labs per run in each repetition, side by side "
+                   "(default 1)")
+    p.add_argument("--prefix", default="co", help="lab-name prefix (labs are <prefix><mode><fault><client>, e.g. cobrr)")
+    p.add_argument("--reannounce", type=float, metavar="S", help="the balancer's re-announcements after a fault, "
+                   "every S seconds (lab balancer.reannounce_s; default: the lab default)")
     p.add_argument("--worker", nargs=1, metavar="RUN", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        worker(args.worker[0], args.observe, args.out)
+        worker(args.worker[0], args.observe, args.out, args.prefix, args.reannounce)
         return 0
     args.output.mkdir(parents=True, exist_ok=True)
     base = args.output / "continuity"
     if not args.report_only:
         rep = next(base / f"rep{k}" for k in range(1, 1000) if not (base / f"rep{k}").exists())
         rep.mkdir(parents=True)
-        run_workers("i2p_continuity", [[r] for r in args.runs.split(",")], rep, ["--observe", str(args.observe)])
+        extra = ["--observe", str(args.observe), "--prefix", args.prefix]
+        extra += [] if args.reannounce is None else ["--reannounce", str(args.reannounce)]
+        jobs = [[r] if args.copies == 1 else [f"{r}-{k}"] for r in args.runs.split(",") for k in range(args.copies)]
+        run_workers("i2p_continuity", jobs, rep, extra)
     reps = [rep for d in sorted(base.glob("rep*")) if (rep := saved_results(d, "run"))]
     print(report(reps, args.output))
     return 0

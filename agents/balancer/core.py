@@ -129,7 +129,8 @@ class BalancerCore:
         # survivors attach it to what they send (the handover to them depends on it), and i2pd paces
         # its own floodfill publications anyway.
         urgent = self.current is not None and any(lease_key(x) in lost for x in self.current.leases)
-        return self._choose_publishers() + self._refresh(now, requester=None, urgent=urgent)
+        refresh = self._refresh(now, requester=None, urgent=urgent)  # publishers follow the new LeaseSet
+        return self._choose_publishers() + refresh
 
     def leases_requested(self, router: str, leases: Sequence[Lease], now: float) -> list[Action]:
         state = self.routers.setdefault(router, RouterState())
@@ -222,7 +223,8 @@ class BalancerCore:
         self.last_build_at = now
         self.publications += new_content
         self.pending = False
-        return [self._answer(name, self.current) for name in (self._live() if to is None else to)]
+        answers = [self._answer(name, self.current) for name in (self._live() if to is None else to)]
+        return self._choose_publishers() + answers  # a new publisher is told before it is given the LeaseSet
 
     def _answer(self, router: str, lease_set: LeaseSet2) -> AnswerLeaseSet:
         self.routers[router].answers += 1
@@ -232,8 +234,17 @@ class BalancerCore:
         return sorted(name for name, s in self.routers.items() if s.up)
 
     def _choose_publishers(self) -> list[Action]:
+        """The routers whose leases are published publish first (preferred ones first among them). Under
+        `primary` the carrier is then the publisher: when it dies, a standby that has never published takes
+        over and publishes at once. A standby that publishes the carrier's leases has handed its router a
+        LeaseSet at every change (i2pd submits each one it is given), so after the carrier's death i2pd holds
+        its new LeaseSet back for up to 20 s (``PUBLISH_MIN_INTERVAL``): the floodfill keeps the dead
+        router's leases, and clients looking it up in that time are sent there."""
         live = self._live()
         order = [r for r in self.preferred_publishers if r in live] + [r for r in live if r not in self.preferred_publishers]
+        if self.current is not None:
+            published = {lease_key(x) for x in self.current.leases}
+            order.sort(key=lambda r: not published & {lease_key(x) for x in self.routers[r].leases})
         wanted = set(order[: self.publish_count])
         actions: list[Action] = []
         for name in order:

@@ -42,10 +42,10 @@ class BalancerOptions(Strict):
                            "datagram through a published survivor, so their i2pd opens a new session there")
     gateways: int | None = Field(None, ge=1, le=16, description="gateway_aware: distinct inbound gateways "
                                  "to publish (default: what one router with as many tunnels shows)")
-    reannounce_s: float = Field(0.0, ge=0.0, le=60.0, description="for 180 s after a router is lost or comes "
+    reannounce_s: float = Field(5.0, ge=0.0, le=60.0, description="for 180 s after a router is lost or comes "
                                 "back, hand the same leases out again every this many seconds, so each router "
-                                "drops a dead path to a client within seconds instead of 30 s (0, the default: "
-                                "never; topologies/i2p-continuity.yaml and the handover experiment set 5)")
+                                "drops a dead path to a client within seconds instead of 30 s (0: never; "
+                                "docs/i2p-proposal-140.md 2b has the runs the default of 5 s rests on)")
 
 
 class I2pLab(Strict):

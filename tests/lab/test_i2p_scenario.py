@@ -1,9 +1,9 @@
 """An I2P scenario file under the same runner as the IPv6 ones: `mhlab run scenarios/i2p-router-crash.yaml`.
 
-The lab (``topologies/i2p-primary.yaml``: 2 hosting routers, balancer with the primary policy) deploys in
-~15-30 s; the scenario runs 100 s: a SAM client's requests are answered, the hosting router that carries
-them crashes (i2pd killed, chosen by where the echo backend saw the requests), and the client is answered
-again through the survivor.  About 2-2.5 minutes in all.
+The lab (``topologies/i2p-primary.yaml``: 2 hosting routers that carry no transit tunnels, 2 plain routers,
+balancer with the primary policy) deploys in ~15-30 s; the scenario runs 100 s: a SAM client's requests are
+answered, the hosting router that carries them crashes (i2pd killed, chosen by where the echo backend saw the
+requests), and the client is answered again through the survivor.  About 2-2.5 minutes in all.
 """
 
 from __future__ import annotations

@@ -68,9 +68,10 @@ def test_single_process_balancer_merges_fails_over_and_rejoins(tmp_path: Path) -
             assert status["routers"]["r1"]["up"] is False and status["routers"]["r1"]["leases"] == []
 
             await r1.start()  # same port: the frontend reconnects by itself
-            await until(lambda: fronts[0].is_up and r1.publishing[-1:] == [True], timeout=5)
-            r1.request_lease_set()
-            await until(lambda: gateways(r2) == {1, 2} and gateways(r1) == {1, 2})
+            await until(lambda: fronts[0].is_up, timeout=5)
+            r1.request_lease_set()  # the preferred publisher publishes again once its leases are published
+            await until(lambda: gateways(r2) == {1, 2} and gateways(r1) == {1, 2} and r1.publishing[-1:] == [True]
+                        and r2.publishing[-1:] == [False])
             assert fronts[0].stats.sessions == 2 and fronts[0].stats.losses == 1
         finally:
             for task in tasks:

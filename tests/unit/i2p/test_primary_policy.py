@@ -3,7 +3,7 @@ balancer core republishing the standby's leases when the primary is lost."""
 
 from __future__ import annotations
 
-from agents.balancer.core import AnswerLeaseSet, BalancerCore
+from agents.balancer.core import AnswerLeaseSet, BalancerCore, SetPublishing
 from agents.balancer.keys import DestinationKeys
 from agents.balancer.policy import POLICIES, Primary, fair_share
 from agents.balancer.structures import Lease, Lease2
@@ -47,3 +47,22 @@ def test_core_with_primary_moves_to_the_standby_when_the_primary_dies() -> None:
     lease_sets = [a.lease_set for a in actions if isinstance(a, AnswerLeaseSet)]
     assert lease_sets and [x.tunnel_id for x in lease_sets[0].leases] == [22]
     assert lease_sets[0].published > T0
+
+
+def test_the_carrier_publishes_and_a_standby_that_never_published_takes_over() -> None:
+    """The preferred publisher r1 is a standby here (r2's leases were offered first): the carrier r2 is made
+    the publisher, so its death promotes r1, told to publish before it is handed the new LeaseSet (i2pd
+    then publishes at once; a standby that had published would wait up to 20 s)."""
+    keys = DestinationKeys.from_seed("primary-test")
+    core = BalancerCore(build=keys.lease_set, policy=Primary(), min_interval=20.0, preferred_publishers=("r1",))
+    assert core.router_up("r1", T0) == [SetPublishing("r1", True)]
+    core.router_up("r2", T0)
+    actions = core.leases_requested("r2", [Lease(bytes([2]) * 32, 22, (T0 + 600) * 1000)], T0)
+    assert [x.tunnel_id for x in core.current.leases] == [22]
+    assert actions[:2] == [SetPublishing("r2", True), SetPublishing("r1", False)]
+    core.leases_requested("r1", [Lease(bytes([1]) * 32, 11, (T0 + 600) * 1000)], T0 + 1)
+    assert [x.tunnel_id for x in core.current.leases] == [22]  # sticky: r2 still carries and publishes
+    assert core.routers["r2"].publishing and not core.routers["r1"].publishing
+    actions = core.router_down("r2", T0 + 30)
+    assert actions[0] == SetPublishing("r1", True)
+    assert isinstance(actions[1], AnswerLeaseSet) and [x.tunnel_id for x in actions[1].lease_set.leases] == [11]
