@@ -12,11 +12,16 @@ of the file, e.g. ``hosting=2`` for an i2p lab)::
         assert scenario(lab, "scenarios/baseline-link-down.yaml").passed
 
 Tests marked ``lab`` are skipped when not root.  ``--keep-lab`` leaves labs up for a look afterwards.
+When a test of a module fails (a first attempt that a rerun then passes included), the module's lab leaves a
+copy of its run directory's logs, journal and meta (the readiness report) in pytest's temporary folder,
+``failed-labs/<lab>``, before it is destroyed: a failure seen once in CI can be read afterwards.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -30,6 +35,9 @@ from .scenario.run import run_scenario
 from .yamlmarks import MarkedDoc, load_marked
 
 T = TypeVar("T")
+
+FAILED = pytest.StashKey[bool]()  # on a module: one of its tests failed (any attempt)
+KEPT_SUFFIXES = {".out", ".log", ".err", ".json", ".jsonl", ".txt", ".yaml", ".conf", ".ip"}
 
 
 def pytest_addoption(parser):
@@ -55,7 +63,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="module")
-def lab(request):
+def lab(request, tmp_path_factory):
     """The module's lab, deployed once (from its ``mhlab_topology`` marker) and always destroyed."""
     marker = request.node.get_closest_marker("mhlab_topology")
     if marker is None:
@@ -65,8 +73,33 @@ def lab(request):
         path = Path(request.config.rootpath) / path
     the_lab = deploy_for_test(path, request.config, **marker.kwargs)
     yield the_lab
+    if request.node.stash.get(FAILED, False):
+        dest = keep_logs(the_lab, tmp_path_factory.getbasetemp() / "failed-labs")
+        warnings.warn(f"lab {the_lab.name}: a test of {request.node.name} failed; its logs are in {dest}",
+                      stacklevel=1)
     if not request.config.getoption("--keep-lab"):
         the_lab.destroy()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Mark the module of a test whose setup, call or teardown failed (before a rerun plugin relabels it)."""
+    outcome = yield
+    module = item.getparent(pytest.Module)
+    if outcome.get_result().failed and module is not None:
+        module.stash[FAILED] = True
+
+
+def keep_logs(lab: Lab, under: Path) -> Path:
+    """A copy of the text files of ``lab``'s run directory (logs, journal, meta, configs; no sockets or
+    captures) in ``under/<lab>``; returns that folder."""
+    dest = under / lab.name
+    for src in lab.rundir.path.rglob("*"):
+        if src.suffix in KEPT_SUFFIXES and src.is_file() and not src.is_symlink():
+            target = dest / src.relative_to(lab.rundir.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+    return dest
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 Window = tuple[float, float]
 
+END_STALL_S = 1.0  # a pause this short across a window's end is a starved receiver (the soak's GAP_TCP_MS too)
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -212,7 +214,10 @@ def connection_kept(trace: FlowTrace, window: Window, threshold: float) -> bool:
     """Did the connection carrying data when the window opened carry data until it closed, unbroken?
 
     False when it broke, when later data came on another connection, or when delivery stopped for good
-    (a stuck connection the kernel has not given up on yet is not "kept")."""
+    (a stuck connection the kernel has not given up on yet is not "kept").  Delivery that pauses across the
+    window's end and goes on within ``END_STALL_S`` after it on the same connection did not stop: a receiver
+    starved on a loaded machine reads a burst late (seen: 1,374 of 1,398 records by the end of a 14 s
+    scenario, the rest 143 ms after it, on the one connection)."""
     before = [d for d in trace.deliveries if d.t <= window[0]]
     inside = [d for d in trace.deliveries if window[0] < d.t <= window[1]]
     carrier = (before or inside or [None])[-1 if before else 0]
@@ -220,7 +225,10 @@ def connection_kept(trace: FlowTrace, window: Window, threshold: float) -> bool:
         return False
     if any(c.conn == carrier.conn for c in broken_in(trace, window)):
         return False
-    return inside[-1].conn == carrier.conn and window[1] - inside[-1].t <= threshold
+    if inside[-1].conn != carrier.conn:
+        return False
+    return window[1] - inside[-1].t <= threshold or any(
+        d.conn == carrier.conn and window[1] < d.t <= window[1] + END_STALL_S for d in trace.deliveries)
 
 
 def binned_counts(times: Sequence[float], start: float, end: float, width: float) -> list[int]:

@@ -146,3 +146,16 @@ def test_failover_ignores_a_jitter_gap_long_after_the_fault():
     late = [m.Gap(5.0, 5.4)]
     assert m.failover("cut", 3.0, late, horizon=10.0).seconds == 0.0
     assert m.failover("cut", 3.0, [m.Gap(3.5, 3.7)], horizon=10.0).seconds == pytest.approx(0.7)
+
+
+def test_a_stall_across_the_window_end_that_goes_on_on_the_same_connection_is_kept():
+    """A receiver starved at the end of the scenario reads the last records a little late: not a stop."""
+    trace = tcp_trace([(0, 4.8, 1), (5.15, 5.3, 1)], (m.Connection(1, 0.0),))
+    assert m.connection_kept(trace, (1.0, 5.0), 0.03)
+
+
+def test_delivery_resuming_long_after_the_window_end_is_not_kept():
+    trace = tcp_trace([(0, 4.0, 1), (6.5, 7.0, 1)], (m.Connection(1, 0.0),))
+    assert not m.connection_kept(trace, (1.0, 5.0), 0.03)
+    other = tcp_trace([(0, 4.8, 1), (5.1, 5.3, 2)], (m.Connection(1, 0.0), m.Connection(2, 4.9)))
+    assert not m.connection_kept(other, (1.0, 5.0), 0.03)  # what came after the end came on another one
