@@ -79,6 +79,7 @@ RTN_UNICAST, RTN_UNREACHABLE = 1, 7
 RTM_F_FIB_MATCH = 0x2000  # "ip route get fibmatch": the route itself, not the lookup's result
 WORST_METRIC = 4294967295
 Route = tuple[str, str | None]  # (destination prefix, source prefix or None)
+RECYCLE_AFTER = 256  # requests on one rtnetlink socket (see Routes._nl)
 
 
 @dataclass
@@ -92,11 +93,22 @@ class Routes:
     """
 
     ipr: IPRoute = field(default_factory=IPRoute)
+    requests: int = 0  # on this socket
+
+    def _nl(self) -> IPRoute:
+        """The socket, opened afresh after ``RECYCLE_AFTER`` requests: pyroute2 (0.9.7) queues the kernel's
+        acknowledgement of each request where nothing reads it and keeps its sequence number in a list, so a
+        long-lived socket grows (2,000 lookups: +250 KiB; a translated pair is looked up once a second)."""
+        self.requests += 1
+        if self.requests > RECYCLE_AFTER:
+            self.ipr.close()
+            self.ipr, self.requests = IPRoute(), 1
+        return self.ipr
 
     def next_hop(self, local: Address, peer: Address) -> NextHop:
         """The kernel's route from a local locator to a peer locator (source-specific routes pick the ISP)."""
         try:
-            found = self.ipr.route("get", dst=str(peer), src=str(local))
+            found = self._nl().route("get", dst=str(peer), src=str(local))
         except NetlinkError as exc:
             raise NetOpsError(f"no route from {local} to {peer}: {exc}") from exc
         oif = found[0].get_attr("RTA_OIF") if found else None
@@ -108,7 +120,7 @@ class Routes:
     def fib_match(self, local: Address, peer: Address) -> Route | None:
         """(destination prefix, source prefix) of the route the kernel uses now for local -> peer."""
         try:
-            found = self.ipr.route("get", dst=str(peer), src=str(local), flags=RTM_F_FIB_MATCH)
+            found = self._nl().route("get", dst=str(peer), src=str(local), flags=RTM_F_FIB_MATCH)
         except NetlinkError:
             return None
         if not found:
@@ -127,7 +139,7 @@ class Routes:
         old = self.fib_match(local_ulid, peer_ulid)
         via = {"gateway": str(hop.gateway)} if hop.gateway else {}
         try:
-            self.ipr.route("replace", dst=str(peer_ulid), dst_len=128, src=str(local_ulid), src_len=128,
+            self._nl().route("replace", dst=str(peer_ulid), dst_len=128, src=str(local_ulid), src_len=128,
                            oif=hop.ifindex, proto=int(ROUTE_PROTO), metrics={"mtu": mtu, "advmss": mtu - 60}, **via)
         except NetlinkError as exc:
             raise NetOpsError(f"route {peer_ulid} from {local_ulid} via {hop}: {exc}") from exc
@@ -136,7 +148,7 @@ class Routes:
 
     def unroute_translated(self, local_ulid: Address, peer_ulid: Address) -> None:
         try:
-            self.ipr.route("del", dst=str(peer_ulid), dst_len=128, src=str(local_ulid), src_len=128,
+            self._nl().route("del", dst=str(peer_ulid), dst_len=128, src=str(local_ulid), src_len=128,
                            proto=int(ROUTE_PROTO))
         except NetlinkError:
             pass  # already gone
@@ -156,7 +168,7 @@ class Routes:
             spec.update(src=str(src.network_address), src_len=src.prefixlen)
         for command in ("add", "del"):
             try:
-                self.ipr.route(command, **spec)
+                self._nl().route(command, **spec)
             except NetlinkError:
                 pass
 
