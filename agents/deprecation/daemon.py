@@ -29,6 +29,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from .engine import Change, DeprecationEngine, Hysteresis
 from .radvd import Advert, Lifetimes, render, write_and_reload
 
 PORT = 4791
+EVENTS_KEPT = 2000  # for `events`: a prefix flapping for hours would otherwise grow the agent without bound
 ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY = 128, 129
 
 
@@ -134,7 +136,7 @@ class Agent:
         self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.udp.bind((args.listen or "::", PORT))
         self.udp.setblocking(False)
-        self.events: list[dict] = []
+        self.events: deque[dict] = deque(maxlen=EVENTS_KEPT)  # every one is in the log too
         self.reloads = 0
         self.seq = 0
         self.ctl_path = args.socket

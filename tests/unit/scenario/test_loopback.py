@@ -81,10 +81,15 @@ def scenario_data() -> dict[str, Any]:
     }
 
 
+class Starved(Exception):
+    """An agent did not start within FIRST_ACTIVITY_TIMEOUT: the machine starved the run (it is done again)."""
+
+
 def wait_listen(log: Path, count: int, timeout: float = FIRST_ACTIVITY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while sum(e["ev"] == "listen" for e in read_events(log)) < count:
-        assert time.monotonic() < deadline, f"{log} never listened"
+        if time.monotonic() > deadline:
+            raise Starved(f"{log} did not listen within {timeout:g} s")
         time.sleep(0.01)
 
 
@@ -94,7 +99,8 @@ def wait_active(logs: list[Path], timeout: float = FIRST_ACTIVITY_TIMEOUT) -> No
     deadline = time.monotonic() + timeout
     for log in logs:
         while not any(e["ev"] not in ("start", "exec") for e in read_events(log)):
-            assert time.monotonic() < deadline, f"{log} never became active"
+            if time.monotonic() > deadline:
+                raise Starved(f"{log} did not become active within {timeout:g} s")
             time.sleep(0.01)
 
 
@@ -167,17 +173,23 @@ def run(tmp_path_factory):
     below (a 300 ms ping gap, 500-3000 ms failover) hold for agents that get the CPU when they ask for it.
     A run during which a 10 ms sleep overslept by STARVED_S, or restarting two receivers took more than
     RESTART_S (a Python start is ~0.1 s idle), says nothing about the agents."""
+    why = ""
     for attempt in range(1, ATTEMPTS + 1):
         with Lateness() as lateness:
-            outcome = run_once(tmp_path_factory.mktemp(f"loopback{attempt}"))
+            try:
+                outcome = run_once(tmp_path_factory.mktemp(f"loopback{attempt}"))
+            except Starved as exc:
+                why = str(exc)
+                print(f"loopback run {attempt}: {why}")
+                continue
         _fault, undone, resumed = outcome[3]
+        why = (f"a 10 ms sleep overslept by up to {lateness.worst:.2f} s, the receivers took "
+               f"{undone - resumed:.2f} s to restart")
         print(f"loopback run {attempt}: worst scheduling delay {lateness.worst * 1000:.0f} ms, "
               f"receivers restarted in {(undone - resumed) * 1000:.0f} ms")
         if lateness.worst < STARVED_S and undone - resumed < RESTART_S:
             return outcome
-    pytest.fail(f"the machine starved all {ATTEMPTS} runs (last: a 10 ms sleep overslept by up to "
-                f"{lateness.worst:.2f} s, the receivers took {undone - resumed:.2f} s to restart): too loaded "
-                "to judge real-time agents")
+    pytest.fail(f"the machine starved all {ATTEMPTS} runs (last: {why}): too loaded to judge real-time agents")
 
 
 def test_every_expectation_holds(run):
