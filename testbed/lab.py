@@ -566,26 +566,23 @@ def _wait_paths(paths: list[Path], timeout: float, what: str) -> None:
                what=f"{what} appearing (see the node's *.out and *.log files)")
 
 
-def _release_host_sysctls(rundir: RunDir, progress: Progress) -> dict[str, int]:
-    """A lab that raised the host's neighbour-table limits lets go of its raise (journal: ``host-sysctl``);
-    the last one out restores the old values."""
-    raises = [r for r in rundir.records() if r.get("kind") == "host-sysctl"]
-    if not raises:
-        return {}
-    restored = HostTables(record=Path(raises[0]["record"])).release(str(rundir.path))
-    if restored:
-        progress("restored the host's neighbour table: " + ", ".join(f"{k}={v}" for k, v in restored.items()))
-    return restored
+# host state a lab may hold (journal record kind -> who holds it, what it is): the last holder out restores it
+HOST_STATE = {"host-sysctl": (HostTables, "the host's neighbour table"), "host-ksm": (HostKsm, "the host's KSM settings")}
 
 
-def _release_host_ksm(rundir: RunDir, progress: Progress) -> dict[str, int]:
-    """A lab that turned KSM on (journal: ``host-ksm``) lets go; the last one out restores ksmd's settings."""
-    held = [r for r in rundir.records() if r.get("kind") == "host-ksm"]
-    if not held:
-        return {}
-    restored = HostKsm(record=Path(held[0]["record"])).release(str(rundir.path))
-    if restored:
-        progress("restored the host's KSM settings: " + ", ".join(f"{k}={v}" for k, v in restored.items()))
+def _release_host_state(rundir: RunDir, progress: Progress) -> dict[str, int]:
+    """The lab lets go of each host setting it raised or turned on (``HOST_STATE``, from its journal); for
+    each, the last lab out restores the old values.  Returns what was restored."""
+    restored: dict[str, int] = {}
+    records = rundir.records()
+    for kind, (holder, what) in HOST_STATE.items():
+        held = [r for r in records if r.get("kind") == kind]
+        if not held:
+            continue
+        done = holder(record=Path(held[0]["record"])).release(str(rundir.path))
+        if done:
+            progress(f"restored {what}: " + ", ".join(f"{k}={v}" for k, v in done.items()))
+        restored.update(done)
     return restored
 
 
@@ -620,8 +617,7 @@ def destroy(name: str, root: str | Path | None = None, progress: Progress = _qui
         raise LabError(f"lab {name}: servers {', '.join(failed)} not swept clean ({failed}); run directory "
                        f"kept in {rundir.path}: `mhlab destroy {name}` again once they answer "
                        "(`--forget-servers` if they are gone for good)")
-    restored = _release_host_sysctls(rundir, progress)
-    restored.update(_release_host_ksm(rundir, progress))
+    restored = _release_host_state(rundir, progress)
     if not keep_dir:
         rundir.remove()
     return {"lab": name, "processes": len(targets), "nodes": len(holders) // 2 if holders else 0,
