@@ -50,10 +50,12 @@ def read_records(journal: Path) -> list[dict]:
 
 @dataclass
 class JournalTail:
-    """A journal read as it grows: ``new()`` parses only the complete lines appended since its last call.
+    """A journal (or any JSON-lines log, e.g. a flow's) read as it grows: ``new()`` parses only the complete
+    lines appended since its last call.
 
-    For a process that watches a lab for its whole life (the supervisor, twice a second): re-reading the
-    whole journal each time costs a parse of every record per look, and keeps the allocator churning."""
+    For a process that watches a lab for its whole life (the supervisor twice a second, the live view's flow
+    watch): re-reading the whole file each time costs a parse of every record per look, and keeps the
+    allocator churning."""
 
     journal: Path
     offset: int = 0

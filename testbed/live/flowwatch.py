@@ -9,7 +9,6 @@ report's timeline but while it happens.  :func:`start_tcpseq` starts such a flow
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..lab import Lab
+from ..rundir import JournalTail
 from ..scenario.flows import FlowPlan, Traffic, plan_flows
 from ..scenario.model import Scenario
 
@@ -69,37 +69,12 @@ class FlowStats:
                 "per_second": [self.per_second.get(s, 0) for s in range(end - WINDOW_S, end)]}
 
 
-class _Tail:
-    """New complete lines of a growing file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset, self.partial = path, 0, b""
-
-    def lines(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except OSError:
-            return []
-        self.offset += len(data)
-        data = self.partial + data
-        *complete, self.partial = data.split(b"\n")
-        out = []
-        for line in complete:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-        return out
-
-
 class FlowWatch:
     """Every flow whose logs appear in ``directories`` (searched again on each poll)."""
 
     def __init__(self, directories: list[Path]) -> None:
         self.directories = directories
-        self.tails: dict[Path, _Tail] = {}
+        self.tails: dict[Path, JournalTail] = {}
         self.flows: dict[str, FlowStats] = {}
 
     def poll(self, now: float | None = None) -> list[dict[str, Any]]:
@@ -108,9 +83,9 @@ class FlowWatch:
                 name, _, role = path.name.removesuffix(".jsonl").rpartition(".")
                 if role not in ("server", "client") or not name:
                     continue
-                tail = self.tails.setdefault(path, _Tail(path))
+                tail = self.tails.setdefault(path, JournalTail(path))
                 stats = self.flows.setdefault(name, FlowStats(name))
-                for ev in tail.lines():
+                for ev in tail.new():
                     if _delivery(role, ev):
                         stats.add(float(ev["t"]))
                     elif role == "client" and ev.get("ev") == "connect":
