@@ -34,7 +34,7 @@ from .errors import LabError, UsageError
 from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape, daemon_argv, daemon_env,
                   parse_json, vtysh_argv)
 from .kinds import kind_of, load_lab
-from .kinds.contract import LabKind, Readiness
+from .kinds.contract import Condition, LabKind
 from .ksm import HostKsm, KsmOptions, build_wrapper, wrapper_prefix
 from .neightable import Admission, HostTables
 from .netplan import NetPlan, ingress_table
@@ -472,7 +472,7 @@ class _Builder:
         wait_until(lambda: _pending_services(ready), 30, 0.01, ok=lambda missing: not missing,
                    what="services' ready files appearing (see the node's *.out and *.log files)")
 
-    def await_ready(self, ready: Readiness, timeout: float | None) -> None:
+    def await_ready(self, ready: Condition, timeout: float | None) -> None:
         """Poll one of the kind's readiness conditions; fails naming what is still missing.  The report
         (``Lab.readiness``, the run directory's meta) says what was awaited, how many polls it took and
         what was still missing at the first poll: a retry a loaded machine needed is visible, not hidden."""

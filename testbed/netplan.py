@@ -11,6 +11,7 @@ from typing import Any, Callable, Literal
 
 from .addressing import AddressPlan, build_plan
 from .mechanisms import Mechanism, Registry
+from .runninglab import Condition
 from .topology import Site, Topology, host_def, site_addons, site_mechanism
 
 Role = Literal["router", "host", "bridge"]
@@ -185,6 +186,9 @@ class NetPlan:
     # router -> kernel routes (``DST`` or ``DST from SRC``) its main table must hold before the lab is
     # ready: the site IGP's prefixes, a mechanism's routes that follow the IGP
     await_kernel_routes: dict[str, list[str]] = field(default_factory=dict)
+    # what the sites' mechanisms ask of the running lab before deploy returns (``Mechanism.conditions``), in
+    # site order; the kind decides when to poll them
+    conditions: list[Condition] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -242,7 +246,7 @@ def build_netplan(topo: Topology, plan: AddressPlan | None = None, registry: Reg
         _site_igp(net, site)
         for mech, options in [site_mechanism(topo, site, registry)] + site_addons(topo, site, registry):
             mech.apply(net, site, options)
-            _contributions(net, site, mech)
+            _contributions(net, site, mech, options)
     _without_idle_bgp(net)
     _runtime_needs(net)
     return net
@@ -259,17 +263,15 @@ def _without_idle_bgp(net: NetPlan) -> None:
 def _runtime_needs(net: NetPlan) -> None:
     """What deploy and the checks read: timers, the DFZ's aggregates at every ISP, the address spaces."""
     topo, plan = net.topology, net.plan
-    for node in net.routers():  # an interior router, or one whose BGP another daemon speaks: no bgpd/bfdd
-        if node.bgp is None:
-            node.frr_daemons = [d for d in node.frr_daemons if d not in ("bgpd", "bfdd")]
     net.bgp_timers = topo.bgp
     aggregates = [str(p) for p in plan.aggregates.values()]
     net.await_routes = {isp.name: list(aggregates) for isp in topo.isps}
     net.address_spaces = [isp.name for isp in topo.isps] + (["pi"] if plan.pi_prefixes else [])
 
 
-def _contributions(net: NetPlan, site: Site, mech: Mechanism) -> None:
-    """What a mechanism states as data: the ready path of its services, and its fault defaults."""
+def _contributions(net: NetPlan, site: Site, mech: Mechanism, options: Any) -> None:
+    """What a mechanism states as data: the ready path of its services, its fault defaults, and the
+    conditions the running lab must meet."""
     nodes = [net.nodes[n] for n in net.topology.site_routers(site)] + \
             [net.nodes[host_def(ref).name] for lan in site.lans for ref in lan.hosts]
     for check in mech.readiness:
@@ -279,6 +281,8 @@ def _contributions(net: NetPlan, site: Site, mech: Mechanism) -> None:
                     svc.ready = check.path
     for kind, defaults in mech.fault_defaults.items():
         net.fault_defaults.setdefault(kind, {}).update(defaults)
+    if mech.conditions:
+        net.conditions += mech.conditions(net, site, options)
 
 
 def _nodes_and_links(net: NetPlan) -> None:

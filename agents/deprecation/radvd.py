@@ -53,7 +53,7 @@ def render(adverts: list[Advert], preferred: dict[str, bool], life: Lifetimes = 
                 continue
             pref = life.preferred if preferred.get(a.isp, True) else 0
             lines += [f"  prefix {a.prefix} {{  # {a.isp}",
-                      f"    AdvOnLink off; AdvAutonomous on; AdvRouterAddr off;",
+                      "    AdvOnLink off; AdvAutonomous on; AdvRouterAddr off;",
                       f"    AdvPreferredLifetime {pref}; AdvValidLifetime {life.valid};", "  };"]
         lines.append("};")
     return "\n".join(lines) + "\n"

@@ -10,32 +10,12 @@ names in annotations, so every other module may import it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
+from ..runninglab import Condition, RunningLab
 from ..yamlmarks import MarkedDoc
 
-
-class RunningLab(Protocol):
-    """What a kind's readiness, checks and inspect functions may use of a running lab (``testbed.lab.Lab``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def net(self) -> Any: ...  # the NetPlan; ``net.topology`` is the kind's own model
-
-    @property
-    def plan(self) -> Any: ...
-
-    def node(self, name: str) -> Any: ...  # a NodeHandle: run(), popen(), spawn(), dir
-
-    def __getitem__(self, name: str) -> Any: ...
-
-    def vtysh_json(self, router: str, command: str) -> dict: ...
-
-    def bgp_sessions(self) -> dict[str, dict[str, str]]: ...
-
-    def nft_counter(self, node: str, counter: str) -> int: ...
+__all__ = ["Check", "Condition", "LabKind", "RunningLab", "Section"]
 
 
 @dataclass(frozen=True)
@@ -48,20 +28,6 @@ class Check:
     src: str = ""
     dst: str = ""
     isp: str = ""
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """One condition deploy waits for once the services run.  ``pending(lab)`` lists what is still missing
-    (empty: ready); deploy polls it for at most ``timeout`` seconds and fails naming what was left.
-    ``targets`` lists what it waits for (from the NetPlan alone), for the readiness report: deploy records
-    it with how many polls it took and what was still pending at the first one (the retries it needed)."""
-
-    name: str
-    pending: Callable[[RunningLab], list[str]]
-    timeout: float = 90.0
-    interval: float = 0.2
-    targets: Callable[[Any], list[str]] = lambda net: []
 
 
 @dataclass(frozen=True)
@@ -85,7 +51,7 @@ class LabKind:
     model: type
     parse: Callable[[MarkedDoc], Any]  # a marked document (its ``kind:`` key included) -> validated model
     netplan: Callable[[Any], Any]  # model -> NetPlan (pure: no kernel, no root)
-    readiness: Callable[[Any], tuple[Readiness, ...]] = lambda net: ()  # NetPlan -> what deploy waits for
+    readiness: Callable[[Any], tuple[Condition, ...]] = lambda net: ()  # NetPlan -> what deploy waits for
     checks: Callable[[RunningLab], list[Check]] = lambda lab: []  # what `mhlab check` runs
     inspect: Callable[[RunningLab], list[Section]] = lambda lab: []  # what `mhlab inspect` adds
     implicit: bool = False

@@ -17,7 +17,7 @@ from ..i2p.topology import I2pLab, parse_i2p
 from ..netplan import NetPlan
 from ..procs import is_alive
 from ..wait import WaitTimeout, wait_until
-from .contract import LabKind, Readiness, RunningLab, Section
+from .contract import Condition, LabKind, RunningLab, Section
 
 PROBE_TIMEOUT = 60.0  # a client's first request: SAM session, tunnels, LeaseSet lookup (2-22 s measured)
 
@@ -28,8 +28,8 @@ def netplan(model: I2pLab) -> NetPlan:
     return net
 
 
-def readiness(net: NetPlan) -> tuple[Readiness, ...]:
-    return (Readiness("the Destination's LeaseSet",
+def readiness(net: NetPlan) -> tuple[Condition, ...]:
+    return (Condition("the Destination's LeaseSet",
                       lambda lab: destination_pending(lab, lab.net.topology), DESTINATION_TIMEOUT, interval=1.0),)
 
 

@@ -10,9 +10,10 @@ from ..checks import (Check, bgp_checks, bgp_converging, http_get, ingress_count
                       kernel_routes_pending, ping, route_spec)
 from ..mechanisms import get_mechanism, mechanisms
 from ..netplan import NetPlan, build_netplan
+from ..runninglab import merged
 from ..topology import Topology, host_def, parse_topology, site_addons, site_mechanism
 from ..yamlmarks import MarkedDoc
-from .contract import LabKind, Readiness, RunningLab, Section
+from .contract import Condition, LabKind, RunningLab, Section
 
 BGP_TIMEOUT = 90.0
 IGP_TIMEOUT = 60.0
@@ -29,34 +30,26 @@ def parse(doc: MarkedDoc) -> Topology:
     return parse_topology(MarkedDoc(data, doc.file, doc.lines), set(mechanisms()))
 
 
-def readiness(net: NetPlan) -> tuple[Readiness, ...]:
+def readiness(net: NetPlan) -> tuple[Condition, ...]:
     out = []
     if any(n.bgp for n in net.nodes.values()):
-        out.append(Readiness("BGP convergence", bgp_converging(net), BGP_TIMEOUT, interval=0.1,
+        out.append(Condition("BGP convergence", bgp_converging(net), BGP_TIMEOUT, interval=0.1,
                              targets=lambda n: [f"{r.name}->{nb.peer}" for r in n.routers() if r.bgp
                                                 for nb in r.bgp.neighbors]))
     if net.await_kernel_routes:
-        out.append(Readiness("site IGP convergence", kernel_routes_pending, IGP_TIMEOUT, interval=0.1))
+        out.append(Condition("site IGP convergence", kernel_routes_pending, IGP_TIMEOUT, interval=0.1))
     if data_plane_probes(net):
         out.append(_data_plane(net))
     return tuple(out) + mechanism_conditions(net)
 
 
-def mechanism_conditions(net: NetPlan) -> tuple[Readiness, ...]:
-    """What the sites' mechanisms and add-ons ask of the running lab (``Mechanism.conditions``), after the
+def mechanism_conditions(net: NetPlan) -> tuple[Condition, ...]:
+    """What the sites' mechanisms and add-ons ask of the running lab (``NetPlan.conditions``), after the
     kind's own: conditions of one name from several sites become one, polled together."""
-    by_name: dict[str, list[Readiness]] = {}
-    for site in net.topology.sites:
-        for mech, options in [site_mechanism(net.topology, site)] + site_addons(net.topology, site):
-            for cond in mech.conditions(net, site, options) if mech.conditions else ():
-                by_name.setdefault(cond.name, []).append(cond)
-    return tuple(conds[0] if len(conds) == 1 else _together(conds) for conds in by_name.values())
-
-
-def _together(conds: list[Readiness]) -> Readiness:
-    return Readiness(conds[0].name, lambda lab: [p for c in conds for p in c.pending(lab)],
-                     max(c.timeout for c in conds), min(c.interval for c in conds),
-                     targets=lambda n: [t for c in conds for t in c.targets(n)])
+    by_name: dict[str, list[Condition]] = {}
+    for cond in net.conditions:
+        by_name.setdefault(cond.name, []).append(cond)
+    return tuple(merged(conds) for conds in by_name.values())
 
 
 def usable_sources(net: NetPlan, host: str) -> dict[str, str]:
@@ -79,7 +72,7 @@ def data_plane_probes(net: NetPlan) -> list[tuple[str, str, str, str, str]]:
             for isp, src in usable_sources(net, h.name).items() for srv in srvs]
 
 
-def _data_plane(net: NetPlan) -> Readiness:
+def _data_plane(net: NetPlan) -> Condition:
     """One ping per probe still missing, per poll, a few hosts at once (``PINGS_AT_ONCE``: a 250-site lab has
     500 probes, one after the other a poll took minutes); a probe that got its reply is not sent again.  A
     host's own probes go one after the other, in the order of its sources: what a host agent learns from
@@ -101,7 +94,7 @@ def _data_plane(net: NetPlan) -> Readiness:
             list(pool.map(probe_host, by_host.values()))
         return [_probe_name(p) for i, p in enumerate(probes) if i not in done]
 
-    return Readiness("data plane", pending, DATA_PLANE_TIMEOUT, interval=0.2,
+    return Condition("data plane", pending, DATA_PLANE_TIMEOUT, interval=0.2,
                      targets=lambda n: [_probe_name(p) for p in probes])
 
 

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from ..netplan import NetPlan
+    from ..runninglab import Condition
     from ..topology import Site, Topology
 
 FieldPath = tuple[str | int, ...]
@@ -72,8 +73,8 @@ ValidateFn = Callable[["Topology", "Site", Any], list[FieldProblem]]
 UsableSourcesFn = Callable[["NetPlan", "Site", str], list[str]]
 # inspect(lab, site, options) -> sections (``testbed.kinds.contract.Section``) for `mhlab inspect`
 InspectFn = Callable[[Any, "Site", Any], list[Any]]
-# conditions(net, site, options) -> conditions on the running lab (``testbed.kinds.contract.Readiness``)
-ConditionsFn = Callable[["NetPlan", "Site", Any], list[Any]]
+# conditions(net, site, options) -> conditions on the running lab
+ConditionsFn = Callable[["NetPlan", "Site", Any], list["Condition"]]
 
 
 def _no_problems(topology: "Topology", site: "Site", options: Any) -> list[FieldProblem]:
@@ -101,9 +102,9 @@ class Mechanism:
     fault_defaults  per fault kind, defaults the fault primitives use in a lab running this mechanism
                     (``{"rate-limit": {"burst": "80kb"}}``); merged into ``NetPlan.fault_defaults``
     readiness       what the runtime waits for after starting the mechanism's services (a file each)
-    conditions      ``conditions(net, site, options) -> [testbed.kinds.contract.Readiness]``: what the
-                    running lab must show of the mechanism's work before deploy returns, polled after the
-                    kind's own conditions (BGP, the data plane); e.g. the deprecation add-on: no prefix
+    conditions      ``conditions(net, site, options) -> [testbed.runninglab.Condition]``: what the
+                    running lab must show of the mechanism's work before deploy returns; built with the
+                    NetPlan (``NetPlan.conditions``) and polled after the kind's own (BGP, the data plane); e.g. the deprecation add-on: no prefix
                     its radvds advertise is deprecated on a host while every ISP is up.  Conditions of
                     the same name from several sites are polled as one (one report line).
     validate        ``validate(topology, site, options) -> [(field path inside the site, message)]``:

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from agents.deprecation.radvd import Advert, Lifetimes, render
 
-from ..kinds.contract import Readiness as Condition
+from ..runninglab import Condition
 from ..kinds.contract import Section
 from ..netplan import NodeFile, Process
 from ..topology import host_def

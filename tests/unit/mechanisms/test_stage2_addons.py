@@ -119,6 +119,7 @@ def test_same_named_conditions_of_several_sites_are_polled_as_one(tmp_path):
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     two = build_netplan(load_topology(path))
+    assert [c.name for c in two.conditions] == ["sources preferred"] * 2  # one per site, in the NetPlan
     [cond] = mechanism_conditions(two)
     hosts = {t.split("'")[0] for t in cond.targets(two)}
     assert hosts == {"s1h1", "s2h1"}
