@@ -254,8 +254,7 @@ def build_netplan(topo: Topology, plan: AddressPlan | None = None, registry: Reg
 
 def _without_idle_bgp(net: NetPlan) -> None:
     """A router left without BGP (a site's interior router unless its mechanism gave it sessions, or one whose
-    BGP another daemon speaks) runs no
-    bgpd, nor bfdd, which serves only BGP here."""
+    BGP another daemon speaks) runs no bgpd, nor bfdd, which serves only BGP here."""
     for node in net.routers():
         if node.bgp is None:
             node.frr_daemons = [d for d in node.frr_daemons if d not in ("bgpd", "bfdd")]
