@@ -51,7 +51,6 @@ from testbed.i2p.topology import BalancerOptions, I2pLab  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 from testbed.wait import WaitTimeout, wait_until  # noqa: E402
 
-from experiments.i2p_publication_load import gateway_stats  # noqa: E402
 from experiments.i2p_runs import (POLICY_OF_MODE, experiment_parser, gateway_names, lease_snapshot,  # noqa: E402
                                   run_workers, save_report, saved_results)
 

@@ -150,7 +150,7 @@ def run():
         assert wait_for(lambda: net.ask("hA", cmd="contexts")[0]["datapath"]["translated"], 5)
         result["loop_after_switch"] = net.ask("hA", cmd="status")["loop"]
         ctx = net.ask("hA", cmd="contexts")[0]
-        gw_mac = Path(f"/sys/class/net/b2/address")  # read inside r2 below
+        gw_mac = Path("/sys/class/net/b2/address")  # read inside r2 below
         gw_mac = net.run("r2", "cat", str(gw_mac)).strip()
         fuzz = script(net, "hB", FUZZ, A2, B2, ctx["local_context_tag"], gw_mac)
         out, err = fuzz.communicate(timeout=30)

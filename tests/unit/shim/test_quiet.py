@@ -9,7 +9,6 @@ import mmap
 import shutil
 import struct
 
-import pytest
 
 from agents.shim import bpfload, ulp
 from agents.shim.datapath import WATCH_LAST_RX, WATCH_NEW, parse_quiet

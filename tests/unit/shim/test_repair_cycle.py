@@ -7,7 +7,6 @@ from agents.shim import ulp
 from agents.shim.pairs import PairState
 from agents.shim.timers import TUNED
 
-from .lab import events
 from .test_reap import cut, established
 
 
