@@ -94,6 +94,10 @@ PACE_MIN_BATCH = 10  # routers: a paced start waits until at least this many fit
 PACE_MAX_BATCH = 50  # routers started at once at most, so the footprint is measured often enough
 PACE_STALL = 60.0  # s the lab may stay too big without ksmd shrinking it before the deploy gives up
 PACE_PROGRESS_KB = 8 * 1024  # a shrink smaller than this is noise, not ksmd's progress
+# kept free of the budget per router of the lab for what comes after the start: BGP's sessions (peer buffers,
+# the ISPs' tables of 250 peers) and the readiness checks' vtysh; a 250-site lab paced to the whole budget
+# passed it by 0.5 GB once its sessions came up
+RESERVE_KB_PER_ROUTER = 1024
 
 
 def mem_available_kb(meminfo: Path = Path("/proc/meminfo")) -> int:
@@ -110,11 +114,13 @@ class Pacer:
     routers already running while the next batch waits.  The lab's footprint is the drop of the host's
     MemAvailable since the pacer was made (at the start of the deploy: namespaces, veths and bridges count),
     so other jobs' allocations count against the budget too - the host is what the budget protects.
-    Before a batch it waits until at least :data:`PACE_MIN_BATCH` routers fit (``per_router_kb`` each,
-    unmerged); when the footprint stops shrinking for ``stall`` s the lab cannot fit and the deploy fails
+    ``reserve_kb`` of the budget stays free for what grows once the routers run (see
+    :data:`RESERVE_KB_PER_ROUTER`).  Before a batch it waits until at least :data:`PACE_MIN_BATCH` routers
+    fit (``per_router_kb`` each, unmerged); when the footprint stops shrinking for ``stall`` s the lab cannot fit and the deploy fails
     (LabError, naming the budget).  Clock, sleep and the MemAvailable reader are parameters for tests."""
 
     budget_kb: int
+    reserve_kb: int = 0
     read_available: Callable[[], int] = mem_available_kb
     per_router_kb: int = UNMERGED_KB_PER_ROUTER
     stall: float = PACE_STALL
@@ -137,7 +143,7 @@ class Pacer:
 
     def fits(self) -> int:
         """Routers that could start now without the lab passing its budget."""
-        return max(0, (self.budget_kb - self.footprint()) // self.per_router_kb)
+        return max(0, (self.budget_kb - self.reserve_kb - self.footprint()) // self.per_router_kb)
 
     def next_batch(self, left: int) -> int:
         """How many of the ``left`` routers to start now, once enough fit (see the class)."""
@@ -155,7 +161,8 @@ class Pacer:
             elif now - since > self.stall:
                 raise LabError(
                     f"the lab holds {kb / 2**20:.2f} GB of its --ksm-budget of {self.budget_kb / 2**20:.2f} GB "
-                    f"(MemAvailable's drop since the deploy began, other jobs included) with {left} routers still "
+                    f"(MemAvailable's drop since the deploy began, other jobs included; {self.reserve_kb / 2**20:.2f} GB "
+                    f"of it kept for BGP's sessions) with {left} routers still "
                     f"to start ({self.per_router_kb // 1024} MB each before ksmd merges them), and ksmd freed no "
                     f"more in {self.stall:.0f} s: give a larger budget (or none), or deploy fewer sites")
             self.sleep(self.interval)

@@ -35,7 +35,7 @@ from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape
                   parse_json, vtysh_argv)
 from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
-from .ksm import HostKsm, KsmOptions, Pacer, build_wrapper, wrapper_prefix
+from .ksm import RESERVE_KB_PER_ROUTER, HostKsm, KsmOptions, Pacer, build_wrapper, wrapper_prefix
 from .neightable import Admission, HostTables
 from .netplan import NetPlan, ingress_table
 from .node import NodeHandle, tagged_env
@@ -182,7 +182,8 @@ class Lab:
                 progress("KSM: FRR starts through " + " ".join(lab.daemon_prefix)
                          + (", ksmd set to " + ", ".join(f"{k}={v}" for k, v in turned.items()) if turned else ""))
                 if ksm.budget_gb is not None:  # measured from here: the nodes' namespaces count too
-                    pacer = Pacer(int(ksm.budget_gb * 2**20))
+                    routers = sum(1 for n in net.routers() if n.frr_daemons)
+                    pacer = Pacer(int(ksm.budget_gb * 2**20), routers * RESERVE_KB_PER_ROUTER)
             if cluster is not None:
                 lab.cluster = ClusterRun(cluster, rundir)
                 lab.cluster.prepare(list(net.nodes), [(l.a, l.b) for l in net.links])

@@ -62,7 +62,8 @@ def test_a_lab_ksmd_cannot_shrink_fails_naming_the_budget():
     host = FakeHost(20 * GB)  # nothing merges
     pacer = _pacer(host, 1 * GB, per_router_kb=15 * MB, stall=5)
     host.start_routers(60, 15 * MB)  # 900 MB held: 8 more fit, fewer than a batch
-    with pytest.raises(LabError, match=r"--ksm-budget of 1.00 GB.*100 routers still to start.*freed no more in 5 s"):
+    with pytest.raises(LabError, match=r"--ksm-budget of 1.00 GB.*kept for BGP.*100 routers still to start.*"
+                                       r"freed no more in 5 s"):
         pacer.next_batch(100)
     assert 5 < host.now < 6
 
@@ -72,6 +73,14 @@ def test_the_last_routers_need_not_wait_for_a_whole_batch():
     pacer = _pacer(host, 1 * GB, per_router_kb=15 * MB, stall=5)
     host.start_routers(64, 15 * MB)  # 960 MB: 4 fit
     assert pacer.next_batch(3) == 3 and pacer.waited == 0
+
+
+def test_the_reserve_is_kept_free():
+    host = FakeHost(20 * GB)
+    pacer = _pacer(host, 1 * GB, reserve_kb=100 * MB, per_router_kb=15 * MB, stall=5)
+    host.start_routers(54, 15 * MB)  # 810 MB: 14 fit in the budget, 7 once 100 MB are kept
+    assert pacer.fits() == 7
+    assert pacer.next_batch(5) == 5
 
 
 def test_mem_available_is_read_from_meminfo(tmp_path):
