@@ -11,6 +11,11 @@ Prints, for the default lab and generated labs of N sites (N = 1, 5, 20; 50, 250
 - the ratio, and the time mhlab spent waiting for BGP (protocol time, in both columns);
 - per router, the private memory (``/proc/PID/smaps_rollup``: Private_Clean + Private_Dirty, what each daemon
   really adds; RSS counts the shared FRR libraries again in every process) of zebra and of bgpd;
+- the peak: the largest drop of MemAvailable while the deploy ran (sampled every 0.1 s), which a figure taken at
+  convergence misses;
+- the CPU: utime + stime of the lab's FRR daemons at convergence, and the busy CPU-s of all cores during the
+  deploy (``/proc/stat``; other jobs included): on 2 cores a bring-up is CPU-bound when the two are close to
+  2 x its seconds;
 - the load average before each row (other work on the machine slows everything down).
 Labs of more than ~30 sites need more of the host's one IPv6 neighbour table than its default 1,024 entries
 (``testbed.neightable``): ``--raise-neigh-table`` lets each deploy raise it (journalled, restored at destroy).
@@ -18,8 +23,9 @@ Labs of more than ~30 sites need more of the host's one IPv6 neighbour table tha
 memory twice: at convergence and once ksmd stopped finding pages to merge (how long that took, ksmd's CPU,
 and BGP and a ping checked again afterwards); each run prints the deploy's phases.  ``--min-available``
 stops the run (the deploy removes what it built) before the host's MemAvailable falls below 6 GB.
+``--ksm --ksm-budget GB`` paces the FRR start so the lab never holds more than GB (``testbed.ksm.Pacer``).
 Run as root: `sudo .venv/bin/python benchmarks/bringup.py [--sizes 1,5,20] [--repeat 1] [--raw-max 50]
-[--raise-neigh-table] [--ksm [--ksm-keep-aslr]]`.
+[--raise-neigh-table] [--ksm [--ksm-keep-aslr] [--ksm-budget GB]]`.
 """
 
 from __future__ import annotations

@@ -3,8 +3,11 @@ for, and a lab that cannot fit fails instead of waiting for ever."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from testbed.cli import main
 from testbed.errors import LabError
 from testbed.ksm import PACE_MAX_BATCH, PACE_MIN_BATCH, Pacer, mem_available_kb
 
@@ -90,3 +93,11 @@ def test_mem_available_is_read_from_meminfo(tmp_path):
     meminfo.write_text("MemTotal: 1 kB\n")
     with pytest.raises(LabError, match="no MemAvailable"):
         mem_available_kb(meminfo)
+
+
+def test_the_cli_wants_a_positive_budget_and_ksm_with_it(capsys):
+    topo = str(Path(__file__).resolve().parents[2] / "topologies" / "two-isp-site.yaml")
+    assert main(["deploy", topo, "--ksm-budget", "6"]) == 2
+    assert "--ksm-budget paces the FRR start to ksmd's merging: give --ksm too" in capsys.readouterr().err
+    assert main(["deploy", topo, "--ksm", "--ksm-budget", "0"]) == 2
+    assert "a budget is a positive number of GB" in capsys.readouterr().err
