@@ -353,7 +353,8 @@ def main() -> int:
         print(f"{label:<24} {nodes:>5} {load:>5.1f} {mm:>8.2f} {raw} {conv:>10.2f} {1000 * mm / nodes:>7.1f} "
               + mem_columns([x for x in runs], nodes, routers)
               + f" {statistics.median(x['peak'] for x in runs) / 2**20:>7.2f}"
-              f" {statistics.median(x['frr_cpu'] for x in runs):>9.1f} {statistics.median(x['host_cpu'] for x in runs):>10.1f}",
+              f" {statistics.median(x['frr_cpu'] for x in runs):>9.1f}"
+              f" {statistics.median(x['host_cpu'] for x in runs):>10.1f}",
               flush=True)
         if ksm is not None:
             print(f"{'  ... after ksmd merged':<24} {nodes:>5} {'':>5} {'':>8} {'':>7} {'':>6} {'':>10} {'':>7} "

@@ -116,8 +116,8 @@ class Pacer:
     so other jobs' allocations count against the budget too - the host is what the budget protects.
     ``reserve_kb`` of the budget stays free for what grows once the routers run (see
     :data:`RESERVE_KB_PER_ROUTER`).  Before a batch it waits until at least :data:`PACE_MIN_BATCH` routers
-    fit (``per_router_kb`` each, unmerged); when the footprint stops shrinking for ``stall`` s the lab cannot fit and the deploy fails
-    (LabError, naming the budget).  Clock, sleep and the MemAvailable reader are parameters for tests."""
+    fit (``per_router_kb`` each, unmerged); when the footprint stops shrinking for ``stall`` s the lab
+    cannot fit and the deploy fails (LabError, naming the budget).  Clock, sleep and the MemAvailable reader are parameters for tests."""
 
     budget_kb: int
     reserve_kb: int = 0
@@ -161,8 +161,8 @@ class Pacer:
             elif now - since > self.stall:
                 raise LabError(
                     f"the lab holds {kb / 2**20:.2f} GB of its --ksm-budget of {self.budget_kb / 2**20:.2f} GB "
-                    f"(MemAvailable's drop since the deploy began, other jobs included; {self.reserve_kb / 2**20:.2f} GB "
-                    f"of it kept for BGP's sessions) with {left} routers still "
+                    f"(MemAvailable's drop since the deploy began, other jobs included; "
+                    f"{self.reserve_kb / 2**20:.2f} GB of it kept for BGP's sessions) with {left} routers still "
                     f"to start ({self.per_router_kb // 1024} MB each before ksmd merges them), and ksmd freed no "
                     f"more in {self.stall:.0f} s: give a larger budget (or none), or deploy fewer sites")
             self.sleep(self.interval)
