@@ -86,6 +86,13 @@ class KsmOptions:
     keep_aslr: bool = False
     budget_gb: float | None = None
 
+    def pacer(self, routers: int) -> "Pacer | None":
+        """The pacer of a lab of ``routers`` FRR routers under this budget (None: no budget), made when the
+        deploy begins so that everything the lab builds counts."""
+        if self.budget_gb is None:
+            return None
+        return Pacer(int(self.budget_gb * 2**20), routers * RESERVE_KB_PER_ROUTER)
+
 
 # what one router's zebra + bgpd hold before ksmd reaches them (4.9 + 9.1 MB private measured) plus room for
 # the BGP buffers that come with its sessions

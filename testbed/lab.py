@@ -35,8 +35,9 @@ from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape
                   parse_json, vtysh_argv)
 from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
-from .ksm import RESERVE_KB_PER_ROUTER, HostKsm, KsmOptions, Pacer, build_wrapper, wrapper_prefix
+from .ksm import HostKsm, KsmOptions, build_wrapper, wrapper_prefix
 from .neightable import Admission, HostTables
+from .ksm import Pacer  # noqa: I001 - its own line: the paced FRR start (--ksm-budget)
 from .netplan import NetPlan, ingress_table
 from .node import NodeHandle, tagged_env
 from .procs import ProcRecord, start_time, stop_all, tagged_pids
@@ -181,9 +182,7 @@ class Lab:
                 turned = HostKsm().hold(str(rundir.path), rundir.record)
                 progress("KSM: FRR starts through " + " ".join(lab.daemon_prefix)
                          + (", ksmd set to " + ", ".join(f"{k}={v}" for k, v in turned.items()) if turned else ""))
-                if ksm.budget_gb is not None:  # measured from here: the nodes' namespaces count too
-                    routers = sum(1 for n in net.routers() if n.frr_daemons)
-                    pacer = Pacer(int(ksm.budget_gb * 2**20), routers * RESERVE_KB_PER_ROUTER)
+                pacer = ksm.pacer(sum(1 for n in net.routers() if n.frr_daemons))  # from here: nodes count too
             if cluster is not None:
                 lab.cluster = ClusterRun(cluster, rundir)
                 lab.cluster.prepare(list(net.nodes), [(l.a, l.b) for l in net.links])
