@@ -86,7 +86,7 @@ class KsmOptions:
     keep_aslr: bool = False
     budget_gb: float | None = None
 
-    def pacer(self, routers: int) -> "Pacer | None":
+    def pacer(self, routers: int) -> Pacer | None:
         """The pacer of a lab of ``routers`` FRR routers under this budget (None: no budget), made when the
         deploy begins so that everything the lab builds counts."""
         if self.budget_gb is None:

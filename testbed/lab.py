@@ -37,7 +37,7 @@ from .kinds import kind_of, load_lab
 from .kinds.contract import LabKind, Readiness
 from .ksm import HostKsm, KsmOptions, build_wrapper, wrapper_prefix
 from .neightable import Admission, HostTables
-from .ksm import Pacer  # noqa: I001 - its own line: the paced FRR start (--ksm-budget)
+from .ksm import Pacer
 from .netplan import NetPlan, ingress_table
 from .node import NodeHandle, tagged_env
 from .procs import ProcRecord, start_time, stop_all, tagged_pids

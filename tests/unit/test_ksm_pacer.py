@@ -9,7 +9,8 @@ import pytest
 
 from testbed.cli import main
 from testbed.errors import LabError
-from testbed.ksm import PACE_MAX_BATCH, PACE_MIN_BATCH, Pacer, mem_available_kb
+from testbed.ksm import (PACE_MAX_BATCH, PACE_MIN_BATCH, RESERVE_KB_PER_ROUTER, KsmOptions, Pacer,
+                         mem_available_kb)
 
 MB = 1024
 GB = 1024 * MB
@@ -84,6 +85,12 @@ def test_the_reserve_is_kept_free():
     host.start_routers(54, 15 * MB)  # 810 MB: 14 fit in the budget, 7 once 100 MB are kept
     assert pacer.fits() == 7
     assert pacer.next_batch(5) == 5
+
+
+def test_the_options_make_a_pacer_only_under_a_budget():
+    assert KsmOptions().pacer(503) is None
+    pacer = KsmOptions(budget_gb=6).pacer(503)
+    assert pacer.budget_kb == 6 * GB and pacer.reserve_kb == 503 * RESERVE_KB_PER_ROUTER
 
 
 def test_mem_available_is_read_from_meminfo(tmp_path):
