@@ -11,6 +11,11 @@ Prints, for the default lab and generated labs of N sites (N = 1, 5, 20; 50, 250
 - the ratio, and the time mhlab spent waiting for BGP (protocol time, in both columns);
 - per router, the private memory (``/proc/PID/smaps_rollup``: Private_Clean + Private_Dirty, what each daemon
   really adds; RSS counts the shared FRR libraries again in every process) of zebra and of bgpd;
+- the peak: the largest drop of MemAvailable while the deploy ran (sampled every 0.1 s), which a figure taken at
+  convergence misses;
+- the CPU: utime + stime of the lab's FRR daemons at convergence, and the busy CPU-s of all cores during the
+  deploy (``/proc/stat``; other jobs included): on 2 cores a bring-up is CPU-bound when the two are close to
+  2 x its seconds;
 - the load average before each row (other work on the machine slows everything down).
 Labs of more than ~30 sites need more of the host's one IPv6 neighbour table than its default 1,024 entries
 (``testbed.neightable``): ``--raise-neigh-table`` lets each deploy raise it (journalled, restored at destroy).
@@ -18,8 +23,9 @@ Labs of more than ~30 sites need more of the host's one IPv6 neighbour table tha
 memory twice: at convergence and once ksmd stopped finding pages to merge (how long that took, ksmd's CPU,
 and BGP and a ping checked again afterwards); each run prints the deploy's phases.  ``--min-available``
 stops the run (the deploy removes what it built) before the host's MemAvailable falls below 6 GB.
+``--ksm --ksm-budget GB`` paces the FRR start so the lab never holds more than GB (``testbed.ksm.Pacer``).
 Run as root: `sudo .venv/bin/python benchmarks/bringup.py [--sizes 1,5,20] [--repeat 1] [--raw-max 50]
-[--raise-neigh-table] [--ksm [--ksm-keep-aslr]]`.
+[--raise-neigh-table] [--ksm [--ksm-keep-aslr] [--ksm-budget GB]]`.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from mininet.node import Node  # noqa: E402
 from testbed.checks import ping  # noqa: E402
 from testbed.frr import bgp_peers, daemon_argv, daemon_env, parse_json  # noqa: E402
 from testbed.generate import n_sites  # noqa: E402
-from testbed.ksm import HostKsm, KsmOptions  # noqa: E402
+from testbed.ksm import HostKsm, KsmOptions, mem_available_kb  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 from testbed.netplan import build_netplan  # noqa: E402
 from testbed.render import node_dir, render  # noqa: E402
@@ -52,11 +58,23 @@ from testbed.topology import load_topology  # noqa: E402
 DEFAULT = Path(__file__).resolve().parent.parent / "topologies" / "two-isp-site.yaml"
 
 
-def mem_available_kb() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1])
-    raise RuntimeError("no MemAvailable in /proc/meminfo")
+class LowWater:
+    """The lowest MemAvailable seen while it runs (sampled every 0.1 s in a thread): the lab's peak, which a
+    figure taken at convergence misses when ksmd merges meanwhile or BGP's buffers come and go."""
+
+    def __init__(self) -> None:
+        self.low, self.stop = mem_available_kb(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.1):
+            self.low = min(self.low, mem_available_kb())
+
+    def done(self) -> int:
+        self.stop.set()
+        self.thread.join()
+        return min(self.low, mem_available_kb())
 
 
 def rss_kb(pid: int) -> int:
@@ -97,6 +115,21 @@ def pss_shared_kb(pid: int) -> tuple[int, int]:
     return out["Pss:"], out["Shared_Clean:"] + out["Shared_Dirty:"]
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (utime + stime) a process has used; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def host_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (``/proc/stat``: everything but idle and iowait)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def ksmd_cpu_s() -> float:
     """CPU seconds ksmd has used since boot (utime + stime of the kernel thread)."""
     for proc in Path("/proc").iterdir():
@@ -133,8 +166,14 @@ def mhlab_once(topo, name: str, raise_neigh_table: bool, ksm: KsmOptions | None,
     ksmd's CPU meanwhile."""
     avail0 = mem_available_kb()
     cpu0 = ksmd_cpu_s()
+    low = LowWater()
+    busy0 = host_busy_s()
     t0 = time.monotonic()
-    lab = Lab.deploy(topo, name=name, raise_neigh_table=raise_neigh_table, ksm=ksm)
+    try:
+        lab = Lab.deploy(topo, name=name, raise_neigh_table=raise_neigh_table, ksm=ksm)
+    except BaseException:
+        low.done()
+        raise
     try:
         for host in lab.net.hosts():
             if host.owner in {s.name for s in lab.topology.sites}:
@@ -143,7 +182,9 @@ def mhlab_once(topo, name: str, raise_neigh_table: bool, ksm: KsmOptions | None,
                     assert ping(lab, host.name, addrs[0], lab.plan.address(srv)), "end-to-end ping failed"
                 break  # one host per lab is enough to prove end-to-end reachability
         out = {"elapsed": time.monotonic() - t0, "conv": lab.timings["wait for BGP convergence"],
-               "timings": dict(lab.timings), **memory(lab, avail0)}
+               "timings": dict(lab.timings), **memory(lab, avail0), "peak": avail0 - low.done(),
+               "host_cpu": host_busy_s() - busy0,
+               "frr_cpu": sum(cpu_s(r.pid) for r in lab.rundir.procs() if r.name in FRR)}
         if ksm is not None:
             t1 = time.monotonic()
             out["merge_line"] = await_merge(HostKsm(), 10, merge_timeout)
@@ -272,13 +313,15 @@ def main() -> int:
                     help="deploy with --ksm (FRR open to kernel same-page merging, ksmd on while the lab runs): "
                     "memory is measured at convergence and again once ksmd has merged")
     ap.add_argument("--ksm-keep-aslr", action="store_true", help="with --ksm: address randomisation stays on")
+    ap.add_argument("--ksm-budget", type=float, metavar="GB", help="with --ksm: pace the FRR start so the lab "
+                    "never holds more than GB (testbed.ksm.Pacer)")
     ap.add_argument("--merge-timeout", type=float, default=300, help="with --ksm: wait at most this long "
                     "for ksmd to stop finding pages to merge (s)")
     ap.add_argument("--min-available", type=float, default=6.0, metavar="GB",
                     help="stop a deploy (it removes what it built) when the host's MemAvailable falls below this")
     args = ap.parse_args()
     threading.Thread(target=guard_memory, args=(args.min_available,), daemon=True).start()
-    ksm = KsmOptions(keep_aslr=args.ksm_keep_aslr) if args.ksm else None
+    ksm = KsmOptions(keep_aslr=args.ksm_keep_aslr, budget_gb=args.ksm_budget) if args.ksm else None
     labs = [] if args.no_default else [("two-isp-site (default)", load_topology(DEFAULT), 0)]
     labs += [(f"{n} sites x 2 ISPs", n_sites(n, mechanism="sadr-static"), n) for n in map(int, args.sizes.split(","))]
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; MemAvailable "
@@ -286,7 +329,7 @@ def main() -> int:
     print(f"{'lab':<24} {'nodes':>5} {'load':>5} {'mhlab s':>8} {'raw s':>7} {'ratio':>6} {'BGP conv s':>10} "
           f"{'ms/node':>7} {'RSS MB/node':>11} {'MemAvail MB/node':>16} {'FRR RSS MB/router':>17} "
           f"{'zebra priv MB':>13} {'bgpd priv MB':>12} {'FRR priv GB':>11} {'MemAvail drop GB':>16} {'FRR PSS GB':>10} "
-          f"{'KSM profit GB':>13}")
+          f"{'KSM profit GB':>13} {'peak GB':>7} {'FRR CPU s':>9} {'host CPU s':>10}")
     for label, topo, sites in labs:
         net = build_netplan(topo)
         nodes, routers = len(net.nodes), sum(1 for n in net.routers() if n.frr_daemons)
@@ -294,7 +337,8 @@ def main() -> int:
         load = os.getloadavg()[0]
         for i in range(args.repeat):
             runs.append(mhlab_once(topo, f"{args.prefix}{i}", args.raise_neigh_table, ksm, args.merge_timeout))
-            print(f"  run {i}: load {os.getloadavg()[0]:.1f}; phases (s): "
+            print(f"  run {i}: load {os.getloadavg()[0]:.1f}; peak {runs[-1]['peak'] / 2**20:.2f} GB, "
+                  f"FRR {runs[-1]['frr_cpu']:.1f} CPU-s, host {runs[-1]['host_cpu']:.1f} CPU-s; phases (s): "
                   + ", ".join(f"{k} {v:.1f}" for k, v in runs[-1]["timings"].items()), flush=True)
             if ksm is not None:
                 line = runs[-1]["merge_line"]
@@ -307,13 +351,19 @@ def main() -> int:
         raw = f"{statistics.median(r):>7.2f} {mm / statistics.median(r):>6.2f}" if r else f"{'-':>7} {'-':>6}"
         conv = statistics.median(x["conv"] for x in runs)
         print(f"{label:<24} {nodes:>5} {load:>5.1f} {mm:>8.2f} {raw} {conv:>10.2f} {1000 * mm / nodes:>7.1f} "
-              + mem_columns([x for x in runs], nodes, routers), flush=True)
+              + mem_columns([x for x in runs], nodes, routers)
+              + f" {statistics.median(x['peak'] for x in runs) / 2**20:>7.2f}"
+              f" {statistics.median(x['frr_cpu'] for x in runs):>9.1f}"
+              f" {statistics.median(x['host_cpu'] for x in runs):>10.1f}",
+              flush=True)
         if ksm is not None:
             print(f"{'  ... after ksmd merged':<24} {nodes:>5} {'':>5} {'':>8} {'':>7} {'':>6} {'':>10} {'':>7} "
                   + mem_columns([x["merged"] for x in runs], nodes, routers), flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     print("\nmhlab = Lab.deploy until BGP converged + end-to-end ping; raw = the same bring-up as a straight-line "
-          "script with no journal, checks or records.")
+          "script with no journal, checks or records. peak = the largest drop of MemAvailable during the deploy "
+          "(sampled every 0.1 s); FRR CPU = utime + stime of the lab's FRR daemons at convergence; host CPU = busy "
+          "CPU-s of all cores during the deploy (other jobs included).")
     return 0
 
 

@@ -146,7 +146,11 @@ def _ksm(args):
     from .ksm import KsmOptions
     if args.ksm_keep_aslr and not args.ksm:
         raise UsageError("--ksm-keep-aslr changes how --ksm starts FRR: give --ksm too")
-    return KsmOptions(keep_aslr=args.ksm_keep_aslr) if args.ksm else None
+    if args.ksm_budget is not None and not args.ksm:
+        raise UsageError("--ksm-budget paces the FRR start to ksmd's merging: give --ksm too")
+    if args.ksm_budget is not None and args.ksm_budget <= 0:
+        raise UsageError(f"--ksm-budget {args.ksm_budget}: a budget is a positive number of GB")
+    return KsmOptions(keep_aslr=args.ksm_keep_aslr, budget_gb=args.ksm_budget) if args.ksm else None
 
 
 def _ksm_args(parser) -> None:
@@ -161,6 +165,11 @@ def _ksm_args(parser) -> None:
                         "a busy 2-core host (16-19 CPU-s of ksmd); see docs/scale.md")
     parser.add_argument("--ksm-keep-aslr", action="store_true",
                         help="with --ksm: leave address randomisation on in the daemons (fewer pages merge)")
+    parser.add_argument("--ksm-budget", type=float, metavar="GB",
+                        help="with --ksm: never let the lab hold more than GB of the host's memory (MemAvailable's "
+                        "drop since the deploy began, other jobs included): routers start in batches, each once "
+                        "ksmd has merged enough of the running ones; the deploy fails (removing everything) when "
+                        "ksmd frees nothing for 60 s. A 250-site lab fits in 6 (see docs/scale.md)")
 
 
 def cmd_deploy(args) -> int:

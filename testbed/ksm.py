@@ -24,8 +24,10 @@ import hashlib
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import hostrecord
 from .errors import LabError
@@ -78,9 +80,99 @@ int main(int argc, char **argv) {
 @dataclass(frozen=True)
 class KsmOptions:
     """How a lab's FRR daemons are opened to KSM: ``keep_aslr`` leaves address randomisation on (fewer
-    identical pages, see docs/scale.md)."""
+    identical pages, see docs/scale.md); ``budget_gb`` paces the daemons' start so the lab never holds more
+    than that (see :class:`Pacer`)."""
 
     keep_aslr: bool = False
+    budget_gb: float | None = None
+
+    def pacer(self, routers: int) -> Pacer | None:
+        """The pacer of a lab of ``routers`` FRR routers under this budget (None: no budget), made when the
+        deploy begins so that everything the lab builds counts."""
+        if self.budget_gb is None:
+            return None
+        return Pacer(int(self.budget_gb * 2**20), routers * RESERVE_KB_PER_ROUTER)
+
+
+# what one router's zebra + bgpd hold before ksmd reaches them (4.9 + 9.1 MB private measured) plus room for
+# the BGP buffers that come with its sessions
+UNMERGED_KB_PER_ROUTER = 15 * 1024
+PACE_MIN_BATCH = 10  # routers: a paced start waits until at least this many fit (or all that are left)
+PACE_MAX_BATCH = 50  # routers started at once at most, so the footprint is measured often enough
+PACE_STALL = 60.0  # s the lab may stay too big without ksmd shrinking it before the deploy gives up
+PACE_PROGRESS_KB = 8 * 1024  # a shrink smaller than this is noise, not ksmd's progress
+# kept free of the budget per router of the lab for what comes after the start: BGP's sessions (peer buffers,
+# the ISPs' tables of 250 peers) and the readiness checks' vtysh; a 250-site lab paced to the whole budget
+# passed it by 0.5 GB once its sessions came up
+RESERVE_KB_PER_ROUTER = 1024
+
+
+def mem_available_kb(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """The host's MemAvailable (kB): what it can still hand out without swapping or killing."""
+    for line in meminfo.read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1])
+    raise LabError(f"{meminfo} has no MemAvailable line")
+
+
+@dataclass
+class Pacer:
+    """Starts a lab's routers in batches so the lab never holds more than ``budget_kb``: ksmd merges the
+    routers already running while the next batch waits.  The lab's footprint is the drop of the host's
+    MemAvailable since the pacer was made (at the start of the deploy: namespaces, veths and bridges count),
+    so other jobs' allocations count against the budget too - the host is what the budget protects.
+    ``reserve_kb`` of the budget stays free for what grows once the routers run (see
+    :data:`RESERVE_KB_PER_ROUTER`).  Before a batch it waits until at least :data:`PACE_MIN_BATCH` routers
+    fit (``per_router_kb`` each, unmerged); when the footprint stops shrinking for ``stall`` s the lab
+    cannot fit and the deploy fails (LabError, naming the budget).  Clock, sleep and the MemAvailable reader are parameters for tests."""
+
+    budget_kb: int
+    reserve_kb: int = 0
+    read_available: Callable[[], int] = mem_available_kb
+    per_router_kb: int = UNMERGED_KB_PER_ROUTER
+    stall: float = PACE_STALL
+    interval: float = 0.2
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    start_kb: int = field(init=False)
+    peak_kb: int = field(default=0, init=False)  # the highest footprint seen
+    waited: float = field(default=0.0, init=False)  # s spent waiting for ksmd
+    batches: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.start_kb = self.read_available()
+
+    def footprint(self) -> int:
+        """kB the lab (and whatever else started meanwhile) took from the host since the start."""
+        kb = self.start_kb - self.read_available()
+        self.peak_kb = max(self.peak_kb, kb)
+        return kb
+
+    def fits(self) -> int:
+        """Routers that could start now without the lab passing its budget."""
+        return max(0, (self.budget_kb - self.reserve_kb - self.footprint()) // self.per_router_kb)
+
+    def next_batch(self, left: int) -> int:
+        """How many of the ``left`` routers to start now, once enough fit (see the class)."""
+        t0 = since = self.clock()
+        best = None
+        while True:
+            n = min(left, PACE_MAX_BATCH, self.fits())
+            if n >= min(left, PACE_MIN_BATCH):
+                self.waited += self.clock() - t0
+                self.batches += 1
+                return n
+            now, kb = self.clock(), self.start_kb - self.read_available()
+            if best is None or kb < best - PACE_PROGRESS_KB:
+                best, since = kb, now
+            elif now - since > self.stall:
+                raise LabError(
+                    f"the lab holds {kb / 2**20:.2f} GB of its --ksm-budget of {self.budget_kb / 2**20:.2f} GB "
+                    f"(MemAvailable's drop since the deploy began, other jobs included; "
+                    f"{self.reserve_kb / 2**20:.2f} GB of it kept for BGP's sessions) with {left} routers still "
+                    f"to start ({self.per_router_kb // 1024} MB each before ksmd merges them), and ksmd freed no "
+                    f"more in {self.stall:.0f} s: give a larger budget (or none), or deploy fewer sites")
+            self.sleep(self.interval)
 
 
 def wrapper_path(host_dir: Path = hostrecord.HOST_DIR) -> Path:

@@ -37,6 +37,7 @@ from .kinds import kind_of, load_lab
 from .kinds.contract import Condition, LabKind
 from .ksm import HostKsm, KsmOptions, build_wrapper, wrapper_prefix
 from .neightable import Admission, HostTables
+from .ksm import Pacer
 from .netplan import NetPlan, ingress_table
 from .node import NodeHandle, tagged_env
 from .procs import ProcRecord, start_time, stop_all, tagged_pids
@@ -171,6 +172,7 @@ class Lab:
                                                                                   mode="json"),
                                                                   sort_keys=False))
         lab = cls(net, rundir, kind)
+        pacer = None
         try:
             if tables is not None:
                 tables.claim(str(rundir.path), rundir.record, progress)
@@ -180,10 +182,11 @@ class Lab:
                 turned = HostKsm().hold(str(rundir.path), rundir.record)
                 progress("KSM: FRR starts through " + " ".join(lab.daemon_prefix)
                          + (", ksmd set to " + ", ".join(f"{k}={v}" for k, v in turned.items()) if turned else ""))
+                pacer = ksm.pacer(sum(1 for n in net.routers() if n.frr_daemons))  # from here: nodes count too
             if cluster is not None:
                 lab.cluster = ClusterRun(cluster, rundir)
                 lab.cluster.prepare(list(net.nodes), [(l.a, l.b) for l in net.links])
-            _Builder(lab, progress).build(timeout)
+            _Builder(lab, progress, pacer).build(timeout)
         except BaseException as failure:
             progress("deploy failed: removing everything it created")
             try:
@@ -237,8 +240,8 @@ def _renamed(topo, name: str):
 class _Builder:
     """The deploy steps, each timed into ``lab.timings``."""
 
-    def __init__(self, lab: Lab, progress: Progress) -> None:
-        self.lab, self.progress = lab, progress
+    def __init__(self, lab: Lab, progress: Progress, pacer: Pacer | None = None) -> None:
+        self.lab, self.progress, self.pacer = lab, progress, pacer
         self.mn: dict[str, Node] = {}
         self.checks: list[tuple[str, str, list[str], Future]] = []  # router, daemon, same shape, run
         self.checker: ThreadPoolExecutor | None = None
@@ -432,7 +435,24 @@ class _Builder:
             self.checker.shutdown()
         if bad:
             raise LabError("FRR rejected a rendered config (see `mhlab render`):\n" + "\n".join(bad))
-        for spec in routers:  # zebra first everywhere, then the protocol daemons that connect to it
+        if self.pacer is None:
+            self._start_daemons(routers)
+            return
+        done = 0
+        while done < len(routers):  # paced: a batch once ksmd made room for it (testbed.ksm.Pacer)
+            n = self.pacer.next_batch(len(routers) - done)
+            self._start_daemons(routers[done:done + n])
+            done += n
+        pacer = self.pacer
+        pacer.footprint()
+        self.lab.timings["FRR waiting for ksmd"] = round(pacer.waited, 3)
+        self.progress(f"FRR started in {pacer.batches} batches, {pacer.waited:.1f} s waiting for ksmd; the lab's "
+                      f"peak so far {pacer.peak_kb / 2**20:.2f} GB of its {pacer.budget_kb / 2**20:.2f} GB budget")
+
+    def _start_daemons(self, routers: list) -> None:
+        """The routers' FRR: zebra first everywhere, then the protocol daemons that connect to it; returns once
+        every daemon's vty socket is there (its start-up heap built)."""
+        for spec in routers:
             handle = self.lab.nodes[spec.name]
             argv = [*self.lab.daemon_prefix, *daemon_argv("zebra", handle.dir, handle.dir, _peers(spec))]
             self.lab.children.append(handle.spawn("zebra", argv, env=daemon_env()))

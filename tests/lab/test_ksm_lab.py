@@ -51,3 +51,22 @@ def test_frr_daemons_are_mergeable_and_destroy_restores_ksm():
         assert host.read("run") == 1  # still held by the other lab
     else:
         assert _settings(host) == before
+
+
+def test_a_budget_paces_the_frr_start_and_the_lab_stays_under_it():
+    """With --ksm-budget the routers start in batches measured against the host's MemAvailable; the default
+    lab (6 routers, ~100 MB) fits a 2 GB budget in one batch, and the deploy says how long it waited."""
+    host = HostKsm()
+    if not host.available():
+        pytest.skip("this kernel has no KSM")
+    lab = Lab.deploy(TOPO, name="mmksm2", ksm=KsmOptions(budget_gb=2))
+    try:
+        assert lab.timings["FRR waiting for ksmd"] < 1  # nothing to wait for: it fits at once
+        assert lab.timings["FRR waiting for ksmd"] <= lab.timings["start FRR"]
+        daemons = [r for r in lab.rundir.procs() if r.name in FRR]
+        assert {r.name for r in daemons} >= {"zebra", "bgpd"}
+        assert all(process_stat(r.pid).get("ksm_merge_any") == "yes" for r in daemons)
+        sessions = lab.bgp_sessions()
+        assert all(state == "Established" for peers in sessions.values() for state in peers.values()), sessions
+    finally:
+        lab.destroy()
