@@ -120,11 +120,13 @@ def _pair_key(ulids: UlidPair) -> bytes:
     return ulids[0].packed + ulids[1].packed
 
 
-# Where the counters sit in each map's value: (offset, how many 64-bit counters).
-COUNTERS = {"out_map": (40, 2), "in_map": (32, 2), "watch_map": (0, 4)}
-WATCH_LAST_RX = 32  # struct watch: last_rx_ns, then signalled_rx_ns, last_tx_ns
+# Where the 64-bit counters sit in each map's value: (packets, bytes) offsets; watch_map's out, then in.
+COUNTERS = {"out_map": (40, 48), "in_map": (32, 40), "watch_map": (0, 8, 128, 136)}
+# struct watch: the packets out's part (counters, last_tx_ns, signalled_rx_ns), at 128 the packets in's
+# (counters, last_rx_ns), at 256 rx_stamp_ns
+WATCH_SIGNALLED_RX, WATCH_LAST_RX, WATCH_SIZE = 24, 144, 264
 # a new entry's signalled_rx_ns matches no last_rx_ns: its first packet out with nothing heard signals
-WATCH_NEW = bytes(32) + struct.pack("<QQQ", 0, 2**64 - 1, 0)
+WATCH_NEW = bytes(WATCH_SIGNALLED_RX) + struct.pack("<Q", 2**64 - 1) + bytes(WATCH_SIZE - WATCH_SIGNALLED_RX - 8)
 
 
 def _xlate_value(tr: Translation, hop: netops.NextHop, mtu: int) -> bytes:
@@ -217,8 +219,7 @@ class EbpfDataPath(DataPath):
         raw = self.obj.maps[name].lookup(key)
         if raw is None:
             return ()
-        offset, n = COUNTERS[name]
-        now = struct.unpack_from(f"<{n}Q", raw, offset)
+        now = tuple(struct.unpack_from("<Q", raw, offset)[0] for offset in COUNTERS[name])
         before = self.seen.get((name, key), (0,) * len(now))
         self.seen[(name, key)] = now
         return tuple(a - b for a, b in zip(now, before))
@@ -272,8 +273,9 @@ class EbpfDataPath(DataPath):
                 "counters": counters}
 
     def stats(self) -> dict[str, int]:
-        stats = self.obj.maps["stats"]
-        return {name: struct.unpack("<Q", stats.lookup(struct.pack("<I", i)))[0] for i, name in enumerate(STAT_NAMES)}
+        stats = self.obj.maps["stats"]  # per CPU: summed
+        return {name: sum(struct.unpack("<Q", v)[0] for v in stats.values(struct.pack("<I", i)))
+                for i, name in enumerate(STAT_NAMES)}
 
     def stop(self) -> None:
         if self.routes is not None:

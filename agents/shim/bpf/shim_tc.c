@@ -29,6 +29,10 @@
  * nothing heard: a failure may have begun) writes one record to quiet_ring, which wakes the
  * daemon; under a flow that works nothing is written and the daemon sleeps.
  *
+ * A host sends on one core and hears its peer's ACKs on another: nothing written for every
+ * packet one way is on a cache line read for every packet the other way (struct watch, and the
+ * per-CPU stats), or the two cores would trade that line for every packet.
+ *
  * Upper-layer checksums are never touched: they were computed over the ULIDs, and the
  * receiver restores the ULIDs before checking them (RFC 5533 section 10).
  */
@@ -73,11 +77,22 @@ struct restore {		/* value of in_map */
 	__u8 peer[16];		/* the peer's ULID */
 	__u64 packets, bytes;
 };
-struct watch {			/* value of watch_map */
-	__u64 tx_packets, tx_bytes, rx_packets, rx_bytes;
-	__u64 last_rx_ns;	/* when the peer's last data packet came in (CLOCK_MONOTONIC) */
+/*
+ * Value of watch_map, in three parts 128 octets apart (two cache lines whatever the value's
+ * alignment), each written by one side only: the packets out, the packets in, and a copy of
+ * last_rx_ns that the packets in rewrite at most once per STAMP_NS.  Every packet out reads
+ * that copy; the exact last_rx_ns only when the copy cannot settle the quiet check (a pause of
+ * PAUSE_NS, or nothing heard for QUIET_NS): the two cores no longer trade a line per packet.
+ */
+struct watch {
+	__u64 tx_packets, tx_bytes;
+	__u64 last_tx_ns;	/* when the context's last packet went out (CLOCK_MONOTONIC) */
 	__u64 signalled_rx_ns;	/* the last_rx_ns of the last quiet signal: one signal per quiet spell */
-	__u64 last_tx_ns;	/* when the context's last packet went out */
+	__u8 out_pad[96];
+	__u64 rx_packets, rx_bytes;
+	__u64 last_rx_ns;	/* when the peer's last data packet came in */
+	__u8 in_pad[104];
+	__u64 rx_stamp_ns;	/* last_rx_ns, at most STAMP_NS old */
 };
 struct quiet {			/* a record of quiet_ring */
 	struct ulid_pair pair;
@@ -90,7 +105,8 @@ enum { S_OUT = 0, S_IN, S_IN_UNKNOWN, S_MALFORMED, S_OUT_REDIRECT, S_OUT_DROP, S
 struct map_def out_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct ulid_pair), sizeof(struct xlate), 4096 };
 struct map_def in_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct in_key), sizeof(struct restore), 16384 };
 struct map_def watch_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct ulid_pair), sizeof(struct watch), 4096 };
-struct map_def stats SEC("maps") = { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(__u64), S_MAX };
+/* per CPU: the packets out and in of one context are counted on different cores */
+struct map_def stats SEC("maps") = { BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(__u64), S_MAX };
 /*
  * A context sends and has heard nothing from its peer for QUIET_NS: the one moment the daemon
  * needs to look at TCP (upper-layer feedback) and at REAP's Send Timeout.  Under a flow that
@@ -101,13 +117,14 @@ struct map_def stats SEC("maps") = { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(_
 struct map_def quiet_ring SEC("maps") = { BPF_MAP_TYPE_RINGBUF, 0, 0, 16384 };
 #define QUIET_NS 10000000ULL
 #define PAUSE_NS 1000000ULL
+#define STAMP_NS 100000ULL
 
 static __always_inline void count(__u32 index)
 {
 	__u64 *value = bpf_map_lookup_elem(&stats, &index);
 
 	if (value)
-		__sync_fetch_and_add(value, 1);
+		*value += 1;	/* this CPU's own counter */
 }
 
 static __always_inline int load_ipv6(struct __sk_buff *skb, struct ipv6hdr *ip6)
@@ -166,9 +183,12 @@ static __always_inline __u32 wire_size(struct __sk_buff *skb, const struct ipv6h
 static __always_inline void quiet_check(struct watch *w, const struct ulid_pair *key)
 {
 	struct quiet q;
-	__u64 now = bpf_ktime_get_ns(), rx = w->last_rx_ns, tx = w->last_tx_ns;
+	__u64 now = bpf_ktime_get_ns(), tx = w->last_tx_ns, rx;
 
 	w->last_tx_ns = now;
+	if (now - tx <= PAUSE_NS && now - w->rx_stamp_ns <= QUIET_NS)
+		return;		/* no pause, and heard within QUIET_NS (last_rx_ns >= rx_stamp_ns) */
+	rx = w->last_rx_ns;
 	if (w->signalled_rx_ns == rx)
 		return;
 	if (now - rx <= QUIET_NS && (rx >= tx || now - tx <= PAUSE_NS))
@@ -177,6 +197,16 @@ static __always_inline void quiet_check(struct watch *w, const struct ulid_pair 
 	q.last_rx_ns = rx;
 	if (!bpf_ringbuf_output(&quiet_ring, &q, sizeof(q), 0))	/* a full ring: the next packet tries again */
 		w->signalled_rx_ns = rx;
+}
+
+/* A packet of a context in: heard from the peer now (the copy only when it is STAMP_NS old). */
+static __always_inline void heard(struct watch *w)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	w->last_rx_ns = now;
+	if (now - w->rx_stamp_ns > STAMP_NS)
+		w->rx_stamp_ns = now;
 }
 
 /* A packet of a context out: counted (``len``) if it keeps its ULIDs, and checked for quiet. */
@@ -278,7 +308,7 @@ int shim_in(struct __sk_buff *skb)
 		if (w) {
 			__sync_fetch_and_add(&w->rx_packets, 1);
 			__sync_fetch_and_add(&w->rx_bytes, skb->len);
-			w->last_rx_ns = bpf_ktime_get_ns();
+			heard(w);
 		}
 		return TC_ACT_OK;
 	}
@@ -320,7 +350,7 @@ int shim_in(struct __sk_buff *skb)
 	__builtin_memcpy(wkey.peer, r->peer, 16);	/* it came on a locator pair, not the ULIDs) */
 	w = bpf_map_lookup_elem(&watch_map, &wkey);
 	if (w)
-		w->last_rx_ns = bpf_ktime_get_ns();
+		heard(w);
 	return TC_ACT_OK;
 }
 

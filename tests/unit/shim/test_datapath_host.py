@@ -38,13 +38,14 @@ def test_translation_value_matches_struct_xlate(tmp_path):
     hop = netops.NextHop("eth2", 7, A("fe80::1"))
     value = _xlate_value(Translation(A("2001:db8:a2::1"), A("2001:db8:b2::1"), 0x1234), hop, 1500)
     assert len(value) == sizes["out_map"][1]
-    offset, n = COUNTERS["out_map"]
-    assert struct.unpack_from(f"<{n}Q", value, offset) == (0, 0)  # counters start at zero
-    assert value[offset + 8 * n:offset + 8 * n + 16] == A("fe80::1").packed  # then the gateway, the device
-    assert struct.unpack_from("<II", value, offset + 8 * n + 16) == (7, 1500)  # and the device's MTU
+    packets, nbytes = COUNTERS["out_map"]
+    assert struct.unpack_from("<QQ", value, packets) == (0, 0) and nbytes == packets + 8  # counters start at zero
+    end = nbytes + 8
+    assert value[end:end + 16] == A("fe80::1").packed  # then the gateway, the device
+    assert struct.unpack_from("<II", value, end + 16) == (7, 1500)  # and the device's MTU
     on_link = _xlate_value(Translation(A("2001:db8:a2::1"), A("2001:db8:b2::1"), 1), netops.NextHop("eth1", 3, None),
                            9000)
-    assert on_link[offset + 8 * n:offset + 8 * n + 16] == bytes(16)
+    assert on_link[end:end + 16] == bytes(16)
 
 
 class FakeRoute(dict):
@@ -117,3 +118,19 @@ def test_a_long_lived_route_socket_does_not_grow():
     tracemalloc.stop()
     routes.close()
     assert grown < 32 * 1024, f"{grown} bytes kept by 3,000 more route lookups"
+
+
+def test_a_per_cpu_map_reads_one_padded_value_per_possible_cpu(monkeypatch):
+    assert bpfload.possible_cpus("0-3,6\n") == 7 and bpfload.possible_cpus("0\n") == 1
+    monkeypatch.setattr(bpfload, "possible_cpus", lambda spec=None: 3)
+    stats = bpfload.BpfMap("stats", -1, 4, 4, bpfload.BPF_MAP_TYPE_PERCPU_ARRAY, 9)
+    seen = []
+
+    def fake_elem(cmd, key, value, flags=0):
+        seen.append(len(value))
+        value[:] = b"".join(struct.pack("<I", n) + b"pad!" for n in (1, 2, 3))
+        return 0
+
+    monkeypatch.setattr(stats, "_elem", fake_elem)
+    assert [struct.unpack("<I", v)[0] for v in stats.values(bytes(4))] == [1, 2, 3]
+    assert seen == [3 * 8]  # 4-octet values padded to 8, for each CPU
