@@ -134,6 +134,13 @@ static __always_inline int load_ipv6(struct __sk_buff *skb, struct ipv6hdr *ip6)
 	return bpf_skb_load_bytes(skb, ETH_HLEN, ip6, sizeof(*ip6));
 }
 
+/* What shim_out reads in one go and, translating, writes back in one go, header included. */
+struct front {
+	__u8 eth[ETH_HLEN];
+	struct ipv6hdr ip6;
+	__u8 shim[SHIM_HLEN];
+} __attribute__((packed));
+
 /*
  * Put the 8-octet payload extension header in after the IPv6 header without touching the
  * packet's GSO state.  bpf_skb_adjust_room would mark a large (GSO) segment "dodgy", and a
@@ -141,14 +148,13 @@ static __always_inline int load_ipv6(struct __sk_buff *skb, struct ipv6hdr *ip6)
  * the segment.  Growing the head instead (bpf_skb_change_head) leaves the payload where it
  * is and only rewrites the 62 octets in front of it, so TCP's 64 KiB segments cross the
  * lab's veths whole and the per-packet cost is paid once per segment, not per 1.5 KiB.
+ * (The price: TCP sends clones of its segments, and bpf_skb_change_head copies a clone's
+ * head -- skb_cow, where bpf_skb_adjust_room's skb_cow_head would not -- once per segment.)
  */
-static __always_inline int push_header(struct __sk_buff *skb, const __u8 *eth, struct ipv6hdr *ip6,
-					const __u8 *shim)
+static __always_inline int push_header(struct __sk_buff *skb, const struct front *front)
 {
 	if (bpf_skb_change_head(skb, SHIM_HLEN, 0) ||
-	    bpf_skb_store_bytes(skb, 0, eth, ETH_HLEN, 0) ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN, ip6, sizeof(*ip6), 0) ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN + IP6_HLEN, shim, SHIM_HLEN, 0))
+	    bpf_skb_store_bytes(skb, 0, front, sizeof(*front), 0))
 		return -1;
 	return 0;
 }
@@ -160,15 +166,15 @@ static __always_inline int push_header(struct __sk_buff *skb, const __u8 *eth, s
  * after the translation route's lower MTU went in can still be sized for the untranslated
  * path, and with the header it would be 8 octets too big for the device.
  */
-static __always_inline __u32 wire_size(struct __sk_buff *skb, const struct ipv6hdr *ip6)
+static __always_inline __u32 wire_size(struct __sk_buff *skb, __u8 nexthdr)
 {
 	__u8 doff;
 
 	if (!skb->gso_size)
 		return skb->len - ETH_HLEN;
-	if (ip6->nexthdr == 17)
+	if (nexthdr == 17)
 		return IP6_HLEN + 8 + skb->gso_size;
-	if (ip6->nexthdr != 6 || bpf_skb_load_bytes(skb, ETH_HLEN + IP6_HLEN + 12, &doff, 1) < 0)
+	if (nexthdr != 6 || bpf_skb_load_bytes(skb, ETH_HLEN + IP6_HLEN + 12, &doff, 1) < 0)
 		return 0;	/* no transport header we can size: let it through */
 	return IP6_HLEN + (doff >> 4) * 4 + skb->gso_size;
 }
@@ -227,44 +233,38 @@ SEC("tc/out")
 int shim_out(struct __sk_buff *skb)
 {
 	struct bpf_redir_neigh nh = {};
-	struct ipv6hdr ip6;
-	__u8 eth[ETH_HLEN];
+	struct front f;
 	struct ulid_pair key;
 	struct xlate *x;
-	__u8 shim[SHIM_HLEN];
 	__u64 tag;
 	int i;
 
-	if (load_ipv6(skb, &ip6) < 0)
-		return TC_ACT_OK;
-	__builtin_memcpy(key.local, &ip6.saddr, 16);
-	__builtin_memcpy(key.peer, &ip6.daddr, 16);
+	if (skb->protocol != bpf_htons(ETH_P_IPV6) || bpf_skb_load_bytes(skb, 0, &f, ETH_HLEN + IP6_HLEN) < 0)
+		return TC_ACT_OK;	/* the MACs are kept: the route chose them */
+	__builtin_memcpy(key.local, &f.ip6.saddr, 16);
+	__builtin_memcpy(key.peer, &f.ip6.daddr, 16);
 	x = bpf_map_lookup_elem(&out_map, &key);
 	if (!x) {		/* not translated: the kernel's own path, counted for REAP */
 		watch_out(&key, skb->len, 1);
 		return TC_ACT_OK;
 	}
-	if (x->mtu && wire_size(skb, &ip6) + SHIM_HLEN > x->mtu) {
+	if (x->mtu && wire_size(skb, f.ip6.nexthdr) + SHIM_HLEN > x->mtu) {
 		/* Dropped here rather than refused by a router (Packet Too Big): the socket has
 		 * just taken the lower MTU, and TCP sends the data again in smaller segments. */
 		count(S_OUT_TOO_BIG);
 		return TC_ACT_SHOT;
 	}
-	if (bpf_skb_load_bytes(skb, 0, eth, ETH_HLEN) < 0) {	/* kept: the route chose its MACs */
-		count(S_OUT_DROP);
-		return TC_ACT_SHOT;
-	}
 	tag = (x->peer_tag & TAG_MASK) | (1ULL << 47);	/* P bit: payload extension header */
-	shim[0] = ip6.nexthdr;
-	shim[1] = 0;
+	f.shim[0] = f.ip6.nexthdr;
+	f.shim[1] = 0;
 #pragma unroll
 	for (i = 0; i < 6; i++)
-		shim[2 + i] = (tag >> (40 - 8 * i)) & 0xff;
-	ip6.payload_len = bpf_htons(bpf_ntohs(ip6.payload_len) + SHIM_HLEN);
-	ip6.nexthdr = SHIM6_PROTO;
-	__builtin_memcpy(&ip6.saddr, x->src, 16);
-	__builtin_memcpy(&ip6.daddr, x->dst, 16);
-	if (push_header(skb, eth, &ip6, shim)) {
+		f.shim[2 + i] = (tag >> (40 - 8 * i)) & 0xff;
+	f.ip6.payload_len = bpf_htons(bpf_ntohs(f.ip6.payload_len) + SHIM_HLEN);
+	f.ip6.nexthdr = SHIM6_PROTO;
+	__builtin_memcpy(&f.ip6.saddr, x->src, 16);
+	__builtin_memcpy(&f.ip6.daddr, x->dst, 16);
+	if (push_header(skb, &f)) {
 		count(S_OUT_DROP);
 		return TC_ACT_SHOT;
 	}
