@@ -148,6 +148,7 @@ class EbpfDataPath(DataPath):
     totals: dict[UlidPair, dict[str, Counters]] = field(default_factory=dict)
     next_route_check: float = 0.0
     ring: bpfload.RingBuffer | None = None
+    counted_translations: int = 0  # what ``translations`` holds
 
     def start(self) -> None:
         with tempfile.TemporaryDirectory(prefix="shim-bpf-") as workdir:
@@ -173,6 +174,7 @@ class EbpfDataPath(DataPath):
         ``out_too_big``) instead of sending it 8 octets too big, and TCP sends it again smaller.
         """
         maps = self.obj.maps
+        self._count_translations(len(plan.translate.keys() | self.current.translate.keys()))
         for ulids, tr in plan.translate.items():
             if self.current.translate.get(ulids) != tr:
                 self._translate(ulids, tr, self.routes.next_hop(tr.local_locator, tr.peer_locator))
@@ -191,7 +193,14 @@ class EbpfDataPath(DataPath):
             maps["in_map"].delete(struct.pack("<Q", key[0]) + key[1].packed + key[2].packed)
         for ulids in self.current.watch - plan.watch:
             maps["watch_map"].delete(_pair_key(ulids))
+        self._count_translations(len(plan.translate))
         self.current = plan
+
+    def _count_translations(self, n: int) -> None:
+        """``translations``: never below the entries out_map holds (a packet out with 0 skips it)."""
+        if n != self.counted_translations:
+            self.obj.maps["translations"].update(bytes(4), struct.pack("<I", n))
+            self.counted_translations = n
 
     def _translate(self, ulids: UlidPair, tr: Translation, hop: netops.NextHop) -> None:
         mtu = netops.device_mtu(hop.device)

@@ -115,6 +115,12 @@ struct map_def stats SEC("maps") = { BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), s
  * last one in (TCP's tail-loss probe or retransmission at the latest) wakes it.
  */
 struct map_def quiet_ring SEC("maps") = { BPF_MAP_TYPE_RINGBUF, 0, 0, 16384 };
+/*
+ * How many entries out_map holds (the daemon writes it after each change): with none, a packet
+ * out skips the hash lookup that would miss (an array lookup instead), the common case of a host
+ * whose contexts are all on their ULIDs.
+ */
+struct map_def translations SEC("maps") = { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(__u32), 1 };
 #define QUIET_NS 10000000ULL
 #define PAUSE_NS 1000000ULL
 #define STAMP_NS 100000ULL
@@ -236,6 +242,7 @@ int shim_out(struct __sk_buff *skb)
 	struct front f;
 	struct ulid_pair key;
 	struct xlate *x;
+	__u32 zero = 0, *any;
 	__u64 tag;
 	int i;
 
@@ -243,7 +250,8 @@ int shim_out(struct __sk_buff *skb)
 		return TC_ACT_OK;	/* the MACs are kept: the route chose them */
 	__builtin_memcpy(key.local, &f.ip6.saddr, 16);
 	__builtin_memcpy(key.peer, &f.ip6.daddr, 16);
-	x = bpf_map_lookup_elem(&out_map, &key);
+	any = bpf_map_lookup_elem(&translations, &zero);
+	x = any && *any ? bpf_map_lookup_elem(&out_map, &key) : NULL;
 	if (!x) {		/* not translated: the kernel's own path, counted for REAP */
 		watch_out(&key, skb->len, 1);
 		return TC_ACT_OK;
