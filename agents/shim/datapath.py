@@ -121,10 +121,10 @@ def _pair_key(ulids: UlidPair) -> bytes:
 
 
 # Where the 64-bit counters sit in each map's value: (packets, bytes) offsets; watch_map's out, then in.
-COUNTERS = {"out_map": (40, 48), "in_map": (32, 40), "watch_map": (0, 8, 128, 136)}
-# struct watch: the packets out's part (counters, last_tx_ns, signalled_rx_ns), at 128 the packets in's
-# (counters, last_rx_ns), at 256 rx_stamp_ns
-WATCH_SIGNALLED_RX, WATCH_LAST_RX, WATCH_SIZE = 24, 144, 264
+COUNTERS = {"out_map": (40, 48), "in_map": (32, 40), "watch_map": (128, 136, 256, 264)}
+# struct watch: rx_stamp_ns and signalled_rx_ns, at 128 the packets out's part (counters, last_tx_ns),
+# at 256 the packets in's (counters, last_rx_ns)
+WATCH_SIGNALLED_RX, WATCH_LAST_RX, WATCH_SIZE = 8, 272, 280
 # a new entry's signalled_rx_ns matches no last_rx_ns: its first packet out with nothing heard signals
 WATCH_NEW = bytes(WATCH_SIGNALLED_RX) + struct.pack("<Q", 2**64 - 1) + bytes(WATCH_SIZE - WATCH_SIGNALLED_RX - 8)
 

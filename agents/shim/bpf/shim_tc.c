@@ -79,20 +79,22 @@ struct restore {		/* value of in_map */
 };
 /*
  * Value of watch_map, in three parts 128 octets apart (two cache lines whatever the value's
- * alignment), each written by one side only: the packets out, the packets in, and a copy of
- * last_rx_ns that the packets in rewrite at most once per STAMP_NS.  Every packet out reads
- * that copy; the exact last_rx_ns only when the copy cannot settle the quiet check (a pause of
- * PAUSE_NS, or nothing heard for QUIET_NS): the two cores no longer trade a line per packet.
+ * alignment): what every lookup and every packet out reads (next to the key: the lookup reads
+ * it anyway), then what only the packets out write, then what only the packets in write.  The
+ * packets in rewrite the first part's copy of last_rx_ns at most once per STAMP_NS; every packet
+ * out reads that copy, and the exact last_rx_ns only when the copy cannot settle the quiet check
+ * (a pause of PAUSE_NS, or nothing heard for QUIET_NS): the two cores no longer trade a line per
+ * packet.
  */
 struct watch {
+	__u64 rx_stamp_ns;	/* last_rx_ns, at most STAMP_NS old */
+	__u64 signalled_rx_ns;	/* the last_rx_ns of the last quiet signal: one signal per quiet spell */
+	__u8 read_pad[112];
 	__u64 tx_packets, tx_bytes;
 	__u64 last_tx_ns;	/* when the context's last packet went out (CLOCK_MONOTONIC) */
-	__u64 signalled_rx_ns;	/* the last_rx_ns of the last quiet signal: one signal per quiet spell */
-	__u8 out_pad[96];
+	__u8 out_pad[104];
 	__u64 rx_packets, rx_bytes;
 	__u64 last_rx_ns;	/* when the peer's last data packet came in */
-	__u8 in_pad[104];
-	__u64 rx_stamp_ns;	/* last_rx_ns, at most STAMP_NS old */
 };
 struct quiet {			/* a record of quiet_ring */
 	struct ulid_pair pair;
