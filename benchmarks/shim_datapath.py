@@ -18,7 +18,11 @@ steadier figure on a loaded machine), iperf3's CPU figures (sender's and receive
 the daemons' own CPU time during the runs (CPU-seconds a minute, hA/hB); then our programs' own time
 from the kernel's BPF run-time statistics, and the load average at start and end.  ``--pause-agents`` stops the two
 daemons (SIGSTOP) during the agent runs: the kernel data path goes on alone, and on a
-saturated machine their own polling no longer competes with iperf3 for a core.
+saturated machine their own polling no longer competes with iperf3 for a core; ``--also-paused``
+measures each agent network twice a round instead, running and stopped, so that what the running
+daemons cost is read per round.  "CPU µs/MB" is the sender's and the receiver's CPU time (iperf3's
+figures, softirq work included) per megabyte carried: it moves much less than the rate with the
+share of the machine the other processes leave (132-202 µs/MB against 0.4-23 Gb/s at load 10-56).
 
 Run as root:  python benchmarks/shim_datapath.py [--seconds 5] [--repeat 5] [--mtu 1500] [--compare-root DIR]
 Targets: untranslated and translated >= 95 % of plain.
@@ -149,12 +153,17 @@ def quartiles(values: list[float]) -> tuple[float, float]:
     return q[0], q[2]
 
 
+def cpu_per_mb(run: Run, percent: float) -> float:
+    """CPU microseconds per megabyte carried, from iperf3's CPU share (of one core) and the rate."""
+    return percent / 100 * 1e6 / (run.gbps * 1e3 / 8) if run.gbps else 0.0
+
+
 def report(cases: list[Case], plains: list[Case], args: argparse.Namespace, load: tuple[str, str],
            stats: dict) -> None:
     everything = Case(PLAIN, [r for c in {id(c): c for c in plains}.values() for r in c.runs])
     title = f"iperf3 A1 -> B1 (ULIDs), {args.seconds:g} s x {args.repeat}, MTU {args.mtu}"
     print(f"\n{title:<52} {'median':>7} {'min':>6} {'max':>6} {'% plain':>8} {'rounds (q1-q3)':>15} "
-          f"{'cpu snd/rcv':>12} {'agents CPU-s/min':>17}")
+          f"{'cpu snd/rcv':>12} {'CPU µs/MB snd/rcv':>18} {'agents CPU-s/min':>17}")
     for case, plain in [(everything, everything), *zip(cases, plains)]:
         ratios = [100 * r.gbps / p.gbps for r, p in zip(case.runs, plain.runs)]
         q1, q3 = quartiles(ratios)
@@ -162,12 +171,15 @@ def report(cases: list[Case], plains: list[Case], args: argparse.Namespace, load
                f"{statistics.median(r.cpu_receiver for r in case.runs):.0f} %")
         hosts = sorted({h for r in case.runs for h in r.daemon_cpu})
         agents = "/".join(f"{statistics.median(r.daemon_cpu[h] for r in case.runs):.2f}" for h in hosts) or "-"
+        per_mb = (f"{statistics.median(cpu_per_mb(r, r.cpu_sender) for r in case.runs):.0f}/"
+                  f"{statistics.median(cpu_per_mb(r, r.cpu_receiver) for r in case.runs):.0f}")
         gbps = [r.gbps for r in case.runs]
         print(f"{case.name:<52} {case.median():>7.2f} {min(gbps):>6.2f} {max(gbps):>6.2f} "
               f"{100 * case.median() / everything.median():>7.0f}% {statistics.median(ratios):>5.0f}% ({q1:.0f}-{q3:.0f}) "
-              f"{cpu:>12} {agents:>17}")
+              f"{cpu:>12} {per_mb:>18} {agents:>17}")
     print("(Gb/s; '% plain': median over plain's median; 'rounds': median and quartiles of each run over the plain "
-          "run of its round; agents: the two daemons' CPU time during the runs)")
+          "run of its round; CPU µs/MB: sender's and receiver's CPU time per megabyte; agents: the two daemons' CPU "
+          "time during the runs)")
     by_phase: dict[int, list[Case]] = {}
     for case, plain in zip(cases, plains):
         by_phase.setdefault(id(plain), []).append(case)
@@ -199,12 +211,17 @@ def main() -> int:
     p.add_argument("--mtu", type=int, default=1500, help="MTU of every link (9000: jumbo frames)")
     p.add_argument("--repeat", type=int, default=5, help="rounds per case, one run per network each (medians reported)")
     p.add_argument("--pause-agents", action="store_true", help="SIGSTOP the daemons during their runs")
+    p.add_argument("--also-paused", action="store_true",
+                   help="run each agent network twice a round: daemons running, then SIGSTOPped (a case of its own)")
     p.add_argument("--compare-root", type=Path, metavar="DIR",
                    help="also run the agents of this source tree (e.g. `git archive` of an earlier commit), "
                         "in a third network, interleaved with the other two")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("needs root (it creates network namespaces)", file=sys.stderr)
+        return 2
+    if args.also_paused and args.pause_agents:
+        print("--also-paused and --pause-agents: choose one", file=sys.stderr)
         return 2
     if args.compare_root and not (args.compare_root / "agents" / "shim" / "daemon.py").exists():
         print(f"--compare-root {args.compare_root}: no agents/shim/daemon.py there", file=sys.stderr)
@@ -216,27 +233,34 @@ def main() -> int:
         agents.append((f"agent of {args.compare_root}", TwoHosts(f"mhshimc{tag}", mtu=args.mtu), args.compare_root))
     phases = ("untranslated", "translated (A2->B2 + header)")
     plains = [Case(PLAIN) for _ in phases]
-    cases = {(phase, label): Case(f"{label}, {phase}") for phase in phases for label, _, _ in agents}
+    variants = [(label, False) for label, _, _ in agents]
+    if args.also_paused:
+        variants = [(label, stopped) for label, _, _ in agents for stopped in (False, True)]
+    cases = {(phase, label, stopped): Case(f"{label}{' (paused)' if stopped else ''}, {phase}")
+             for phase in phases for label, stopped in variants}
     start_load = loadavg()
     stats_fd = enable_run_time_stats()
 
     def measure(phase: int, a1: str, b1: str) -> None:
-        nets = [(None, plain_net), *((label, net) for label, net, _ in agents)]
+        by_label = {label: net for label, net, _ in agents}
+        runs = [(None, False), *((label, args.pause_agents or stopped) for label, stopped in variants)]
         for i in range(args.repeat):
             figures = []
-            for label, net in nets[i % len(nets):] + nets[:i % len(nets)]:  # each network first in turn
+            for label, stopped in runs[i % len(runs):] + runs[:i % len(runs)]:  # each one first in turn
                 if label is None:
                     plains[phase].runs.append(iperf(plain_net, args.seconds, a1, b1))
                     figures.append(f"plain {plains[phase].runs[-1].gbps:.2f}")
                     continue
-                if args.pause_agents:
+                net = by_label[label]
+                case = cases[(phases[phase], label, stopped and not args.pause_agents)]
+                if stopped:
                     pause(net, True)
                 try:
-                    cases[(phases[phase], label)].runs.append(iperf(net, args.seconds, a1, b1))
+                    case.runs.append(iperf(net, args.seconds, a1, b1))
                 finally:
-                    if args.pause_agents:
+                    if stopped:
                         pause(net, False)
-                figures.append(f"{label} {cases[(phases[phase], label)].runs[-1].gbps:.2f}")
+                figures.append(f"{case.name.rsplit(',', 1)[0]} {case.runs[-1].gbps:.2f}")
             print(f"  {phases[phase]}: {i + 1}/{args.repeat}: {', '.join(figures)} Gb/s", flush=True)
 
     try:
@@ -256,7 +280,7 @@ def main() -> int:
             net.close()
         plain_net.close()
         os.close(stats_fd)
-    report(list(cases.values()), [plains[phases.index(phase)] for phase, _ in cases], args,
+    report(list(cases.values()), [plains[phases.index(phase)] for phase, _, _ in cases], args,
            (start_load, loadavg()), stats)
     return 0
 

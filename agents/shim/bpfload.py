@@ -25,6 +25,8 @@ SYS_BPF = 321  # x86_64
 BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_PROG_LOAD = 0, 1, 2, 3, 5
 BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0
 BPF_PROG_TYPE_SCHED_CLS = 3
+BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH = 5, 6, 10
+PER_CPU_TYPES = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH)
 BPF_MAP_TYPE_RINGBUF = 27
 RINGBUF_BUSY, RINGBUF_DISCARD, RINGBUF_HDR = 1 << 31, 1 << 30, 8
 BPF_PSEUDO_MAP_FD = 1
@@ -55,6 +57,16 @@ def enable_run_time_stats() -> int:
     return bpf(BPF_ENABLE_STATS, struct.pack("<I", BPF_STATS_RUN_TIME))
 
 
+def possible_cpus(spec: str | None = None) -> int:
+    """How many values a per-CPU map holds: the CPUs the kernel counts as possible (``0-3,6``)."""
+    if spec is None:
+        spec = Path("/sys/devices/system/cpu/possible").read_text()
+    last = 0
+    for part in spec.strip().split(","):
+        last = max(last, int(part.rpartition("-")[2]))
+    return last + 1
+
+
 def _addr(buf: ctypes.Array) -> int:
     return ctypes.addressof(buf)
 
@@ -70,6 +82,10 @@ class BpfMap:
     map_type: int = 0
     max_entries: int = 0
 
+    @property
+    def per_cpu(self) -> bool:
+        return self.map_type in PER_CPU_TYPES
+
     def _elem(self, cmd: int, key: bytes, value: ctypes.Array | None, flags: int = 0) -> int:
         kbuf = ctypes.create_string_buffer(key, self.key_size)
         attr = struct.pack("<IIQQQ", self.fd, 0, _addr(kbuf), _addr(value) if value is not None else 0, flags)
@@ -79,7 +95,12 @@ class BpfMap:
         self._elem(BPF_MAP_UPDATE_ELEM, key, ctypes.create_string_buffer(value, self.value_size))
 
     def lookup(self, key: bytes) -> bytes | None:
-        out = ctypes.create_string_buffer(self.value_size)
+        """The value; of a per-CPU map, every possible CPU's value one after the other, each padded
+        to 8 octets (``values``)."""
+        size = self.value_size
+        if self.per_cpu:
+            size = (size + 7) // 8 * 8 * possible_cpus()
+        out = ctypes.create_string_buffer(size)
         try:
             self._elem(BPF_MAP_LOOKUP_ELEM, key, out)
         except BpfError as exc:
@@ -87,6 +108,16 @@ class BpfMap:
                 return None
             raise
         return out.raw
+
+    def values(self, key: bytes) -> list[bytes]:
+        """A per-CPU map's value on each possible CPU (a plain map's value alone)."""
+        raw = self.lookup(key)
+        if raw is None:
+            return []
+        if not self.per_cpu:
+            return [raw]
+        step = (self.value_size + 7) // 8 * 8
+        return [raw[i:i + self.value_size] for i in range(0, len(raw), step)]
 
     def delete(self, key: bytes) -> None:
         try:

@@ -120,11 +120,13 @@ def _pair_key(ulids: UlidPair) -> bytes:
     return ulids[0].packed + ulids[1].packed
 
 
-# Where the counters sit in each map's value: (offset, how many 64-bit counters).
-COUNTERS = {"out_map": (40, 2), "in_map": (32, 2), "watch_map": (0, 4)}
-WATCH_LAST_RX = 32  # struct watch: last_rx_ns, then signalled_rx_ns, last_tx_ns
+# Where the 64-bit counters sit in each map's value: (packets, bytes) offsets; watch_map's out, then in.
+COUNTERS = {"out_map": (40, 48), "in_map": (32, 40), "watch_map": (128, 136, 256, 264)}
+# struct watch: rx_stamp_ns and signalled_rx_ns, at 128 the packets out's part (counters, last_tx_ns),
+# at 256 the packets in's (counters, last_rx_ns)
+WATCH_SIGNALLED_RX, WATCH_LAST_RX, WATCH_SIZE = 8, 272, 280
 # a new entry's signalled_rx_ns matches no last_rx_ns: its first packet out with nothing heard signals
-WATCH_NEW = bytes(32) + struct.pack("<QQQ", 0, 2**64 - 1, 0)
+WATCH_NEW = bytes(WATCH_SIGNALLED_RX) + struct.pack("<Q", 2**64 - 1) + bytes(WATCH_SIZE - WATCH_SIGNALLED_RX - 8)
 
 
 def _xlate_value(tr: Translation, hop: netops.NextHop, mtu: int) -> bytes:
@@ -146,6 +148,7 @@ class EbpfDataPath(DataPath):
     totals: dict[UlidPair, dict[str, Counters]] = field(default_factory=dict)
     next_route_check: float = 0.0
     ring: bpfload.RingBuffer | None = None
+    counted_translations: int = 0  # what ``translations`` holds
 
     def start(self) -> None:
         with tempfile.TemporaryDirectory(prefix="shim-bpf-") as workdir:
@@ -171,6 +174,7 @@ class EbpfDataPath(DataPath):
         ``out_too_big``) instead of sending it 8 octets too big, and TCP sends it again smaller.
         """
         maps = self.obj.maps
+        self._count_translations(len(plan.translate.keys() | self.current.translate.keys()))
         for ulids, tr in plan.translate.items():
             if self.current.translate.get(ulids) != tr:
                 self._translate(ulids, tr, self.routes.next_hop(tr.local_locator, tr.peer_locator))
@@ -189,7 +193,14 @@ class EbpfDataPath(DataPath):
             maps["in_map"].delete(struct.pack("<Q", key[0]) + key[1].packed + key[2].packed)
         for ulids in self.current.watch - plan.watch:
             maps["watch_map"].delete(_pair_key(ulids))
+        self._count_translations(len(plan.translate))
         self.current = plan
+
+    def _count_translations(self, n: int) -> None:
+        """``translations``: never below the entries out_map holds (a packet out with 0 skips it)."""
+        if n != self.counted_translations:
+            self.obj.maps["translations"].update(bytes(4), struct.pack("<I", n))
+            self.counted_translations = n
 
     def _translate(self, ulids: UlidPair, tr: Translation, hop: netops.NextHop) -> None:
         mtu = netops.device_mtu(hop.device)
@@ -217,8 +228,7 @@ class EbpfDataPath(DataPath):
         raw = self.obj.maps[name].lookup(key)
         if raw is None:
             return ()
-        offset, n = COUNTERS[name]
-        now = struct.unpack_from(f"<{n}Q", raw, offset)
+        now = tuple(struct.unpack_from("<Q", raw, offset)[0] for offset in COUNTERS[name])
         before = self.seen.get((name, key), (0,) * len(now))
         self.seen[(name, key)] = now
         return tuple(a - b for a, b in zip(now, before))
@@ -272,8 +282,9 @@ class EbpfDataPath(DataPath):
                 "counters": counters}
 
     def stats(self) -> dict[str, int]:
-        stats = self.obj.maps["stats"]
-        return {name: struct.unpack("<Q", stats.lookup(struct.pack("<I", i)))[0] for i, name in enumerate(STAT_NAMES)}
+        stats = self.obj.maps["stats"]  # per CPU: summed
+        return {name: sum(struct.unpack("<Q", v)[0] for v in stats.values(struct.pack("<I", i)))
+                for i, name in enumerate(STAT_NAMES)}
 
     def stop(self) -> None:
         if self.routes is not None:

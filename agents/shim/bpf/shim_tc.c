@@ -29,6 +29,10 @@
  * nothing heard: a failure may have begun) writes one record to quiet_ring, which wakes the
  * daemon; under a flow that works nothing is written and the daemon sleeps.
  *
+ * A host sends on one core and hears its peer's ACKs on another: nothing written for every
+ * packet one way is on a cache line read for every packet the other way (struct watch, and the
+ * per-CPU stats), or the two cores would trade that line for every packet.
+ *
  * Upper-layer checksums are never touched: they were computed over the ULIDs, and the
  * receiver restores the ULIDs before checking them (RFC 5533 section 10).
  */
@@ -73,11 +77,24 @@ struct restore {		/* value of in_map */
 	__u8 peer[16];		/* the peer's ULID */
 	__u64 packets, bytes;
 };
-struct watch {			/* value of watch_map */
-	__u64 tx_packets, tx_bytes, rx_packets, rx_bytes;
-	__u64 last_rx_ns;	/* when the peer's last data packet came in (CLOCK_MONOTONIC) */
+/*
+ * Value of watch_map, in three parts 128 octets apart (two cache lines whatever the value's
+ * alignment): what every lookup and every packet out reads (next to the key: the lookup reads
+ * it anyway), then what only the packets out write, then what only the packets in write.  The
+ * packets in rewrite the first part's copy of last_rx_ns at most once per STAMP_NS; every packet
+ * out reads that copy, and the exact last_rx_ns only when the copy cannot settle the quiet check
+ * (a pause of PAUSE_NS, or nothing heard for QUIET_NS): the two cores no longer trade a line per
+ * packet.
+ */
+struct watch {
+	__u64 rx_stamp_ns;	/* last_rx_ns, at most STAMP_NS old */
 	__u64 signalled_rx_ns;	/* the last_rx_ns of the last quiet signal: one signal per quiet spell */
-	__u64 last_tx_ns;	/* when the context's last packet went out */
+	__u8 read_pad[112];
+	__u64 tx_packets, tx_bytes;
+	__u64 last_tx_ns;	/* when the context's last packet went out (CLOCK_MONOTONIC) */
+	__u8 out_pad[104];
+	__u64 rx_packets, rx_bytes;
+	__u64 last_rx_ns;	/* when the peer's last data packet came in */
 };
 struct quiet {			/* a record of quiet_ring */
 	struct ulid_pair pair;
@@ -90,7 +107,8 @@ enum { S_OUT = 0, S_IN, S_IN_UNKNOWN, S_MALFORMED, S_OUT_REDIRECT, S_OUT_DROP, S
 struct map_def out_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct ulid_pair), sizeof(struct xlate), 4096 };
 struct map_def in_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct in_key), sizeof(struct restore), 16384 };
 struct map_def watch_map SEC("maps") = { BPF_MAP_TYPE_HASH, sizeof(struct ulid_pair), sizeof(struct watch), 4096 };
-struct map_def stats SEC("maps") = { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(__u64), S_MAX };
+/* per CPU: the packets out and in of one context are counted on different cores */
+struct map_def stats SEC("maps") = { BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(__u64), S_MAX };
 /*
  * A context sends and has heard nothing from its peer for QUIET_NS: the one moment the daemon
  * needs to look at TCP (upper-layer feedback) and at REAP's Send Timeout.  Under a flow that
@@ -99,15 +117,22 @@ struct map_def stats SEC("maps") = { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(_
  * last one in (TCP's tail-loss probe or retransmission at the latest) wakes it.
  */
 struct map_def quiet_ring SEC("maps") = { BPF_MAP_TYPE_RINGBUF, 0, 0, 16384 };
+/*
+ * How many entries out_map holds (the daemon writes it after each change): with none, a packet
+ * out skips the hash lookup that would miss (an array lookup instead), the common case of a host
+ * whose contexts are all on their ULIDs.
+ */
+struct map_def translations SEC("maps") = { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(__u32), 1 };
 #define QUIET_NS 10000000ULL
 #define PAUSE_NS 1000000ULL
+#define STAMP_NS 100000ULL
 
 static __always_inline void count(__u32 index)
 {
 	__u64 *value = bpf_map_lookup_elem(&stats, &index);
 
 	if (value)
-		__sync_fetch_and_add(value, 1);
+		*value += 1;	/* this CPU's own counter */
 }
 
 static __always_inline int load_ipv6(struct __sk_buff *skb, struct ipv6hdr *ip6)
@@ -117,6 +142,13 @@ static __always_inline int load_ipv6(struct __sk_buff *skb, struct ipv6hdr *ip6)
 	return bpf_skb_load_bytes(skb, ETH_HLEN, ip6, sizeof(*ip6));
 }
 
+/* What shim_out reads in one go and, translating, writes back in one go, header included. */
+struct front {
+	__u8 eth[ETH_HLEN];
+	struct ipv6hdr ip6;
+	__u8 shim[SHIM_HLEN];
+} __attribute__((packed));
+
 /*
  * Put the 8-octet payload extension header in after the IPv6 header without touching the
  * packet's GSO state.  bpf_skb_adjust_room would mark a large (GSO) segment "dodgy", and a
@@ -124,14 +156,13 @@ static __always_inline int load_ipv6(struct __sk_buff *skb, struct ipv6hdr *ip6)
  * the segment.  Growing the head instead (bpf_skb_change_head) leaves the payload where it
  * is and only rewrites the 62 octets in front of it, so TCP's 64 KiB segments cross the
  * lab's veths whole and the per-packet cost is paid once per segment, not per 1.5 KiB.
+ * (The price: TCP sends clones of its segments, and bpf_skb_change_head copies a clone's
+ * head -- skb_cow, where bpf_skb_adjust_room's skb_cow_head would not -- once per segment.)
  */
-static __always_inline int push_header(struct __sk_buff *skb, const __u8 *eth, struct ipv6hdr *ip6,
-					const __u8 *shim)
+static __always_inline int push_header(struct __sk_buff *skb, const struct front *front)
 {
 	if (bpf_skb_change_head(skb, SHIM_HLEN, 0) ||
-	    bpf_skb_store_bytes(skb, 0, eth, ETH_HLEN, 0) ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN, ip6, sizeof(*ip6), 0) ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN + IP6_HLEN, shim, SHIM_HLEN, 0))
+	    bpf_skb_store_bytes(skb, 0, front, sizeof(*front), 0))
 		return -1;
 	return 0;
 }
@@ -143,15 +174,15 @@ static __always_inline int push_header(struct __sk_buff *skb, const __u8 *eth, s
  * after the translation route's lower MTU went in can still be sized for the untranslated
  * path, and with the header it would be 8 octets too big for the device.
  */
-static __always_inline __u32 wire_size(struct __sk_buff *skb, const struct ipv6hdr *ip6)
+static __always_inline __u32 wire_size(struct __sk_buff *skb, __u8 nexthdr)
 {
 	__u8 doff;
 
 	if (!skb->gso_size)
 		return skb->len - ETH_HLEN;
-	if (ip6->nexthdr == 17)
+	if (nexthdr == 17)
 		return IP6_HLEN + 8 + skb->gso_size;
-	if (ip6->nexthdr != 6 || bpf_skb_load_bytes(skb, ETH_HLEN + IP6_HLEN + 12, &doff, 1) < 0)
+	if (nexthdr != 6 || bpf_skb_load_bytes(skb, ETH_HLEN + IP6_HLEN + 12, &doff, 1) < 0)
 		return 0;	/* no transport header we can size: let it through */
 	return IP6_HLEN + (doff >> 4) * 4 + skb->gso_size;
 }
@@ -166,9 +197,12 @@ static __always_inline __u32 wire_size(struct __sk_buff *skb, const struct ipv6h
 static __always_inline void quiet_check(struct watch *w, const struct ulid_pair *key)
 {
 	struct quiet q;
-	__u64 now = bpf_ktime_get_ns(), rx = w->last_rx_ns, tx = w->last_tx_ns;
+	__u64 now = bpf_ktime_get_ns(), tx = w->last_tx_ns, rx;
 
 	w->last_tx_ns = now;
+	if (now - tx <= PAUSE_NS && now - w->rx_stamp_ns <= QUIET_NS)
+		return;		/* no pause, and heard within QUIET_NS (last_rx_ns >= rx_stamp_ns) */
+	rx = w->last_rx_ns;
 	if (w->signalled_rx_ns == rx)
 		return;
 	if (now - rx <= QUIET_NS && (rx >= tx || now - tx <= PAUSE_NS))
@@ -177,6 +211,16 @@ static __always_inline void quiet_check(struct watch *w, const struct ulid_pair 
 	q.last_rx_ns = rx;
 	if (!bpf_ringbuf_output(&quiet_ring, &q, sizeof(q), 0))	/* a full ring: the next packet tries again */
 		w->signalled_rx_ns = rx;
+}
+
+/* A packet of a context in: heard from the peer now (the copy only when it is STAMP_NS old). */
+static __always_inline void heard(struct watch *w)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	w->last_rx_ns = now;
+	if (now - w->rx_stamp_ns > STAMP_NS)
+		w->rx_stamp_ns = now;
 }
 
 /* A packet of a context out: counted (``len``) if it keeps its ULIDs, and checked for quiet. */
@@ -197,44 +241,40 @@ SEC("tc/out")
 int shim_out(struct __sk_buff *skb)
 {
 	struct bpf_redir_neigh nh = {};
-	struct ipv6hdr ip6;
-	__u8 eth[ETH_HLEN];
+	struct front f;
 	struct ulid_pair key;
 	struct xlate *x;
-	__u8 shim[SHIM_HLEN];
+	__u32 zero = 0, *any;
 	__u64 tag;
 	int i;
 
-	if (load_ipv6(skb, &ip6) < 0)
-		return TC_ACT_OK;
-	__builtin_memcpy(key.local, &ip6.saddr, 16);
-	__builtin_memcpy(key.peer, &ip6.daddr, 16);
-	x = bpf_map_lookup_elem(&out_map, &key);
+	if (skb->protocol != bpf_htons(ETH_P_IPV6) || bpf_skb_load_bytes(skb, 0, &f, ETH_HLEN + IP6_HLEN) < 0)
+		return TC_ACT_OK;	/* the MACs are kept: the route chose them */
+	__builtin_memcpy(key.local, &f.ip6.saddr, 16);
+	__builtin_memcpy(key.peer, &f.ip6.daddr, 16);
+	any = bpf_map_lookup_elem(&translations, &zero);
+	x = any && *any ? bpf_map_lookup_elem(&out_map, &key) : NULL;
 	if (!x) {		/* not translated: the kernel's own path, counted for REAP */
 		watch_out(&key, skb->len, 1);
 		return TC_ACT_OK;
 	}
-	if (x->mtu && wire_size(skb, &ip6) + SHIM_HLEN > x->mtu) {
+	if (x->mtu && wire_size(skb, f.ip6.nexthdr) + SHIM_HLEN > x->mtu) {
 		/* Dropped here rather than refused by a router (Packet Too Big): the socket has
 		 * just taken the lower MTU, and TCP sends the data again in smaller segments. */
 		count(S_OUT_TOO_BIG);
 		return TC_ACT_SHOT;
 	}
-	if (bpf_skb_load_bytes(skb, 0, eth, ETH_HLEN) < 0) {	/* kept: the route chose its MACs */
-		count(S_OUT_DROP);
-		return TC_ACT_SHOT;
-	}
 	tag = (x->peer_tag & TAG_MASK) | (1ULL << 47);	/* P bit: payload extension header */
-	shim[0] = ip6.nexthdr;
-	shim[1] = 0;
+	f.shim[0] = f.ip6.nexthdr;
+	f.shim[1] = 0;
 #pragma unroll
 	for (i = 0; i < 6; i++)
-		shim[2 + i] = (tag >> (40 - 8 * i)) & 0xff;
-	ip6.payload_len = bpf_htons(bpf_ntohs(ip6.payload_len) + SHIM_HLEN);
-	ip6.nexthdr = SHIM6_PROTO;
-	__builtin_memcpy(&ip6.saddr, x->src, 16);
-	__builtin_memcpy(&ip6.daddr, x->dst, 16);
-	if (push_header(skb, eth, &ip6, shim)) {
+		f.shim[2 + i] = (tag >> (40 - 8 * i)) & 0xff;
+	f.ip6.payload_len = bpf_htons(bpf_ntohs(f.ip6.payload_len) + SHIM_HLEN);
+	f.ip6.nexthdr = SHIM6_PROTO;
+	__builtin_memcpy(&f.ip6.saddr, x->src, 16);
+	__builtin_memcpy(&f.ip6.daddr, x->dst, 16);
+	if (push_header(skb, &f)) {
 		count(S_OUT_DROP);
 		return TC_ACT_SHOT;
 	}
@@ -278,7 +318,7 @@ int shim_in(struct __sk_buff *skb)
 		if (w) {
 			__sync_fetch_and_add(&w->rx_packets, 1);
 			__sync_fetch_and_add(&w->rx_bytes, skb->len);
-			w->last_rx_ns = bpf_ktime_get_ns();
+			heard(w);
 		}
 		return TC_ACT_OK;
 	}
@@ -320,7 +360,7 @@ int shim_in(struct __sk_buff *skb)
 	__builtin_memcpy(wkey.peer, r->peer, 16);	/* it came on a locator pair, not the ULIDs) */
 	w = bpf_map_lookup_elem(&watch_map, &wkey);
 	if (w)
-		w->last_rx_ns = bpf_ktime_get_ns();
+		heard(w);
 	return TC_ACT_OK;
 }
 

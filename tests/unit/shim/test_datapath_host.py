@@ -10,9 +10,9 @@ import tracemalloc
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
-from agents.shim import bpfload, netops
+from agents.shim import bpfload, datapath, netops
 from agents.shim.datapath import COUNTERS, _xlate_value
-from agents.shim.plan import Translation
+from agents.shim.plan import Plan, Translation
 
 A = ipaddress.IPv6Address
 
@@ -38,13 +38,14 @@ def test_translation_value_matches_struct_xlate(tmp_path):
     hop = netops.NextHop("eth2", 7, A("fe80::1"))
     value = _xlate_value(Translation(A("2001:db8:a2::1"), A("2001:db8:b2::1"), 0x1234), hop, 1500)
     assert len(value) == sizes["out_map"][1]
-    offset, n = COUNTERS["out_map"]
-    assert struct.unpack_from(f"<{n}Q", value, offset) == (0, 0)  # counters start at zero
-    assert value[offset + 8 * n:offset + 8 * n + 16] == A("fe80::1").packed  # then the gateway, the device
-    assert struct.unpack_from("<II", value, offset + 8 * n + 16) == (7, 1500)  # and the device's MTU
+    packets, nbytes = COUNTERS["out_map"]
+    assert struct.unpack_from("<QQ", value, packets) == (0, 0) and nbytes == packets + 8  # counters start at zero
+    end = nbytes + 8
+    assert value[end:end + 16] == A("fe80::1").packed  # then the gateway, the device
+    assert struct.unpack_from("<II", value, end + 16) == (7, 1500)  # and the device's MTU
     on_link = _xlate_value(Translation(A("2001:db8:a2::1"), A("2001:db8:b2::1"), 1), netops.NextHop("eth1", 3, None),
                            9000)
-    assert on_link[offset + 8 * n:offset + 8 * n + 16] == bytes(16)
+    assert on_link[end:end + 16] == bytes(16)
 
 
 class FakeRoute(dict):
@@ -117,3 +118,74 @@ def test_a_long_lived_route_socket_does_not_grow():
     tracemalloc.stop()
     routes.close()
     assert grown < 32 * 1024, f"{grown} bytes kept by 3,000 more route lookups"
+
+
+def test_a_per_cpu_map_reads_one_padded_value_per_possible_cpu(monkeypatch):
+    assert bpfload.possible_cpus("0-3,6\n") == 7 and bpfload.possible_cpus("0\n") == 1
+    monkeypatch.setattr(bpfload, "possible_cpus", lambda spec=None: 3)
+    stats = bpfload.BpfMap("stats", -1, 4, 4, bpfload.BPF_MAP_TYPE_PERCPU_ARRAY, 9)
+    seen = []
+
+    def fake_elem(cmd, key, value, flags=0):
+        seen.append(len(value))
+        value[:] = b"".join(struct.pack("<I", n) + b"pad!" for n in (1, 2, 3))
+        return 0
+
+    monkeypatch.setattr(stats, "_elem", fake_elem)
+    assert [struct.unpack("<I", v)[0] for v in stats.values(bytes(4))] == [1, 2, 3]
+    assert seen == [3 * 8]  # 4-octet values padded to 8, for each CPU
+
+
+class RecordingMap:
+    """A map that keeps what the data path writes (no kernel)."""
+
+    def __init__(self, log, name):
+        self.log, self.name, self.entries = log, name, {}
+
+    def update(self, key, value):
+        self.entries[key] = value
+        self.log.append((self.name, "update", key))
+
+    def delete(self, key):
+        self.entries.pop(key, None)
+        self.log.append((self.name, "delete", key))
+
+    def lookup(self, key):
+        return self.entries.get(key)
+
+
+class FakeRoutes:
+    def next_hop(self, local, peer):
+        return netops.NextHop("eth2", 3, A("fe80::2"))
+
+    def route_translated(self, *args):
+        pass
+
+    def unroute_translated(self, *args):
+        pass
+
+
+def test_the_count_of_translations_never_falls_below_the_entries_out_map_holds(monkeypatch):
+    log = []
+    path = datapath.EbpfDataPath()
+    path.obj = bpfload.BpfObject()
+    path.obj.maps = {name: RecordingMap(log, name) for name in ("out_map", "in_map", "watch_map", "translations")}
+    path.routes = FakeRoutes()
+    monkeypatch.setattr(netops, "device_mtu", lambda dev: 1500)
+    ulids = (A("2001:db8:a1::1"), A("2001:db8:b1::1"))
+    other = (A("2001:db8:a1::1"), A("2001:db8:b1::2"))
+    tr = Translation(A("2001:db8:a2::1"), A("2001:db8:b2::1"), 7)
+    count = lambda: struct.unpack("<I", path.obj.maps["translations"].entries.get(bytes(4), bytes(4)))[0]  # noqa: E731
+
+    path.apply(Plan({ulids: tr}, {}, frozenset({ulids})))
+    writes = [(name, op) for name, op, _ in log if name in ("out_map", "translations")]
+    assert writes == [("translations", "update"), ("out_map", "update")] and count() == 1  # counted first
+    log.clear()
+    path.apply(Plan({other: tr}, {}, frozenset({other})))  # one for another: 2 while both may be in
+    writes = [(name, op) for name, op, _ in log if name in ("out_map", "translations")]
+    assert writes == [("translations", "update"), ("out_map", "update"), ("out_map", "delete"),
+                      ("translations", "update")] and count() == 1
+    log.clear()
+    path.apply(Plan({}, {}, frozenset()))
+    writes = [(name, op) for name, op, _ in log if name in ("out_map", "translations")]
+    assert writes == [("out_map", "delete"), ("translations", "update")] and count() == 0  # counted last

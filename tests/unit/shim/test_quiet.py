@@ -11,7 +11,7 @@ import struct
 
 
 from agents.shim import bpfload, ulp
-from agents.shim.datapath import WATCH_LAST_RX, WATCH_NEW, parse_quiet
+from agents.shim.datapath import COUNTERS, WATCH_LAST_RX, WATCH_NEW, WATCH_SIGNALLED_RX, parse_quiet
 
 from .test_datapath_host import map_sizes
 from .test_feedback import LOCAL, OTHER, PEER, _diag_message
@@ -57,10 +57,31 @@ def test_quiet_record_and_watch_value_match_the_c_structs(tmp_path):
     record = A(LOCAL).packed + A(PEER).packed + struct.pack("<Q", 123)
     assert parse_quiet(record).ulids == PAIR and parse_quiet(record).last_rx == 123
     assert parse_quiet(record[:39]) is None
-    assert struct.unpack_from("<QQQ", WATCH_NEW, WATCH_LAST_RX) == (0, 2**64 - 1, 0)  # its first packet signals
+    assert struct.unpack_from("<Q", WATCH_NEW, WATCH_SIGNALLED_RX)[0] == 2**64 - 1  # its first packet signals
+    assert WATCH_NEW.count(0) == len(WATCH_NEW) - 8  # everything else starts at zero
     if shutil.which("clang"):
         sizes = map_sizes(bpfload.compile_object(str(tmp_path)))
         assert sizes["watch_map"] == (32, len(WATCH_NEW)) and sizes["quiet_ring"] == (0, 0)
+        fields = {"read": ("rx_stamp_ns", "signalled_rx_ns"), "out": ("tx_packets", "tx_bytes", "last_tx_ns"),
+                  "in": ("rx_packets", "rx_bytes", "last_rx_ns")}
+        offsets = struct_offsets(tmp_path, "watch", *(f for group in fields.values() for f in group))
+        assert COUNTERS["watch_map"] == (offsets["tx_packets"], offsets["tx_bytes"], offsets["rx_packets"],
+                                         offsets["rx_bytes"])
+        assert (offsets["signalled_rx_ns"], offsets["last_rx_ns"]) == (WATCH_SIGNALLED_RX, WATCH_LAST_RX)
+        # what one side writes for every packet shares no cache line with what the other side reads or
+        # writes, nor with the key in front of the value (every lookup reads it)
+        spans = {g: (min(offsets[f] for f in fs), max(offsets[f] for f in fs) + 8) for g, fs in fields.items()}
+        assert spans["out"][0] - spans["read"][1] >= 64 and spans["in"][0] - spans["out"][1] >= 64
+        assert spans["out"][0] >= 64
+
+def struct_offsets(tmp_path, struct_name, *fields):
+    """offsetof each field of a struct of shim_tc.c, as clang -target bpf lays it out."""
+    probe = tmp_path / "offsets.c"
+    probe.write_text(f'#include "{bpfload.SOURCE}"\n#include <stddef.h>\n'
+                     f"unsigned long long offsets[] = {{{', '.join(f'offsetof(struct {struct_name}, {f})' for f in fields)}}};\n")
+    data = next(s for s in bpfload._sections(bpfload.compile_object(str(tmp_path), probe).read_bytes())
+                if s["name"] == ".data")["data"]
+    return dict(zip(fields, struct.unpack_from(f"<{len(fields)}Q", data)))
 
 
 def test_a_spell_lasts_until_the_peer_is_heard_again():
