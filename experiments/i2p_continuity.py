@@ -97,10 +97,10 @@ def spread(values: list[float | None], spec: str = ".0f") -> str:
     many never, if any."""
     if not values:
         return "-"
-    fmt = lambda v: "-" if v is None or math.isinf(v) else format(v, spec)  # noqa: E731
+    fmt = lambda v: "never" if v is None or math.isinf(v) else format(v, spec)  # noqa: E731
     ordered = sorted(math.inf if v is None else v for v in values)
     never = sum(v is None for v in values)
-    return (f"{fmt(median(values))} [{fmt(ordered[0])}-{fmt(ordered[-1])}]"
+    return (f"{fmt(median(values))} [{fmt(ordered[0])}–{fmt(ordered[-1])}]"
             + (f" ({never} never)" if never else ""))
 
 
