@@ -136,7 +136,7 @@ def report(reps: list[list[dict[str, Any]]], out: Path) -> str:
         for r in rep:
             by_run.setdefault(r["run"], []).append(r)
     lines = ["Continuity: the hosting router carrying the requests dies at t = 0 (N = 3); per row the runs, how "
-             "many recovered within the observation, and median [min-max] over the runs (- = never)",
+             "many recovered within the observation, and median [min–max] over the runs (never = not within the run)",
              " | ".join(["run", "runs", "recovered", "answered after the fault", "recovery s", "first answer s",
                          "leases gone s", "rejoin s", "renewals", "load"])]
     for run in sorted(by_run, key=lambda r: RUNS.index(r) if r in RUNS else 99):
