@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -49,6 +50,7 @@ def worker(run: str, observe_s: float, out: Path, prefix: str = "co", reannounce
         observe.wait_answered(log, 0, 10, 180)
         victim = observe.carrier(lab, m) or "r1"
         fault_at = time.time()
+        load_at_fault = round(os.getloadavg()[0], 1)
         record = faults.crash(lab, m, victim, target)  # type: ignore[arg-type]
         dropped_at = None
         while time.time() - fault_at < observe_s:
@@ -77,6 +79,7 @@ def worker(run: str, observe_s: float, out: Path, prefix: str = "co", reannounce
             "bins": answered_fraction(reqs, fault_at - 20, restored_at, 5.0),
             "renewals": sum(1 for line in log.read_text().splitlines() if '"ev":"renew"' in line),
             "reannounce_s": m.balancer.reannounce_s,
+            "load": [load_at_fault, round(os.getloadavg()[0], 1)],  # 1-min load average at the fault, at the end
         }
         out.write_text(json.dumps(result))
     finally:
@@ -89,8 +92,41 @@ def median(values: list[float | None]) -> float | None:
     return None if math.isinf(m) else m
 
 
+def spread(values: list[float | None], spec: str = ".0f") -> str:
+    """median [min-max] over the runs, None (never within the run) counting as worse than any value; how
+    many never, if any."""
+    if not values:
+        return "-"
+    fmt = lambda v: "never" if v is None or math.isinf(v) else format(v, spec)  # noqa: E731
+    ordered = sorted(math.inf if v is None else v for v in values)
+    never = sum(v is None for v in values)
+    return (f"{fmt(median(values))} [{fmt(ordered[0])}–{fmt(ordered[-1])}]"
+            + (f" ({never} never)" if never else ""))
+
+
+def loads(rs: list[dict[str, Any]]) -> str:
+    """The 1-min load averages recorded with the runs (at the fault and at the end), as a range."""
+    xs = [x for r in rs for x in r.get("load", [])]
+    return f"{min(xs):.0f}-{max(xs):.0f}" if xs else "-"
+
+
+def binned(rs: list[dict[str, Any]]) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Per 5 s bin from 20 s before the fault: time, mean and quartiles of the fraction answered over the
+    runs that have the bin (the mean, because the runs lose requests at different moments: a median of
+    0/1 bins hides them)."""
+    per: dict[float, list[float]] = {}
+    for r in rs:
+        for x, y in r["bins"]:
+            per.setdefault(x, []).append(y)
+    xs = sorted(per)
+    q = [statistics.quantiles(per[x], n=4, method="inclusive") if len(per[x]) > 1 else [per[x][0]] * 3 for x in xs]
+    return ([x - 20 for x in xs], [statistics.fmean(per[x]) for x in xs], [v[0] for v in q], [v[2] for v in q])
+
+
 def report(reps: list[list[dict[str, Any]]], out: Path) -> str:
-    """One row per run: the median over repetitions (and each repetition's value) of what the client saw."""
+    """One row per run (mode-fault-client): how many runs, how many recovered, and median [min-max] over
+    them of what the client saw; the plot shows each router-crash row's answered fraction over time
+    (mean and quartiles of the runs)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -99,30 +135,33 @@ def report(reps: list[list[dict[str, Any]]], out: Path) -> str:
     for rep in reps:
         for r in rep:
             by_run.setdefault(r["run"], []).append(r)
-    fmt = lambda v, spec=".0f": "-" if v is None else format(v, spec)  # noqa: E731
-    each = lambda rs, key, spec: "/".join(fmt(r.get(key), spec) for r in rs)  # noqa: E731
-    lines = [f"Continuity: the hosting router carrying the requests dies at t = 0 (N = 3); "
-             f"median over the runs of each row ({len(reps)} repetitions; each run after the slash list)",
-             f"{'run':<24} {'runs':>4} {'recovered':>9} {'ok after':>18} {'recovery s':>20} {'leases gone s':>13} "
-             f"{'rejoin s':>8}"]
+    lines = ["Continuity: the hosting router carrying the requests dies at t = 0 (N = 3); per row the runs, how "
+             "many recovered within the observation, and median [min–max] over the runs (never = not within the run)",
+             " | ".join(["run", "runs", "recovered", "answered after the fault", "recovery s", "first answer s",
+                         "leases gone s", "rejoin s", "renewals", "load"])]
     for run in sorted(by_run, key=lambda r: RUNS.index(r) if r in RUNS else 99):
         rs = by_run[run]
-        lines.append(
-            f"{run:<24} {len(rs):>4} {sum(r['recovery_s'] is not None for r in rs):>9} "
-            f"{fmt(median([r['answered_after_fault'] for r in rs]), '.2f'):>5} "
-            f"({each(rs, 'answered_after_fault', '.2f'):>11}) "
-            f"{fmt(median([r['recovery_s'] for r in rs])):>4} ({each(rs, 'recovery_s', '.0f'):>13}) "
-            f"{fmt(median([r['leases_dropped_after_s'] for r in rs]), '.1f'):>13} "
-            f"{fmt(median([r['rejoined_after_s'] for r in rs])):>8}")
+        lines.append(" | ".join([
+            run, str(len(rs)), str(sum(r["recovery_s"] is not None for r in rs)),
+            spread([r["answered_after_fault"] for r in rs], ".2f"), spread([r["recovery_s"] for r in rs]),
+            spread([r.get("first_ok_s") for r in rs], ".1f"), spread([r["leases_dropped_after_s"] for r in rs], ".1f"),
+            spread([r["rejoined_after_s"] for r in rs]), spread([r.get("renewals") for r in rs]), loads(rs)]))
+    lines.append("each run: recovery s / answered")
+    for run in sorted(by_run, key=lambda r: RUNS.index(r) if r in RUNS else 99):
+        each = ", ".join(f"{'-' if r['recovery_s'] is None else round(r['recovery_s'])}/{r['answered_after_fault']:.2f}"
+                         for r in by_run[run])
+        lines.append(f"  {run}: {each}")
     text = "\n".join(lines)
     fig, ax = plt.subplots(figsize=(9, 4))
-    for run, rs in by_run.items():
-        if run.endswith("router-renew") and rs[-1]["bins"]:
-            xs, ys = zip(*rs[-1]["bins"])
-            ax.plot([x - 20 for x in xs], ys, drawstyle="steps-post", label=run)
+    for run, rs in sorted(by_run.items(), key=lambda kv: RUNS.index(kv[0]) if kv[0] in RUNS else 99):
+        rs = [r for r in rs if r["bins"]]
+        if run.endswith("router-renew") and rs:
+            xs, mid, lo, hi = binned(rs)
+            line, = ax.plot(xs, mid, drawstyle="steps-post", label=f"{run} ({len(rs)} runs)")
+            ax.fill_between(xs, lo, hi, step="post", alpha=0.15, color=line.get_color())
     ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel("seconds since the hosting router died (last repetition)")
-    ax.set_ylabel("fraction of requests answered (5 s bins)")
+    ax.set_xlabel("seconds since the hosting router died")
+    ax.set_ylabel("fraction of requests answered (5 s bins)\nmean of the runs, quartiles shaded")
     ax.set_ylim(-0.05, 1.05)
     ax.legend(fontsize=8)
     return save_report(fig, text, out, "i2p_continuity")

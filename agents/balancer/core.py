@@ -188,6 +188,11 @@ class BalancerCore:
         return []
 
     def _unsettle(self, now: float) -> None:
+        # Before any LeaseSet was handed out (by this balancer, or by the one before it when a router says
+        # it carried one) no client has a session with the Destination: nothing to re-announce.  A lab's
+        # bootstrap restarts every i2pd once, which looks like a loss and a return.
+        if self.current is None and not any(s.carried for s in self.routers.values()):
+            return
         if self.reannounce_every:
             self.reannounce_until = now + self.reannounce_for
 

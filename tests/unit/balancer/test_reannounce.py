@@ -86,6 +86,35 @@ def test_the_first_bring_up_is_not_reannounced() -> None:
     assert c.status()["reannouncements"] == 0
 
 
+def test_routers_restarted_before_the_first_leaseset_are_not_reannounced() -> None:
+    """The lab's bootstrap restarts every i2pd once, right after the frontends' first sessions: a loss and a
+    return before any LeaseSet existed, so no client has a session yet.  Re-announcing then sent the
+    floodfill a store every 20 s for the first 3 minutes of every lab (the publication-load windows
+    start 30 s after the Destination is ready)."""
+    c = BalancerCore(build=KEYS.lease_set, policy=Primary(), reannounce_every=5.0)
+    for name in ("r1", "r2"):
+        c.router_up(name, T0)
+    for name in ("r1", "r2"):
+        c.router_down(name, T0 + 0.1)
+        c.router_up(name, T0 + 1)
+    for i, name in enumerate(("r1", "r2"), start=1):
+        c.leases_requested(name, leases(i), T0 + 7)
+    assert c.current is not None
+    assert not any(answers(c.tick(T0 + t)) for t in range(8, 300))
+    assert c.status()["reannouncements"] == 0
+
+
+def test_a_restarted_balancer_reannounces_a_loss_among_routers_that_carried() -> None:
+    """A balancer that started again has built nothing yet, but clients have sessions with the routers
+    that carried the old LeaseSet: a loss then is re-announced as usual."""
+    c = BalancerCore(build=KEYS.lease_set, policy=Primary(), reannounce_every=5.0)
+    c.router_up("r1", T0, carried=True)
+    c.router_up("r2", T0)
+    c.router_down("r2", T0 + 0.5)
+    c.leases_requested("r1", leases(1), T0 + 1)
+    assert any(answers(c.tick(T0 + t)) for t in range(2, 30))
+
+
 def test_no_reannouncements_in_steady_state() -> None:
     c = settled(reannounce_every=5.0)
     assert not any(answers(c.tick(T0 + t)) for t in range(400, 1000, 5))
