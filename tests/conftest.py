@@ -2,9 +2,9 @@
 worker at a time) each worker keeps its labs in a run root of its own, so two modules that deploy a lab
 file under its default name never share a run directory; cleanup stays exact per lab, by journal.
 
-A lab test that fails runs once more (pytest-rerunfailures; the summary names it, ``RERUN <test>``): on a
-loaded two-core machine a timing assertion can lose a race once; a real defect fails both runs.  A rerun
-starts from a known state, not from what the failed attempt left: the module's lab (every module- and
+A lab test that fails runs once more (pytest-rerunfailures; the summary names it, ``RERUN <test>``, with
+the failed attempt's traceback): on a loaded two-core machine a timing assertion can lose a race once; a
+real defect fails both runs.  A rerun starts from a known state, not from what the failed attempt left: the module's lab (every module- and
 class-scoped fixture the test uses) is torn down - its logs kept under ``failed-labs/`` - and set up afresh
 before the rerun.  Unit tests never rerun."""
 
@@ -28,9 +28,11 @@ FRESH_SCOPES = ("module", "class")  # what a rerun sets up again; session-scoped
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    """``-r`` lists reruns too (``RERUN <test>`` in the summary): pytest's ``a`` does not include them."""
+    """``-r`` lists reruns too (``RERUN <test>`` in the summary; pytest's ``a`` does not include them), each
+    with the failed attempt's traceback: a first failure that its rerun then passed is still read in CI's log."""
     if config.option.reportchars and "R" not in config.option.reportchars:
         config.option.reportchars += "R"
+    config.option.rerun_show_tracebacks = True
 
 
 def pytest_collection_modifyitems(config, items):

@@ -93,6 +93,8 @@ def test_a_rerun_starts_from_a_fresh_module_lab(tmp_path):
         "destroy 1 failed",  # before the rerun, with the failed attempt's mark (its logs are kept)
         "deploy 2", "site 2", "destroy 2 passed", "host down"]
     assert "RERUN inner/test_lab.py::test_changes_the_lab" in out.stdout, out.stdout
+    summary = out.stdout.split("rerun test summary info")[1]
+    assert "assert lab[\"n\"] == 2 and site == 2" in summary, out.stdout  # the first attempt's traceback
     assert "4 passed, 1 rerun" in out.stdout, out.stdout
 
 
