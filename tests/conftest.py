@@ -4,9 +4,9 @@ file under its default name never share a run directory; cleanup stays exact per
 
 A lab test that fails runs once more (pytest-rerunfailures; the summary names it, ``RERUN <test>``, with
 the failed attempt's traceback): on a loaded two-core machine a timing assertion can lose a race once; a
-real defect fails both runs.  A rerun starts from a known state, not from what the failed attempt left: the module's lab (every module- and
-class-scoped fixture the test uses) is torn down - its logs kept under ``failed-labs/`` - and set up afresh
-before the rerun.  Unit tests never rerun."""
+real defect fails both runs.  A rerun starts from a known state, not from what the failed attempt left:
+the module's lab (every module- and class-scoped fixture the test uses) is torn down - its logs kept under
+``failed-labs/`` - and set up afresh before the rerun.  Unit tests never rerun."""
 
 from __future__ import annotations
 
