@@ -7,8 +7,8 @@ side by side.  A module binds ``campus = campus_lab("<mechanism>")`` and imports
   per source prefix at each ISP - and no ISP filter drops or rejects a packet meanwhile;
 - ISP B's access link fails, then ISP B's exit router rb crashes (power-off: every process killed, every
   link down): h1's ISP-A address never notices (no reply gap over 100 ms), its ISP-B packets are answered
-  with an ICMPv6 error within a second of the fault being in place instead of vanishing, none reaches ISP A, and ISP B works
-  again after the repair.  h1 sits behind c1, whose nearest exit is ra (ISP A): the case where a packet
+  with an ICMPv6 error within a second of the fault being in place instead of vanishing, none reaches ISP A,
+  and ISP B works again after the repair.  h1 sits behind c1, whose nearest exit is ra (ISP A): the case where a packet
   from Pref_B enters the site's routing far from its own exit.
 """
 
