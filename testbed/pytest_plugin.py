@@ -92,8 +92,13 @@ def pytest_runtest_makereport(item, call):
 
 def keep_logs(lab: Lab, under: Path) -> Path:
     """A copy of the text files of ``lab``'s run directory (logs, journal, meta, configs; no sockets or
-    captures) in ``under/<lab>``; returns that folder."""
+    captures) in ``under/<lab>`` (``<lab>.2``, ... for a lab of that name already kept: a rerun's fresh lab
+    after the failed attempt's); returns that folder."""
     dest = under / lab.name
+    copy = 1
+    while dest.exists():
+        copy += 1
+        dest = under / f"{lab.name}.{copy}"
     for src in lab.rundir.path.rglob("*"):
         if src.suffix in KEPT_SUFFIXES and src.is_file() and not src.is_symlink():
             target = dest / src.relative_to(lab.rundir.path)

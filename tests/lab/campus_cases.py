@@ -7,8 +7,8 @@ side by side.  A module binds ``campus = campus_lab("<mechanism>")`` and imports
   per source prefix at each ISP - and no ISP filter drops or rejects a packet meanwhile;
 - ISP B's access link fails, then ISP B's exit router rb crashes (power-off: every process killed, every
   link down): h1's ISP-A address never notices (no reply gap over 100 ms), its ISP-B packets are answered
-  with an ICMPv6 error within a second instead of vanishing, none reaches ISP A, and ISP B works
-  again after the repair.  h1 sits behind c1, whose nearest exit is ra (ISP A): the case where a packet
+  with an ICMPv6 error within a second of the fault being in place instead of vanishing, none reaches ISP A,
+  and ISP B works again after the repair.  h1 sits behind c1, whose nearest exit is ra (ISP A): the case where a packet
   from Pref_B enters the site's routing far from its own exit.
 """
 
@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from testbed import egress
 from testbed.checks import http_get, ping
 from testbed.faults import prepare
-from testbed.pytest_plugin import deploy_for_test, wait_until
+from testbed.pytest_plugin import FAILED, deploy_for_test, keep_logs, wait_until
 from testbed.scenario.model import Fault
 
 EXIT_B = "rb"  # ISP B's exit router on the campus
@@ -38,11 +38,13 @@ def campus_lab(mechanism: str, lab_file: str = "topologies/campus.yaml", tag: st
     """A module-scoped fixture: the campus lab (or ``lab_file``) with every site switched to ``mechanism``,
     named s1<tag><mechanism> so the modules' labs never collide."""
     @pytest.fixture(scope="module")
-    def campus(request):
+    def campus(request, tmp_path_factory):
         lab = deploy_for_test(Path(request.config.rootpath) / lab_file, request.config,
                               name=f"s1{tag}{mechanism.replace('-', '')[:7]}", mechanism=mechanism)
         lab.mechanism = mechanism
         yield lab
+        if request.node.stash.get(FAILED, False):
+            keep_logs(lab, tmp_path_factory.getbasetemp() / "failed-labs")
         lab.destroy()
     return campus
 
@@ -119,22 +121,26 @@ def fail_isp_b_and_repair(lab, specs: list[dict], recover_s: float = RECOVER_S) 
     actions = [prepare(TypeAdapter(Fault).validate_python(s), lab) for s in specs]
     with egress.source_pings(lab, "h1", [a, b], srv) as traces:
         time.sleep(0.5)
-        t0 = time.time()
+        started = in_place = time.time()
         try:
             for act in actions:
                 act.do()
+            in_place = time.time()
             time.sleep(FAULT_S)
         finally:
             t1 = time.time()
             for act in reversed(actions):
                 act.revert()
         wait_until(lambda: ping(lab, "h1", b, srv, wait=0.5), recover_s, 0.2, what="ISP-B traffic recovering")
-    return {"a": traces[a].outcome(t0, t1), "b": traces[b].outcome(t0, t1), "b_at_isp_a": counted(lab, "ispa")}
+    # ISP A's address is watched from the first fault command on; ISP B's from the moment the whole fault is in
+    # place: its commands (an `ip link` per link end, a router's processes killed) take seconds under load
+    return {"a": traces[a].outcome(started, t1), "b": traces[b].outcome(in_place, t1),
+            "apply_ms": round((in_place - started) * 1000), "b_at_isp_a": counted(lab, "ispa")}
 
 
 def assert_isp_a_untouched_and_host_told(out: dict) -> None:
     assert out["a"]["max_gap_ms"] < MAX_GAP_A_MS, out["a"]
-    assert out["b"]["told_ms"] is not None and out["b"]["told_ms"] < TOLD_WITHIN_MS, out["b"]
+    assert out["b"]["told_ms"] is not None and out["b"]["told_ms"] < TOLD_WITHIN_MS, (out["b"], out["apply_ms"])
     assert out["b_at_isp_a"] == 0, f"{out['b_at_isp_a']} of h1's ISP-B packets went to ISP A"
 
 

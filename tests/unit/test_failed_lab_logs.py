@@ -59,3 +59,16 @@ def test_keep_logs_copies_text_files_only(tmp_path):
     kept = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert kept == ["journal.jsonl", "lab.json", "nodes/hA/shim.out"]
     assert (dest / "nodes" / "hA" / "shim.out").read_text() == "ready\n"
+
+
+def test_keep_logs_of_a_lab_name_kept_before_goes_beside_it(tmp_path):
+    """A rerun's fresh lab has the failed attempt's name: its logs never overwrite the first ones."""
+    run = tmp_path / "run" / "lab1"
+    run.mkdir(parents=True)
+    lab = SimpleNamespace(name="lab1", rundir=RunDir(run))
+    (run / "a.log").write_text("first\n")
+    first = keep_logs(lab, tmp_path / "kept")
+    (run / "a.log").write_text("second\n")
+    second = keep_logs(lab, tmp_path / "kept")
+    assert (first.name, second.name) == ("lab1", "lab1.2")
+    assert [(d / "a.log").read_text() for d in (first, second)] == ["first\n", "second\n"]
