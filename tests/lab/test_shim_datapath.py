@@ -240,9 +240,14 @@ def test_translated_packets_leave_by_the_real_device_without_a_steering_veth(run
 def test_the_daemon_sleeps_under_a_working_flow_and_the_kernel_tells_it_of_the_cut(run):
     start, before, after = run["loop_start"], run["loop_before_cut"], run["loop_after_switch"]
     tcp_reads = lambda loop: loop["ulp_lookups"] + loop["ulp_dumps"]  # noqa: E731
-    # 2 s of a stream that works: polling TCP every 20 ms would be ~100 reads, and ~200 wake-ups
-    assert tcp_reads(before) - tcp_reads(start) <= 10, (start, before)
-    assert before["wakeups"] - start["wakeups"] <= 40, (start, before)
+    # 2 s of a stream that works: polling TCP every 20 ms would be ~100 reads, and ~200 wake-ups.  A busy
+    # machine can starve the receiver past the quiet threshold (10 ms heard nothing while sending): each
+    # such spell is a real quiet signal, and reads TCP (a dump, then every 20 ms until the peer is heard,
+    # a few polls), so the budget grows by a few reads and wake-ups per spell, and polling still fails it
+    spells = before["quiet_spells"] - start["quiet_spells"]
+    signals = before["quiet_signals"] - start["quiet_signals"]
+    assert tcp_reads(before) - tcp_reads(start) <= 10 + 5 * spells, (start, before)
+    assert before["wakeups"] - start["wakeups"] <= 40 + 5 * signals, (start, before)
     assert after["quiet_spells"] > before["quiet_spells"], (before, after)  # the cut: sending, nothing heard
     assert tcp_reads(after) > tcp_reads(before)
 
