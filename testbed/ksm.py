@@ -124,7 +124,8 @@ class Pacer:
     ``reserve_kb`` of the budget stays free for what grows once the routers run (see
     :data:`RESERVE_KB_PER_ROUTER`).  Before a batch it waits until at least :data:`PACE_MIN_BATCH` routers
     fit (``per_router_kb`` each, unmerged); when the footprint stops shrinking for ``stall`` s the lab
-    cannot fit and the deploy fails (LabError, naming the budget).  Clock, sleep and the MemAvailable reader are parameters for tests."""
+    cannot fit and the deploy fails (LabError, naming the budget).  Clock, sleep and the MemAvailable
+    reader are parameters for tests."""
 
     budget_kb: int
     reserve_kb: int = 0

@@ -35,9 +35,8 @@ from .frr import (bgp_peers, check_argv, check_frr, check_problems, config_shape
                   parse_json, vtysh_argv)
 from .kinds import kind_of, load_lab
 from .kinds.contract import Condition, LabKind
-from .ksm import HostKsm, KsmOptions, build_wrapper, wrapper_prefix
+from .ksm import HostKsm, KsmOptions, Pacer, build_wrapper, wrapper_prefix
 from .neightable import Admission, HostTables
-from .ksm import Pacer
 from .netplan import NetPlan, ingress_table
 from .node import NodeHandle, tagged_env
 from .procs import ProcRecord, start_time, stop_all, tagged_pids
