@@ -53,11 +53,15 @@ class Agent:
         start = self.log.stat().st_size if self.log.exists() else 0
         self.node.spawn("exitpath", daemon_argv(self.sock, sources, timing=timing, python=sys.executable, seed=1))
         deadline = time.monotonic() + 20
-        while not os.path.exists(self.sock):
-            assert time.monotonic() < deadline, self.log.read_text()[-2000:]
+        # the agent binds its socket, then prints its ready line: wait for both (the line may lag the socket)
+        while not (os.path.exists(self.sock) and "\n" in self._since(start)):
+            assert time.monotonic() < deadline, self.log.read_text()[-2000:] if self.log.exists() else "no log"
             time.sleep(0.02)
-        ready = json.loads(self.log.read_text()[start:].splitlines()[0])
+        ready = json.loads(self._since(start).splitlines()[0])
         self.pid = ready["pid"]
+
+    def _since(self, start: int) -> str:
+        return self.log.read_text()[start:] if self.log.exists() else ""
 
     def ctl(self, *args):
         res = self.node.run([str(Path(sys.executable).with_name("exitpathctl")), "--socket", self.sock, *args, "--json"], check=True)
