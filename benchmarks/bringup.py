@@ -52,6 +52,7 @@ from testbed.generate import n_sites  # noqa: E402
 from testbed.ksm import HostKsm, KsmOptions, mem_available_kb  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
 from testbed.netplan import build_netplan  # noqa: E402
+from testbed.procs import cpu_seconds  # noqa: E402
 from testbed.render import node_dir, render  # noqa: E402
 from testbed.topology import load_topology  # noqa: E402
 
@@ -115,15 +116,6 @@ def pss_shared_kb(pid: int) -> tuple[int, int]:
     return out["Pss:"], out["Shared_Clean:"] + out["Shared_Dirty:"]
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds (utime + stime) a process has used; 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def host_busy_s() -> float:
     """CPU seconds all cores spent busy since boot (``/proc/stat``: everything but idle and iowait)."""
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -136,8 +128,7 @@ def ksmd_cpu_s() -> float:
         if proc.name.isdigit():
             try:
                 if (proc / "comm").read_text().strip() == "ksmd":
-                    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                    return cpu_seconds(int(proc.name))
             except OSError:
                 continue
     return 0.0
@@ -184,7 +175,7 @@ def mhlab_once(topo, name: str, raise_neigh_table: bool, ksm: KsmOptions | None,
         out = {"elapsed": time.monotonic() - t0, "conv": lab.timings["wait for BGP convergence"],
                "timings": dict(lab.timings), **memory(lab, avail0), "peak": avail0 - low.done(),
                "host_cpu": host_busy_s() - busy0,
-               "frr_cpu": sum(cpu_s(r.pid) for r in lab.rundir.procs() if r.name in FRR)}
+               "frr_cpu": sum(cpu_seconds(r.pid) for r in lab.rundir.procs() if r.name in FRR)}
         if ksm is not None:
             t1 = time.monotonic()
             out["merge_line"] = await_merge(HostKsm(), 10, merge_timeout)

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.shim.bpfload import enable_run_time_stats  # noqa: E402
 from agents.shim.twohosts import TwoHosts, wait_for  # noqa: E402
+from testbed.procs import cpu_seconds  # noqa: E402
 
 PLAIN = "plain kernel (no agent)"
 
@@ -94,12 +95,6 @@ def program_times(net: TwoHosts) -> dict[str, tuple[int, int]]:
             if "prog_id" in fields and int(fields["prog_id"]) in names:
                 out[f"{host} {names[int(fields['prog_id'])]}"] = (int(fields["run_time_ns"]), int(fields["run_cnt"]))
     return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def iperf(net: TwoHosts, seconds: float, src: str, dst: str) -> Run:

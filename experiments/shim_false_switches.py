@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from testbed.faults import prepare  # noqa: E402
 from testbed.kinds import load_lab  # noqa: E402
 from testbed.lab import Lab  # noqa: E402
+from testbed.procs import cpu_seconds  # noqa: E402
 from testbed.scenario.model import Loss  # noqa: E402
 from testbed.wait import WaitTimeout  # noqa: E402
 
@@ -65,8 +66,7 @@ def daemon_log(lab: Lab, node: str) -> list[dict]:
 
 def daemon_cpu(lab: Lab, node: str) -> float:
     """CPU seconds (user + system) the node's running shim daemon has used (its pid from its ready line)."""
-    fields = Path(f"/proc/{daemon_log(lab, node)[0]['pid']}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(daemon_log(lab, node)[0]["pid"])
 
 
 def daemon_clock(lab: Lab, node: str) -> float:

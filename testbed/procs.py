@@ -53,6 +53,17 @@ def start_time(pid: int) -> int | None:
     return int(stat[stat.rindex(")") + 2:].split()[19])
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (utime + stime) ``pid`` has used, 0.0 when no such process exists: what benchmarks read of
+    a daemon's cost."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def is_alive(rec: ProcRecord) -> bool:
     """True only if the very process recorded still runs (same PID and same start time), not a zombie."""
     if start_time(rec.pid) != rec.start:
